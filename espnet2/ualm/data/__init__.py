@@ -1,0 +1,1 @@
+"""Data side of UALM: corpus converters, audio formatting, tokenization, manifests."""
