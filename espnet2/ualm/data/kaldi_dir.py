@@ -27,8 +27,17 @@ def read_kv(
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                key = raw.split(maxsplit=1)[0].decode("utf-8", "replace") if raw.strip() else "?"
-                _bad(rejects, key, where, f"non-UTF-8 text ({e.reason} at byte {e.start})")
+                key = (
+                    raw.split(maxsplit=1)[0].decode("utf-8", "replace")
+                    if raw.strip()
+                    else "?"
+                )
+                _bad(
+                    rejects,
+                    key,
+                    where,
+                    f"non-UTF-8 text ({e.reason} at byte {e.start})",
+                )
                 continue
             if not line.strip():
                 continue
