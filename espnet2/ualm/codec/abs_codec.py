@@ -16,6 +16,10 @@ class AbsCodec(torch.nn.Module, ABC):
     Length contract: a waveform of ``n`` samples gives
     ``ceil(n / hop_length)`` frames, and ``T`` frames decode to
     ``T * hop_length`` samples (``hop_length = sample_rate / frame_rate``).
+
+    Batch contract: a row's codes (and decoded samples) do not depend on the
+    other rows of the batch or on its padding, so codes dumped in batches equal
+    codes computed one clip at a time.
     """
 
     @property
