@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from espnet2.ualm.codec import AbsCodec, build_codec, codec_choices
+from espnet2.ualm.codec.config import load_codec_config
 from espnet2.ualm.codec.metrics import reconstruction_metrics
 from espnet2.ualm.data.kaldi_dir import read_kv
 
@@ -130,6 +131,11 @@ def get_parser() -> argparse.ArgumentParser:
     )
     codec_choices.add_arguments(parser)
     parser.add_argument(
+        "--codec_config",
+        default=None,
+        help="codec YAML ({codec: name, codec_conf: {...}}); overrides --codec*",
+    )
+    parser.add_argument(
         "--train_scp",
         action="append",
         default=[],
@@ -173,6 +179,9 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     )
     logging.info(f"{os.path.basename(sys.argv[0])} {' '.join(cmd or sys.argv[1:])}")
     torch.manual_seed(args.seed)
+    if args.codec_config is not None:  # a recipe's conf/codec.yaml
+        conf = load_codec_config(args.codec_config)
+        args.codec, args.codec_conf = conf["codec"], conf["codec_conf"]
     codec = build_codec(args.codec, args.codec_conf)
     codec.eval()
     os.makedirs(args.output_dir, exist_ok=True)

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# UALM recipe stages, shared by every setup in egs2/ualm/ (run from a setup
+# directory such as egs2/ualm/mini through its run.sh).
+#
+#   1. data preparation          local/data.sh: corpora -> data/<dataset>/
+#   2. audio formatting          codec's sample rate, mono, length filter -> dump/audio/
+#   3. text tokenizer            sentencepiece BPE, or a Hugging Face tokenizer dir
+#   4. codec fitting + tokens    exp/codec (trainable codecs), dump/codec/<dataset>/
+#   5. manifests                 dump/manifests/<split>/ (+ length statistics, plot)
+#
+# Every stage that can drop an item writes rejected.tsv next to its output and
+# logs how many items it rejected. Stages are resumable: re-running stage 4
+# skips finished shards.
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+die() { log "Error: $*" >&2; exit 1; }
+SECONDS=0
+
+# General
+stage=1               # first stage to run
+stop_stage=100        # last stage to run
+nj=2                  # parallel jobs for data processing
+python=python3        # python of tools/venv (activated by path.sh)
+
+# Data
+local_data_opts=""    # options passed to local/data.sh
+datasets_config=conf/datasets.yaml   # which task reads which dataset (stage 5)
+min_sec=0.1           # shortest audio kept (stage 2)
+max_sec=30.0          # longest audio kept (stage 2)
+min_input_fs=""       # lowest input rate accepted (default: the codec's rate)
+audio_format=flac     # formatted audio files: flac or wav
+
+# Text tokenizer (stage 3)
+hf_tokenizer_dir=""   # a Hugging Face tokenizer directory (Qwen2.5); empty: train BPE
+bpe_vocab_size=2000   # sentencepiece vocabulary when training one
+text_tokenizer_dir=data/text_tokenizer
+
+# Codec (stage 4)
+codec_config=conf/codec.yaml   # {codec: name, codec_conf: {...}}
+codec_dir=exp/codec            # where a trainable codec is fitted and saved
+codec_fit_opts=""              # extra options of ualm_fit_codec (e.g. --max_train_frames)
+tokenize_batch_size=16
+
+# Manifests (stage 5)
+audio_input_frame_rate=25      # continuous encoder frames per second (length stats)
+
+help_message=$(cat << EOF
+Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--<option> <value>]
+
+Stages: 1 data, 2 audio formatting, 3 text tokenizer, 4 codec fit + tokens,
+5 manifests. Outputs: data/, dump/audio/, ${text_tokenizer_dir}/, exp/codec/,
+dump/codec/, dump/manifests/.
+EOF
+)
+
+. "$(dirname "${BASH_SOURCE[0]}")/scripts/parse_options.sh"
+[ $# -eq 0 ] || die "unexpected arguments: $* (see --help)"
+
+. ./path.sh
+. ./cmd.sh
+
+[ -f "${codec_config}" ] || die "codec config ${codec_config} not found"
+[ -f "${datasets_config}" ] || die "datasets config ${datasets_config} not found"
+
+# Data directories of stage 1: every data/* holding wav.scp or dialogue.jsonl.
+data_dirs() {
+    local d
+    for d in data/*/; do
+        d=${d%/}
+        if [ -f "${d}/wav.scp" ] || [ -f "${d}/dialogue.jsonl" ]; then
+            basename "${d}"
+        fi
+    done
+}
+
+codec_model_opt() {
+    # A fitted codec lives in ${codec_dir}; a pretrained one is named in the config.
+    if [ -f "${codec_dir}/config.json" ]; then echo "--codec_model_dir ${codec_dir}"; fi
+}
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+    log "Stage 1: data preparation (local/data.sh ${local_data_opts})"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+    [ -n "$(data_dirs)" ] || die "stage 1 made no data directory under data/"
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+    log "Stage 2: audio formatting (codec rate, mono, ${min_sec}-${max_sec} s)"
+    fs_opt=""
+    [ -z "${min_input_fs}" ] || fs_opt="--min_input_fs ${min_input_fs}"
+    for dset in $(data_dirs); do
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.ualm_format_audio \
+            --codec_config "${codec_config}" ${fs_opt} \
+            --in_dir "data/${dset}" --out_dir "dump/audio/${dset}" \
+            --min_sec "${min_sec}" --max_sec "${max_sec}" \
+            --audio_format "${audio_format}" --nj "${nj}"
+    done
+    for dset in $(data_dirs); do
+        n_rej=$(($(wc -l < "dump/audio/${dset}/rejected.tsv") - 1))
+        [ "${n_rej}" -eq 0 ] || log "  ${dset}: ${n_rej} rejected, see dump/audio/${dset}/rejected.tsv"
+    done
+fi
+
+train_sets() { data_dirs | grep -E '_train$' || true; }
+valid_sets() { data_dirs | grep -E '_valid$' || true; }
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    if [ -n "${hf_tokenizer_dir}" ]; then
+        log "Stage 3: text tokenizer from ${hf_tokenizer_dir}"
+        ${python} -m espnet2.bin.ualm_text_tokenizer \
+            --hf_tokenizer_dir "${hf_tokenizer_dir}" --output_dir "${text_tokenizer_dir}"
+    else
+        log "Stage 3: sentencepiece BPE (${bpe_vocab_size}) on the training texts"
+        opts=""
+        for dset in $(train_sets); do opts+=" --data_dir dump/audio/${dset}"; done
+        [ -n "${opts}" ] || die "no *_train data directory for the tokenizer"
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.ualm_text_tokenizer ${opts} \
+            --vocab_size "${bpe_vocab_size}" --output_dir "${text_tokenizer_dir}"
+    fi
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    log "Stage 4a: codec fitting and reconstruction check -> ${codec_dir}"
+    opts=""
+    for dset in $(train_sets); do
+        [ ! -f "dump/audio/${dset}/wav.scp" ] || opts+=" --train_scp dump/audio/${dset}/wav.scp"
+    done
+    for dset in $(valid_sets); do
+        [ ! -f "dump/audio/${dset}/wav.scp" ] || opts+=" --valid_scp dump/audio/${dset}/wav.scp"
+    done
+    if [ -f "${codec_dir}/config.json" ] && [ -f "${codec_dir}/metrics.json" ]; then
+        log "  ${codec_dir} already fitted; remove it to fit again"
+    else
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.ualm_fit_codec --codec_config "${codec_config}" \
+            ${opts} --output_dir "${codec_dir}" ${codec_fit_opts}
+    fi
+
+    log "Stage 4b: tokenization (${nj} jobs per dataset, resumable)"
+    for dset in $(data_dirs); do
+        [ -f "dump/audio/${dset}/wav.scp" ] || continue
+        out=dump/codec/${dset}
+        # shellcheck disable=SC2046,SC2086
+        ${train_cmd} JOB=1:"${nj}" "${out}/log/tokenize.JOB.log" \
+            ${python} -m espnet2.bin.ualm_tokenize_audio \
+                --codec_config "${codec_config}" $(codec_model_opt) \
+                --wav_scp "dump/audio/${dset}/wav.scp" --output_dir "${out}" \
+                --batch_size "${tokenize_batch_size}" --job JOB --num_jobs "${nj}" \
+            || die "tokenization of ${dset} failed; logs in ${out}/log (re-run resumes)"
+        ${python} -m espnet2.bin.ualm_tokenize_audio --merge \
+            --output_dir "${out}" --num_jobs "${nj}"
+    done
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+    log "Stage 5: manifests and length statistics -> dump/manifests"
+    ${python} -m espnet2.bin.ualm_make_manifests --datasets "${datasets_config}" \
+        --audio_root dump/audio --codes_root dump/codec \
+        --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests \
+        --audio_input_frame_rate "${audio_input_frame_rate}"
+fi
+
+log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"
