@@ -38,7 +38,8 @@ def shard_of(keys: List[str], job: int, num_jobs: int) -> List[str]:
 
 
 def shard_paths(output_dir: str, job: int) -> Tuple[str, str, str, str, str]:
-    d = os.path.join(output_dir, "shards")
+    # absolute: codes.scp points into the arks from wherever it is read
+    d = os.path.join(os.path.abspath(output_dir), "shards")
     return (
         os.path.join(d, f"codes.{job}.ark"),
         os.path.join(d, f"codes.{job}.scp"),

@@ -1,5 +1,5 @@
 # Sourced by every stage: the UALM environment (installs what is missing first).
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+MAIN_ROOT="${UALM_MAIN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}"
 # shellcheck disable=SC1091
 . "${MAIN_ROOT}/tools/activate_python.sh"
 export PATH="${MAIN_ROOT}/egs2/ualm/scripts:${PATH}"

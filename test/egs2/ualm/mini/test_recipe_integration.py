@@ -1,0 +1,87 @@
+"""The mini recipe, stages 1-5, end to end on a tiny corpus (the integration test)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from espnet2.ualm.data.codes_io import CodesReader
+from espnet2.ualm.data.kaldi_dir import read_kv
+
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+)
+RECIPE = os.path.join(ROOT, "egs2", "ualm", "mini")
+
+
+def _copy_recipe(dst: str) -> str:
+    """A copy of the setup directory, so the run never writes into the checkout."""
+    os.makedirs(dst)
+    for name in ("run.sh", "cmd.sh", "path.sh", "db.sh"):
+        shutil.copy(os.path.join(RECIPE, name), dst)
+    for name in ("conf", "local"):
+        shutil.copytree(
+            os.path.join(RECIPE, name),
+            os.path.join(dst, name),
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    os.symlink(os.path.join(ROOT, "egs2", "ualm", "ualm.sh"), f"{dst}/ualm.sh")
+    os.symlink(os.path.join(ROOT, "egs2", "ualm", "scripts"), f"{dst}/scripts")
+    return dst
+
+
+def _run(setup: str, *args: str) -> str:
+    env = dict(os.environ, UALM_MAIN_ROOT=ROOT)
+    out = subprocess.run(
+        ["bash", "run.sh", *args],
+        cwd=setup,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    return out.stdout + out.stderr
+
+
+@pytest.mark.integration
+def test_mini_recipe_stages_1_to_5(tmp_path):
+    setup = _copy_recipe(str(tmp_path / "mini"))
+    log = _run(
+        setup,
+        "--local_data_opts", "--scale 0.03 --no_progress",
+        "--bpe_vocab_size", "300",
+    )  # fmt: skip
+    assert "Successfully finished stages 1-100" in log
+
+    for split in ("train", "valid", "test"):
+        for kind in ("sound", "speech"):
+            dset = f"mini_{kind}_{split}"
+            codes = CodesReader(f"{setup}/dump/codec/{dset}")
+            formatted = read_kv(f"{setup}/dump/audio/{dset}/wav.scp")
+            assert len(codes) == len(formatted) > 0
+            assert codes.n_codebooks == 8
+            first = next(iter(codes.keys()))
+            assert codes[first].max() < codes.geometry["codebook_size"]
+        manifests = os.listdir(f"{setup}/dump/manifests/{split}")
+        for task in ("text_to_audio", "audio_caption", "audio_qa", "asr", "tts"):
+            assert any(m.endswith(f"_{task}.json") for m in manifests), task
+        text = json.load(
+            open(f"{setup}/dump/manifests/{split}/mini_text_text_dialogue.json")
+        )
+        assert text["num_examples"] > 0
+
+    metrics = json.load(open(f"{setup}/exp/codec/metrics.json"))
+    assert metrics["valid"]["summary"]["lsd_db"]["mean"] < 6.0
+
+    # Stage 4 again: the codec is kept, every finished shard is skipped.
+    log = _run(setup, "--stage", "4", "--stop_stage", "4")
+    assert "already fitted" in log
+    shard_logs = [
+        open(os.path.join(d, "log", f)).read()
+        for d in (f"{setup}/dump/codec/{x}" for x in os.listdir(f"{setup}/dump/codec"))
+        for f in os.listdir(os.path.join(d, "log"))
+    ]
+    assert shard_logs and all("already done, skipping" in s for s in shard_logs)
