@@ -130,7 +130,9 @@ def main(cmd: Optional[List[str]] = None) -> None:
         }
         with open(os.path.join(args.out_dir, split, "stats.json"), "w") as f:
             json.dump(stats, f, indent=2)
-        plot_length_histograms(manifests, os.path.join(args.out_dir, split, "lengths.png"))
+        plot_length_histograms(
+            manifests, os.path.join(args.out_dir, split, "lengths.png")
+        )
         logging.info(
             "%s: token share by task: %s",
             split,

@@ -82,9 +82,12 @@ def tokenize_shard(args: argparse.Namespace) -> None:
     known = read_kv(len_file) if os.path.exists(len_file) else {}
     order = sorted(keys, key=lambda k: int(known.get(k, 0)))
     frames, seconds, start = {}, 0.0, time.time()
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer, tqdm(
-        total=len(order), desc=f"tokenize shard {args.job}/{args.num_jobs}"
-    ) as bar:
+    with (
+        kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer,
+        tqdm(
+            total=len(order), desc=f"tokenize shard {args.job}/{args.num_jobs}"
+        ) as bar,
+    ):
         for i in range(0, len(order), args.batch_size):
             batch, audio = [], []
             for k in order[i : i + args.batch_size]:

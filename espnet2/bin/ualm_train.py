@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """UALM training through ESPnet's AbsTask and Trainer.
 
-    python -m espnet2.bin.ualm_train --config conf/train.yaml ...
+python -m espnet2.bin.ualm_train --config conf/train.yaml ...
 """
 
 from typing import List, Optional

@@ -49,7 +49,9 @@ class LengthModel:
         return num_frames + self.n_codebooks - 1  # delay pattern adds K-1 steps
 
     def wav(self, num_samples: int) -> int:
-        return int(np.ceil(num_samples / self.sample_rate * self.audio_input_frame_rate))
+        return int(
+            np.ceil(num_samples / self.sample_rate * self.audio_input_frame_rate)
+        )
 
 
 def _file_paths(data_dir: str, codes_dir: str) -> Dict[str, str]:
