@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -26,6 +25,7 @@ import soundfile
 import torch
 from tqdm import tqdm
 
+from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.codec import AbsCodec, build_codec, codec_choices
 from espnet2.ualm.codec.config import load_codec_config
 from espnet2.ualm.codec.metrics import reconstruction_metrics
@@ -173,11 +173,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
-    logging.info(f"{os.path.basename(sys.argv[0])} {' '.join(cmd or sys.argv[1:])}")
+    setup_logging(args.log_level)
     torch.manual_seed(args.seed)
     if args.codec_config is not None:  # a recipe's conf/codec.yaml
         conf = load_codec_config(args.codec_config)

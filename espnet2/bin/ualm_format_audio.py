@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import List, Optional
 
+from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.audio_format import FormatOptions, format_data_dir
 
 
@@ -40,10 +41,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     if args.codec_config:
         from espnet2.ualm.codec.config import codec_from_config
 

@@ -24,6 +24,7 @@ from typing import List, Optional
 
 import yaml
 
+from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.codes_io import read_geometry
 from espnet2.ualm.data.manifest import (
     TASK_FILES,
@@ -71,10 +72,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     try:
         conf = load_datasets_config(args.datasets)
     except (OSError, ValueError) as e:

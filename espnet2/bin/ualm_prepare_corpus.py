@@ -17,8 +17,7 @@ import sys
 import typing
 from typing import Any, Dict, List, Optional
 
-from espnet.utils.cli_utils import get_commandline_args
-
+from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.corpora import CORPORA, CorpusError, PrepareFn, prepare_corpus
 from espnet2.utils.types import str2bool
 
@@ -112,11 +111,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[List[str]] = None) -> None:
     args = vars(get_parser().parse_args(cmd))
     corpus, out_dir = args.pop("corpus"), args.pop("out_dir")
-    logging.basicConfig(
-        level=args.pop("log_level"),
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
-    logging.info(get_commandline_args())
+    setup_logging(args.pop("log_level"))
     try:
         kept, rejects = prepare_corpus(corpus, out_dir, **args)
     except CorpusError as e:

@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Iterator, List, Optional
 
+from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.text.tokenizer import train_sentencepiece, write_hf_pointer
 
@@ -56,10 +57,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     if args.hf_tokenizer_dir:
         try:
             tok = write_hf_pointer(args.hf_tokenizer_dir, args.output_dir)

@@ -26,6 +26,7 @@ import soundfile
 import torch
 from tqdm import tqdm
 
+from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.codes_io import codec_geometry, flatten_codes, write_geometry
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
@@ -170,10 +171,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(cmd: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
-    )
+    setup_logging(logging.INFO)
     if args.merge:
         merge_shards(args)
         return

@@ -1,0 +1,21 @@
+"""What every ``espnet2/bin/ualm_*`` entry point does first."""
+
+import logging
+import sys
+from typing import Optional, Sequence, Union
+
+from espnet.utils.cli_utils import get_commandline_args
+
+
+def setup_logging(
+    level: Union[int, str] = logging.INFO, cmd: Optional[Sequence[str]] = None
+) -> None:
+    """ESPnet's log format, then the command line that is running."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
+    )
+    if cmd is None:
+        logging.info(get_commandline_args())
+    else:
+        logging.info("%s %s", sys.argv[0], " ".join(cmd))
