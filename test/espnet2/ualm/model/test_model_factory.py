@@ -1,0 +1,99 @@
+"""build_ualm_model from plain config mappings and local checkpoints; collate."""
+
+import pytest
+import torch
+
+from espnet2.ualm.model.backbone import load_causal_lm
+from espnet2.ualm.model.batch import collate_sequences
+from espnet2.ualm.model.factory import build_ualm_model
+from espnet2.ualm.model.tiny import tiny_qwen2_config, tiny_whisper_config
+from espnet2.ualm.model.ualm_model import UALMModel
+from espnet2.ualm.tokens.conversation import AudioInputSegment
+
+
+def test_build_from_local_checkpoints_and_vocabulary_json(
+    vocab, tiny_qwen2_dir, tiny_whisper_dir, tmp_path
+):
+    path = vocab.save(str(tmp_path))
+    model = build_ualm_model(
+        path,
+        backbone={"pretrained_dir": tiny_qwen2_dir, "attn_implementation": "eager"},
+        audio_encoder={"pretrained_dir": tiny_whisper_dir},
+        adapter={"type": "linear"},
+        audio_token_weight=0.5,
+    )
+    assert isinstance(model, UALMModel) and model.vocabulary == vocab
+    assert model.audio_token_weight == 0.5 and isinstance(
+        model.adapter.net, torch.nn.Linear
+    )
+    pretrained = load_causal_lm(tiny_qwen2_dir).get_input_embeddings().weight
+    table = model.backbone.get_input_embeddings().weight
+    assert torch.equal(table[vocab.text_offset : vocab.audio_offset], pretrained)
+    assert model.save_vocabulary(str(tmp_path / "v.json")).endswith("v.json")
+
+
+def test_text_only_model_and_defaults(vocab):
+    model = build_ualm_model(vocab.to_dict(), backbone={"config": tiny_qwen2_config()})
+    assert model.audio_encoder is None and model.adapter is None
+    assert model.audio_token_weight == pytest.approx(1 / 3)  # 1 / n_codebooks
+    assert model.flatten_batch is False  # sdpa
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"backbone": {"config": tiny_qwen2_config(), "pretrained": "x"}},
+            "backbone: unknown keys",
+        ),
+        (
+            {"backbone": {"config": tiny_qwen2_config()}, "adapter": {"type": "mlp"}},
+            "adapter given without an audio_encoder",
+        ),
+        (
+            {
+                "backbone": {"config": tiny_qwen2_config()},
+                "audio_encoder": {"config": tiny_whisper_config(), "stride": 2},
+            },
+            "audio_encoder: unknown keys \\['stride'\\]",
+        ),
+        (
+            {
+                "backbone": {"config": tiny_qwen2_config()},
+                "audio_encoder": {"config": tiny_whisper_config()},
+                "adapter": {"kind": "mlp"},
+            },
+            "adapter: unknown keys \\['kind'\\]",
+        ),
+        (
+            {"backbone": {"config": tiny_qwen2_config()}, "cfg_dropout": 0.1},
+            "model: unknown keys \\['cfg_dropout'\\]",
+        ),
+    ],
+)
+def test_unknown_config_keys_are_named(vocab, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_ualm_model(vocab, **kwargs)
+
+
+def test_collate_packs_rows_and_shifts_audio_spans(builder):
+    cap = builder.build_example(
+        "audio_caption", {"caption": "x", "audio": AudioInputSegment("a", 2)}
+    )
+    batch = collate_sequences([[cap, cap], [cap]], {"a": torch.ones(700)}, 8)
+    n = len(cap)
+    assert batch["ids"].shape[1] == -(-2 * n // 8) * 8
+    assert batch["ids_lengths"].tolist() == [2 * n, n]
+    assert batch["position_ids"][0].tolist()[: 2 * n] == list(range(n)) * 2
+    assert batch["position_ids"][1, n:].tolist() == list(
+        range(n, batch["ids"].shape[1])
+    )
+    start = cap.audio_inputs[0].start
+    assert batch["audio_input_spans"].tolist() == [
+        [0, start, 2],
+        [0, n + start, 2],
+        [1, start, 2],
+    ]
+    assert batch["audio_input"].shape == (3, 700)
+    with pytest.raises(KeyError, match="no waveform for audio input 'a'"):
+        collate_sequences([[cap]])

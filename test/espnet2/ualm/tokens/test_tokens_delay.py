@@ -1,0 +1,63 @@
+"""Delay pattern: shape, inverse, and agreement with transformers' MusicGen."""
+
+import pytest
+import torch
+
+from espnet2.ualm.tokens.delay import delay_deinterleave, delay_interleave
+
+
+def test_interleave_shifts_codebook_k_by_k_frames():
+    frames = torch.tensor([[1, 2, 3], [4, 5, 6]])  # T=2, K=3
+    out = delay_interleave(frames, [-1, -2, -3])
+    expected = torch.tensor([[1, -2, -3], [4, 2, -3], [-1, 5, 3], [-1, -2, 6]])
+    assert torch.equal(out, expected)
+    assert torch.equal(delay_deinterleave(out), frames)
+
+
+def test_round_trip_with_batch_dims_and_masks():
+    frames = torch.randint(0, 9, (2, 5, 4))
+    out = delay_interleave(frames, 99)
+    assert out.shape == (2, 8, 4)
+    assert torch.equal(delay_deinterleave(out, 4), frames)
+    mask = delay_interleave(torch.ones(5, 4, dtype=torch.bool), False)
+    assert int(mask.sum()) == 20 and mask.dtype == torch.bool
+    assert not bool(mask[0, 1:].any()) and not bool(mask[-1, :-1].any())
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="one pad value per codebook"):
+        delay_interleave(torch.zeros(3, 4, dtype=torch.long), [0, 1])
+    with pytest.raises(ValueError, match="fewer than"):
+        delay_deinterleave(torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_matches_musicgen_delay_pattern():
+    from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
+
+    n_codebooks, n_frames, pad = 4, 6, 10
+    config = MusicgenDecoderConfig(
+        vocab_size=pad,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        ffn_dim=16,
+        num_codebooks=n_codebooks,
+        max_position_embeddings=32,
+        pad_token_id=pad,
+        bos_token_id=pad,
+    )
+    musicgen = MusicgenForCausalLM(config)
+    codes = torch.randint(
+        0, pad, (2, n_frames, n_codebooks), generator=torch.Generator().manual_seed(0)
+    )
+    # MusicGen's decoder input starts with a BOS column (its pad id)
+    prompt = torch.cat(
+        [torch.full((2, n_codebooks, 1), pad), codes.transpose(1, 2)], -1
+    )
+    _, pattern = musicgen.build_delay_pattern_mask(
+        prompt.reshape(2 * n_codebooks, -1),
+        pad_token_id=pad,
+        max_length=n_frames + n_codebooks,
+    )
+    pattern = pattern.reshape(2, n_codebooks, -1)[:, :, 1:].transpose(1, 2)
+    assert torch.equal(delay_interleave(codes, pad), pattern)
