@@ -1,0 +1,231 @@
+"""Prompt batching and step-by-step decoding through the backbone.
+
+Prompts of different lengths are left-padded so that every row's next
+position is the last column: the attention mask hides the padding and the
+position ids count only real positions (from 0, as in training), so a row
+is computed as if it were alone. Each step feeds one multi-stream frame per
+row: its embedding is the sum of the ``K`` stream embeddings
+(``UALMModel.embed``), and the HF ``past_key_values`` cache keeps the keys
+and values of everything before. ``use_cache=False`` recomputes the whole
+sequence every step instead: slow, but the reference the cache is tested
+against.
+
+With classifier-free guidance the batch holds the ``B`` conditional rows
+followed by their ``B`` unconditional rows, so one forward per step serves
+both.
+"""
+
+import dataclasses
+from typing import List, Mapping, Optional, Sequence, Union
+
+import torch
+
+from espnet2.ualm.model.ualm_model import UALMModel
+from espnet2.ualm.tokens.sequence import BuiltSequence
+from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+
+Prompt = Union[BuiltSequence, torch.Tensor]
+Waveforms = Union[Mapping[str, torch.Tensor], Sequence[Mapping[str, torch.Tensor]]]
+
+
+def prompt_ids(prompt: Prompt) -> torch.Tensor:
+    """The ``[T, K]`` ids of a prompt (a built sequence or a tensor)."""
+    ids = prompt.ids if isinstance(prompt, BuiltSequence) else torch.as_tensor(prompt)
+    if ids.dim() != 2 or ids.shape[0] == 0:
+        raise ValueError(f"a prompt must be non-empty [T, K] ids, not {ids.shape}")
+    return ids.long()
+
+
+def check_prompt(prompt: Prompt, vocab: UALMVocabulary) -> torch.Tensor:
+    """The prompt's ids; raises unless it ends with the ``<assistant>`` token.
+
+    An all-pad prompt (what the CFG branch sees) is accepted too: it asks
+    for unconditional generation.
+    """
+    ids = prompt_ids(prompt)
+    if ids.shape[1] != vocab.n_codebooks:
+        raise ValueError(
+            f"prompt has {ids.shape[1]} streams, the model {vocab.n_codebooks}"
+        )
+    if bool(ids.any()) and int(ids[-1, 0]) != vocab.role_id("assistant"):
+        raise ValueError(
+            "a prompt must end with <assistant> (build it with "
+            "add_generation_prompt=True or prompt_only=True)"
+        )
+    return ids
+
+
+def unconditional_ids(prompt: Prompt) -> torch.Tensor:
+    """The CFG branch's prompt: the condition replaced by ``<pad>``.
+
+    Training pads an example's ``condition_mask`` positions (role tokens and
+    every non-assistant turn); a prompt of a CFG task (text-to-audio) has all
+    of its positions in the condition, so this is the spec's all-pad prompt
+    of the same length. A prompt without a condition mask (a raw tensor, or a
+    task built without CFG) becomes all pad as well.
+    """
+    ids = prompt_ids(prompt)
+    if isinstance(prompt, BuiltSequence) and bool(prompt.condition_mask.any()):
+        return ids.masked_fill(prompt.condition_mask[:, None], 0)
+    return torch.zeros_like(ids)
+
+
+@dataclasses.dataclass
+class PromptBatch:
+    """Left-padded prompts, ready for ``UALMModel.embed``.
+
+    ``ids`` [R, L, K]; ``attention_mask`` [R, L] (0 on the left padding);
+    ``position_ids`` [R, L]; the audio-input tensors as in the training
+    batch (spans shifted by each row's padding). ``R`` is ``B``, or ``2B``
+    with the unconditional rows after the conditional ones.
+    """
+
+    ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    audio_input: Optional[torch.Tensor] = None
+    audio_input_lengths: Optional[torch.Tensor] = None
+    audio_input_spans: Optional[torch.Tensor] = None
+
+
+def _waveforms_of(waveforms: Optional[Waveforms], row: int, n_rows: int):
+    if waveforms is None or isinstance(waveforms, Mapping):
+        return waveforms
+    if len(waveforms) != n_rows:
+        raise ValueError(
+            f"{len(waveforms)} waveform mappings for {n_rows} prompts: give one "
+            "mapping per prompt, or one mapping for all"
+        )
+    return waveforms[row]
+
+
+def batch_prompts(
+    prompts: Sequence[Prompt],
+    waveforms: Optional[Waveforms] = None,
+    with_unconditional: bool = False,
+    device: Optional[torch.device] = None,
+) -> PromptBatch:
+    """Left-pads ``prompts`` (and their unconditional copies) into one batch.
+
+    ``waveforms`` maps the audio-input keys of the prompts to 1-D waveforms
+    at the encoder's sample rate (one mapping for all prompts, or one per
+    prompt). A placeholder span the unconditional prompt has padded is not
+    encoded for that row.
+    """
+    rows: List[torch.Tensor] = [prompt_ids(p) for p in prompts]
+    if with_unconditional:
+        rows += [unconditional_ids(p) for p in prompts]
+    n_streams = rows[0].shape[1]
+    if any(r.shape[1] != n_streams for r in rows):
+        raise ValueError("all prompts need the same number of streams")
+    length = max(r.shape[0] for r in rows)
+    ids = torch.zeros(len(rows), length, n_streams, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.long)
+    spans: List[List[int]] = []
+    audio: List[torch.Tensor] = []
+    for r, row_ids in enumerate(rows):
+        offset = length - row_ids.shape[0]
+        ids[r, offset:] = row_ids
+        mask[r, offset:] = 1
+        prompt = prompts[r % len(prompts)]
+        if not isinstance(prompt, BuiltSequence):
+            continue
+        source = _waveforms_of(waveforms, r % len(prompts), len(prompts))
+        for span in prompt.audio_inputs:
+            if not bool((row_ids[span.start, 0] != 0).item()):
+                continue  # dropped with the condition (CFG branch)
+            if source is None or span.key not in source:
+                raise KeyError(f"no waveform for audio input {span.key!r}")
+            spans.append([r, offset + span.start, span.num_frames])
+            audio.append(torch.as_tensor(source[span.key]).float().reshape(-1))
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    batch = PromptBatch(ids, mask, positions)
+    if audio:
+        n_samples = max(len(a) for a in audio)
+        wav = torch.zeros(len(audio), n_samples)
+        for i, a in enumerate(audio):
+            wav[i, : len(a)] = a
+        batch.audio_input = wav
+        batch.audio_input_lengths = torch.tensor([len(a) for a in audio])
+        batch.audio_input_spans = torch.tensor(spans, dtype=torch.long)
+    if device is not None:
+        for field in dataclasses.fields(batch):
+            value = getattr(batch, field.name)
+            if value is not None:
+                setattr(batch, field.name, value.to(device))
+    return batch
+
+
+class Decoder:
+    """Runs the backbone over a prompt batch, then one frame per row per step.
+
+    ``prefill`` and ``step`` return the final hidden state of each row's
+    last position, ``[R, D]``; ``UALMModel.stream_logits`` turns it into
+    logits. ``select`` reorders or repeats rows (beam search).
+    """
+
+    def __init__(self, model: UALMModel, use_cache: bool = True):
+        self.model = model
+        self.use_cache = use_cache
+        self.cache = None
+        self.embeds: Optional[torch.Tensor] = None  # without cache: all so far
+        self.attention_mask: Optional[torch.Tensor] = None
+        self.position_ids: Optional[torch.Tensor] = None
+
+    def _run(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        base = self.model.backbone.base_model
+        if self.use_cache:
+            out = base(
+                inputs_embeds=embeds,
+                attention_mask=self.attention_mask,
+                position_ids=position_ids,
+                past_key_values=self.cache,
+                use_cache=True,
+            )
+            self.cache = out.past_key_values
+        else:
+            out = base(
+                inputs_embeds=self.embeds,
+                attention_mask=self.attention_mask,
+                position_ids=self.position_ids,
+                use_cache=False,
+            )
+        return out.last_hidden_state[:, -1]
+
+    def prefill(self, batch: PromptBatch) -> torch.Tensor:
+        embeds = self.model.embed(
+            batch.ids,
+            batch.audio_input,
+            batch.audio_input_lengths,
+            batch.audio_input_spans,
+        )
+        self.attention_mask = batch.attention_mask
+        self.position_ids = batch.position_ids
+        self.embeds = None if self.use_cache else embeds
+        if self.use_cache:
+            from transformers import DynamicCache
+
+            self.cache = DynamicCache(config=self.model.backbone.config)
+        return self._run(embeds, batch.position_ids)
+
+    def step(self, frames: torch.Tensor) -> torch.Tensor:
+        """Feeds one ``[R, K]`` frame per row."""
+        embeds = self.model.embed(frames[:, None, :])
+        position = self.position_ids[:, -1:] + 1
+        self.position_ids = torch.cat([self.position_ids, position], dim=1)
+        self.attention_mask = torch.cat(
+            [self.attention_mask, torch.ones_like(self.attention_mask[:, :1])], dim=1
+        )
+        if not self.use_cache:
+            self.embeds = torch.cat([self.embeds, embeds], dim=1)
+        return self._run(embeds, position)
+
+    def select(self, index: torch.Tensor) -> None:
+        """Keeps rows ``index`` (in that order; repeats allowed)."""
+        index = index.to(self.attention_mask.device)
+        self.attention_mask = self.attention_mask.index_select(0, index)
+        self.position_ids = self.position_ids.index_select(0, index)
+        if self.use_cache:
+            self.cache.reorder_cache(index)
+        else:
+            self.embeds = self.embeds.index_select(0, index)
