@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""Score UALM outputs per task and test set; write RESULTS.md, scores and plots.
+
+Example (mini recipe, from egs2/ualm/mini)::
+
+    python -m espnet2.bin.ualm_score --output_dir exp/scores \\
+        --eval text_to_audio exp/decode/text_to_audio/mini_sound_test \\
+               data/mini_sound_test \\
+        --eval audio_qa exp/decode/audio_qa/mini_sound_test data/mini_sound_test \\
+        --eval asr exp/decode/asr/mini_speech_test data/mini_speech_test \\
+        --decode_config conf/decode.yaml --judge local/judge.py \\
+        --answer_words corpus/corpus_info.json \\
+        --probe_train_dir data/mini_sound_train
+
+Each ``--eval TASK HYP_DIR REF_DIR`` scores one task on one test set: HYP_DIR
+holds ``wav.scp`` (generated audio) and/or ``text`` (replies) keyed by the ids
+of REF_DIR's items (clip ids; dialogue ids for ``audio_qa`` / ``text_dialogue``).
+
+Text-to-audio models (``--fd_model``, ``--kl_model``, ``--is_model``,
+``--clap_model``): the paper's are ``openl3`` (FD), ``passt`` (KL), ``panns``
+(IS) and ``clap``, loaded from local checkpoints given with
+``--<metric>_model_conf checkpoint=PATH``; the defaults ``logmel_stats`` and
+``probe`` (fitted on ``--probe_train_dir``) need no weights and are marked as
+not comparable to published numbers in every report.
+
+Outputs in ``--output_dir``: ``RESULTS.md``, ``scores.json``,
+``per_item/<task>.<test_set>.json`` and ``plots/*.png``.
+"""
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.scoring.data import (
+    load_answer_words,
+    load_audio,
+    probe_labels,
+    read_text_file,
+    read_wav_scp,
+)
+from espnet2.ualm.scoring.embeddings import (
+    EMBEDDERS,
+    TAGGERS,
+    TEXT_AUDIO_MODELS,
+    AudioTagger,
+    MissingModelError,
+    ProbeTagger,
+    build_embedder,
+    build_tagger,
+    build_text_audio_model,
+    resample,
+)
+from espnet2.ualm.scoring.report import (
+    plot_metric_bars,
+    plot_spectrograms,
+    write_results_md,
+)
+from espnet2.ualm.scoring.tasks import (
+    PROMPT_FILES,
+    TASK_KINDS,
+    GenerationModels,
+    ScoreResult,
+    load_judge,
+    score,
+)
+
+NONE = "none"
+
+
+def parse_conf(pairs: Sequence[str]) -> Dict[str, Any]:
+    """``["checkpoint=/m/x.pt", "device=cpu"]`` -> dict (values read as YAML)."""
+    conf: Dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise SystemExit(f"expected key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        conf[key] = yaml.safe_load(value)
+    return conf
+
+
+def load_config_file(path: Optional[str]) -> Optional[Dict[str, Any]]:
+    """A JSON or YAML mapping (decoding settings)."""
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: expected a mapping of settings")
+    return data
+
+
+def hyp_decode_config(hyp_dir: str) -> Optional[Dict[str, Any]]:
+    """Settings inference left beside its outputs, if any."""
+    for name in ("decode_config.yaml", "decode_config.json", "decode.yaml"):
+        path = os.path.join(hyp_dir, name)
+        if os.path.exists(path):
+            return load_config_file(path)
+    return None
+
+
+def fit_probe(train_dir: str, out_path: str, max_clips: int) -> ProbeTagger:
+    """Fit the probe tagger on a labelled training set (once per output dir)."""
+    probe = ProbeTagger()
+    if os.path.exists(out_path):
+        probe.load(out_path)
+        logging.info("probe tagger loaded from %s", out_path)
+        return probe
+    labels = probe_labels(train_dir)
+    wavs = read_wav_scp(train_dir)
+    ids = sorted(k for k in labels if k in wavs)[:max_clips]
+    clips = []
+    for k in ids:
+        wav, rate = load_audio(wavs[k])
+        clips.append(resample(wav, rate, probe.sample_rate))
+    stats = probe.fit(clips, [labels[k] for k in ids])
+    probe.save(out_path)
+    logging.info("probe tagger fitted on %s: %s", train_dir, stats)
+    return probe
+
+
+def build_models(
+    args: argparse.Namespace, notes: List[str]
+) -> Optional[GenerationModels]:
+    """The generation metrics' models; a requested model that cannot be loaded
+    stops the run with the adapter's message."""
+    if not any(TASK_KINDS.get(t) == "generation" for t, _, _ in args.eval):
+        return None
+    models = GenerationModels()
+    try:
+        if args.fd_model != NONE:
+            models.embedder = build_embedder(
+                args.fd_model, parse_conf(args.fd_model_conf)
+            )
+        taggers: Dict[str, Optional[AudioTagger]] = {}
+        for metric in ("kl", "is"):
+            name = getattr(args, f"{metric}_model")
+            conf = parse_conf(getattr(args, f"{metric}_model_conf"))
+            if name == NONE:
+                continue
+            key = f"{name}:{json.dumps(conf, sort_keys=True)}"
+            if key not in taggers:
+                if name == "probe" and "checkpoint" not in conf:
+                    if not args.probe_train_dir:
+                        notes.append(
+                            f"{metric.upper()} skipped: the probe tagger needs "
+                            "--probe_train_dir (or a published tagger)"
+                        )
+                        taggers[key] = None
+                    else:
+                        path = os.path.join(args.output_dir, "probe_tagger.npz")
+                        taggers[key] = fit_probe(
+                            args.probe_train_dir, path, args.probe_max_clips
+                        )
+                else:
+                    taggers[key] = build_tagger(name, conf)
+            setattr(models, f"{metric}_tagger", taggers[key])
+        if args.clap_model != NONE:
+            models.clap = build_text_audio_model(
+                args.clap_model, parse_conf(args.clap_model_conf)
+            )
+        else:
+            notes.append("CLAP score skipped (no --clap_model)")
+    except MissingModelError as e:
+        raise SystemExit(f"ualm_score: {e}") from e
+    if args.judge:
+        models.judge = load_judge(args.judge)
+    return models
+
+
+def spectrogram_plot(result: ScoreResult, out_dir: str, num: int) -> Optional[str]:
+    """Generated clips beside the reference clip of the same prompt."""
+    if num <= 0 or TASK_KINDS[result.task] != "generation":
+        return None
+    hyps, refs = read_wav_scp(result.hyp_dir), read_wav_scp(result.ref_dir)
+    prompt_file = os.path.join(result.ref_dir, PROMPT_FILES.get(result.task, "text"))
+    prompts = read_text_file(prompt_file) if os.path.exists(prompt_file) else {}
+    ids = sorted(k for k in hyps if k in refs)[:num]
+    if not ids:
+        return None
+    items = [
+        (f"{k}: {prompts.get(k, '')}", load_audio(hyps[k]), load_audio(refs[k]))
+        for k in ids
+    ]
+    path = os.path.join(
+        out_dir, "plots", f"spectrograms.{result.task}.{result.test_set}.png"
+    )
+    return plot_spectrograms(path, items)
+
+
+def _json_ready(obj: Any) -> Any:
+    """Strict JSON: NaN -> null, tuples -> lists."""
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--eval",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("TASK", "HYP_DIR", "REF_DIR"),
+        help=f"task ({', '.join(TASK_KINDS)}), hypothesis dir, reference data dir",
+    )
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument(
+        "--decode_config", default=None, help="JSON/YAML of the decoding settings"
+    )
+    parser.add_argument(
+        "--fd_model", default="logmel_stats", choices=[*EMBEDDERS, NONE]
+    )
+    parser.add_argument("--fd_model_conf", action="append", default=[])
+    parser.add_argument("--kl_model", default="probe", choices=[*TAGGERS, NONE])
+    parser.add_argument("--kl_model_conf", action="append", default=[])
+    parser.add_argument("--is_model", default="probe", choices=[*TAGGERS, NONE])
+    parser.add_argument("--is_model_conf", action="append", default=[])
+    parser.add_argument(
+        "--clap_model", default=NONE, choices=[*TEXT_AUDIO_MODELS, NONE]
+    )
+    parser.add_argument("--clap_model_conf", action="append", default=[])
+    parser.add_argument(
+        "--probe_train_dir",
+        default=None,
+        help="labelled data dir (meta.jsonl or utt2label) to fit the probe tagger",
+    )
+    parser.add_argument("--probe_max_clips", type=int, default=2000)
+    parser.add_argument(
+        "--judge",
+        default=None,
+        help="judge plugin file (egs2/ualm/mini/local/judge.py)",
+    )
+    parser.add_argument(
+        "--answer_words",
+        default=None,
+        help="JSON answer vocabulary per question kind (or corpus_info.json)",
+    )
+    parser.add_argument("--num_plot_clips", type=int, default=3)
+    parser.add_argument(
+        "--log_level", default="INFO", choices=("ERROR", "WARNING", "INFO", "DEBUG")
+    )
+    return parser
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
+    args = get_parser().parse_args(cmd)
+    setup_logging(args.log_level, cmd)
+    for task, hyp_dir, ref_dir in args.eval:
+        if task not in TASK_KINDS:
+            raise SystemExit(f"unknown task {task!r}; known: {', '.join(TASK_KINDS)}")
+        for d in (hyp_dir, ref_dir):
+            if not os.path.isdir(d):
+                raise SystemExit(f"{task}: directory {d!r} not found")
+    os.makedirs(args.output_dir, exist_ok=True)
+    notes: List[str] = []
+    models = build_models(args, notes)
+    answer_words = load_answer_words(args.answer_words)
+    results: List[ScoreResult] = []
+    for task, hyp_dir, ref_dir in args.eval:
+        result = score(task, hyp_dir, ref_dir, models, answer_words)
+        if TASK_KINDS[task] == "generation":
+            result.notes.extend(notes)
+        result.decode_config = hyp_decode_config(hyp_dir)
+        plot = spectrogram_plot(result, args.output_dir, args.num_plot_clips)
+        if plot:
+            result.plots.append(plot)
+        per_item = os.path.join(
+            args.output_dir, "per_item", f"{task}.{result.test_set}.json"
+        )
+        os.makedirs(os.path.dirname(per_item), exist_ok=True)
+        with open(per_item, "w", encoding="utf-8") as f:
+            json.dump(_json_ready(result.per_item), f, indent=1, ensure_ascii=False)
+        results.append(result)
+    bars = []
+    for task in dict.fromkeys(r.task for r in results):
+        path = os.path.join(args.output_dir, "plots", f"metrics.{task}.png")
+        plot = plot_metric_bars(path, task, [r for r in results if r.task == task])
+        if plot:
+            bars.append(plot)
+    summary = {
+        f"{r.task}/{r.test_set}": {
+            "metrics": r.metrics,
+            "models": r.models,
+            "notes": r.notes,
+            "hyp_dir": r.hyp_dir,
+            "ref_dir": r.ref_dir,
+        }
+        for r in results
+    }
+    with open(os.path.join(args.output_dir, "scores.json"), "w") as f:
+        json.dump(_json_ready(summary), f, indent=1)
+        f.write("\n")
+    command = " ".join(["python -m espnet2.bin.ualm_score", *(cmd or sys.argv[1:])])
+    write_results_md(
+        os.path.join(args.output_dir, "RESULTS.md"),
+        results,
+        decode_config=load_config_file(args.decode_config),
+        decode_config_path=args.decode_config,
+        command=command,
+        extra_plots=bars,
+    )
+    logging.info("wrote %s", os.path.join(args.output_dir, "RESULTS.md"))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Score one (task, hypothesis dir, reference dir) triple.
+
+Each task of ``conf/datasets.yaml`` maps to a scorer: audio generation
+(``text_to_audio``, ``rich_text_to_audio``, ``tts``), captioning
+(``audio_caption``), question answering (``audio_qa``), recognition (``asr``)
+and text-only dialogue (``text_dialogue``). A missing hypothesis counts as an
+empty reply for text tasks (so it is wrong) and is counted, not scored, for
+generated audio.
+"""
+
+import dataclasses
+import importlib.util
+import logging
+import os
+from types import ModuleType
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from espnet2.ualm.scoring import answers, asr, captioning, generation
+from espnet2.ualm.scoring.data import (
+    caption_references,
+    infer_kind,
+    load_audio,
+    qa_kinds,
+    read_dialogues,
+    read_meta,
+    read_text_file,
+    read_wav_scp,
+)
+from espnet2.ualm.scoring.embeddings import (
+    AudioEmbedder,
+    AudioTagger,
+    TextAudioModel,
+    embed_clips,
+)
+
+TASK_KINDS: Dict[str, str] = {
+    "text_to_audio": "generation",
+    "rich_text_to_audio": "generation",
+    "tts": "generation",
+    "audio_caption": "captioning",
+    "audio_qa": "qa",
+    "asr": "asr",
+    "text_dialogue": "text",
+}
+# The prompt file of each generation task (for CLAP and the plots' titles).
+PROMPT_FILES: Dict[str, str] = {"rich_text_to_audio": "rich_text"}
+
+
+@dataclasses.dataclass
+class ScoreResult:
+    """Everything RESULTS.md shows about one task on one test set."""
+
+    task: str
+    test_set: str
+    hyp_dir: str
+    ref_dir: str
+    metrics: Dict[str, float]
+    models: Dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: List[str] = dataclasses.field(default_factory=list)
+    per_item: Any = None
+    plots: List[str] = dataclasses.field(default_factory=list)
+    decode_config: Optional[Dict[str, Any]] = None
+
+
+@dataclasses.dataclass
+class GenerationModels:
+    """The models of the generation metrics; ``None`` skips that metric."""
+
+    embedder: Optional[AudioEmbedder] = None
+    kl_tagger: Optional[AudioTagger] = None
+    is_tagger: Optional[AudioTagger] = None
+    clap: Optional[TextAudioModel] = None
+    judge: Optional[ModuleType] = None
+
+
+def set_name(ref_dir: str) -> str:
+    return os.path.basename(os.path.normpath(ref_dir))
+
+
+def load_judge(path: str) -> ModuleType:
+    """A judge plugin: a Python file defining ``judge_data_dir(hyp_wavs, ref_dir)``
+    (e.g. ``egs2/ualm/mini/local/judge.py``)."""
+    spec = importlib.util.spec_from_file_location("ualm_judge_plugin", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot load judge {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "judge_data_dir"):
+        raise AttributeError(f"{path} defines no judge_data_dir(hyp_wavs, ref_dir)")
+    return module
+
+
+def _hyp_texts(hyp_dir: str, ref_ids: List[str]) -> Dict[str, str]:
+    path = os.path.join(hyp_dir, "text")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} missing: the hypothesis dir has no text")
+    hyps = read_text_file(path)
+    return {k: hyps.get(k, "") for k in ref_ids}
+
+
+def _missing_note(result: ScoreResult, n_missing: int, what: str) -> None:
+    result.metrics["missing"] = float(n_missing)
+    if n_missing:
+        result.notes.append(f"{n_missing} {what} without a hypothesis")
+
+
+def score_generation(
+    task: str, hyp_dir: str, ref_dir: str, models: GenerationModels
+) -> ScoreResult:
+    """FD, KL, IS, CLAP and the judge for generated audio."""
+    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    refs = read_wav_scp(ref_dir)
+    hyps = read_wav_scp(hyp_dir)
+    ids = sorted(k for k in refs if k in hyps)
+    _missing_note(result, len(refs) - len(ids), "reference items")
+    extra = len(set(hyps) - set(refs))
+    if extra:
+        result.notes.append(f"{extra} generated ids not in the references (ignored)")
+    result.metrics["clips"] = float(len(ids))
+    if not ids:
+        result.notes.append("nothing to score")
+        return result
+    gen = [load_audio(hyps[k]) for k in ids]
+    ref = [load_audio(refs[k]) for k in ids]
+    per_item: Dict[str, Dict[str, Any]] = {k: {} for k in ids}
+    if models.embedder is not None and len(ids) >= 2:
+        e_ref = embed_clips(models.embedder, ref)
+        e_gen = embed_clips(models.embedder, gen)
+        result.metrics["fd"] = generation.frechet_distance_from_embeddings(e_ref, e_gen)
+        result.models["fd"] = models.embedder.description
+    if models.kl_tagger is not None:
+        p_ref = embed_clips(models.kl_tagger, ref, models.kl_tagger.posteriors)
+        p_gen = embed_clips(models.kl_tagger, gen, models.kl_tagger.posteriors)
+        kl = generation.kl_divergence(p_ref, p_gen)
+        result.metrics["kl"] = float(kl.mean())
+        result.models["kl"] = models.kl_tagger.description
+        for k, v in zip(ids, kl):
+            per_item[k]["kl"] = float(v)
+    if models.is_tagger is not None:
+        for name, clips in (("is", gen), ("is_reference", ref)):
+            probs = embed_clips(models.is_tagger, clips, models.is_tagger.posteriors)
+            mean, std = generation.inception_score(probs)
+            result.metrics[name] = mean
+            result.metrics[f"{name}_std"] = std
+            result.models[name] = models.is_tagger.description
+    if models.clap is not None:
+        prompts = read_text_file(os.path.join(ref_dir, PROMPT_FILES.get(task, "text")))
+        t = models.clap.embed_text([prompts[k] for k in ids])
+        for name, clips in (("clap", gen), ("clap_reference", ref)):
+            scores = generation.clap_score(t, embed_clips(models.clap, clips))
+            result.metrics[name] = float(scores.mean())
+            result.models[name] = models.clap.description
+            if name == "clap":
+                for k, v in zip(ids, scores):
+                    per_item[k]["clap"] = float(v)
+    if models.judge is not None and read_meta(ref_dir):
+        report = models.judge.judge_data_dir({k: hyps[k] for k in ids}, ref_dir)
+        for key, value in report["summary"].items():
+            if key != "clips":
+                result.metrics[f"judge_{key}"] = float(value)
+        result.models["judge"] = report.get("name", "judge")
+        for k, item in report["per_item"].items():
+            per_item.setdefault(k, {})["judge"] = item["scores"]
+    result.per_item = per_item
+    return result
+
+
+def score_captioning(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
+    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    refs = caption_references(ref_dir)
+    hyps = _hyp_texts(hyp_dir, sorted(refs))
+    _missing_note(
+        result, sum(1 for k in refs if not hyps[k]), "clips (or empty captions)"
+    )
+    result.metrics.update(captioning.caption_metrics(hyps, refs))
+    n_refs = np.mean([len(v) for v in refs.values()]) if refs else 0
+    result.notes.append(
+        f"{n_refs:.1f} reference captions per clip; text lower-cased, punctuation "
+        "removed; METEOR-lite uses exact matches only (not comparable to METEOR)"
+    )
+    result.per_item = {k: {"hyp": hyps[k], "refs": refs[k]} for k in sorted(refs)}
+    return result
+
+
+def score_qa_dir(
+    task: str, hyp_dir: str, ref_dir: str, answer_words: Dict[str, List[str]]
+) -> ScoreResult:
+    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    dialogues = read_dialogues(ref_dir)
+    hyps = _hyp_texts(hyp_dir, sorted(dialogues))
+    _missing_note(result, sum(1 for k in dialogues if not hyps[k]), "questions")
+    kinds = qa_kinds(ref_dir)
+    vocab = dict(answer_words)
+    if not vocab:  # no vocabulary given: the reference answers of each kind
+        for k, d in dialogues.items():
+            vocab.setdefault(kinds.get(k, "other"), [])
+            if d["reference"] not in vocab[kinds.get(k, "other")]:
+                vocab[kinds.get(k, "other")].append(d["reference"])
+        result.notes.append(
+            "answer vocabulary: the reference answers (no --answer_words given)"
+        )
+    items = [
+        {
+            "id": k,
+            "question": d["question"],
+            "reference": d["reference"],
+            "hypothesis": hyps[k],
+            "kind": kinds.get(k) or infer_kind(d["reference"], vocab),
+        }
+        for k, d in sorted(dialogues.items())
+    ]
+    summary, records = answers.score_qa(items, vocab)
+    result.metrics.update(summary)
+    result.per_item = records
+    return result
+
+
+def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
+    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    refs = read_text_file(os.path.join(ref_dir, "text"))
+    ids = sorted(refs)
+    hyps = _hyp_texts(hyp_dir, ids)
+    _missing_note(result, sum(1 for k in ids if not hyps[k]), "utterances")
+    result.metrics.update(
+        asr.error_rates([refs[k] for k in ids], [hyps[k] for k in ids])
+    )
+    result.notes.append(
+        "WER/CER after normalisation: lower case, punctuation removed, digits "
+        "spelled out as the corpus writes numbers"
+    )
+    result.per_item = {k: {"ref": refs[k], "hyp": hyps[k]} for k in ids}
+    return result
+
+
+def score_text(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
+    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    dialogues = read_dialogues(ref_dir)
+    hyps = _hyp_texts(hyp_dir, sorted(dialogues))
+    _missing_note(result, sum(1 for k in dialogues if not hyps[k]), "prompts")
+    items = [
+        {"id": k, "reference": d["reference"], "hypothesis": hyps[k]}
+        for k, d in sorted(dialogues.items())
+    ]
+    summary, records = answers.score_text_answers(items)
+    result.metrics.update(summary)
+    result.notes.append(
+        "numeric answers: the last number of the reply (digits or words); others: "
+        "exact match after normalisation"
+    )
+    result.per_item = records
+    return result
+
+
+def score(
+    task: str,
+    hyp_dir: str,
+    ref_dir: str,
+    models: Optional[GenerationModels] = None,
+    answer_words: Optional[Dict[str, List[str]]] = None,
+) -> ScoreResult:
+    """Dispatch on the task's kind (``TASK_KINDS``)."""
+    kind = TASK_KINDS.get(task)
+    if kind is None:
+        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_KINDS)}")
+    logging.info("scoring %s: %s against %s", task, hyp_dir, ref_dir)
+    if kind == "generation":
+        return score_generation(task, hyp_dir, ref_dir, models or GenerationModels())
+    if kind == "captioning":
+        return score_captioning(task, hyp_dir, ref_dir)
+    if kind == "qa":
+        return score_qa_dir(task, hyp_dir, ref_dir, answer_words or {})
+    if kind == "asr":
+        return score_asr(task, hyp_dir, ref_dir)
+    return score_text(task, hyp_dir, ref_dir)

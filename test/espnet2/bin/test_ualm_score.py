@@ -1,0 +1,163 @@
+"""The scoring stage end to end on a tiny generated mini corpus: every task's
+table, the stand-in model labels, the decoding settings and the plots."""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from espnet2.bin import ualm_score
+
+ROOT = Path(__file__).resolve().parents[3]
+LOCAL = ROOT / "egs2" / "ualm" / "mini" / "local"
+JUDGE = str(LOCAL / "judge.py")
+
+
+@pytest.fixture(scope="module")
+def setup_dir(tmp_path_factory) -> Path:
+    """A mini setup dir: data/ (12 test clips, 24 train clips, 10 text items)."""
+    sys.path.insert(0, str(LOCAL))
+    import generate_corpus
+
+    root = tmp_path_factory.mktemp("score_setup")
+    generate_corpus.main(
+        ["--out_dir", str(root / "data"), "--audio_dir", str(root / "corpus")]
+        + ["--nj", "1", "--seed", "5", "--scale", "0", "--no_progress"]
+        + ["--num_sound_test", "12", "--num_sound_train", "24"]
+        + ["--num_text_test", "10"]
+    )  # fmt: skip
+    return root
+
+
+def _write_kv(path: Path, items: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k} {v}\n" for k, v in sorted(items.items())))
+
+
+def _kv(path: Path) -> dict:
+    return dict(line.rstrip("\n").split(" ", 1) for line in path.open())
+
+
+@pytest.fixture(scope="module")
+def hyps(setup_dir: Path) -> dict:
+    """Hypothesis dirs: perfect answers, except where a test needs errors."""
+    data, hyp = setup_dir / "data", setup_dir / "hyp"
+    sound = data / "mini_sound_test"
+    wavs = _kv(sound / "wav.scp")
+    ids = sorted(wavs)
+    # text_to_audio: the reference audio itself (10 of 12 ids), and in a second
+    # dir every clip answered with the next clip's audio (wrong prompts)
+    _write_kv(hyp / "t2a_ok" / "wav.scp", {k: wavs[k] for k in ids[:10]})
+    (hyp / "t2a_ok" / "decode_config.yaml").write_text("cfg_scale: 3.0\ntop_k: 20\n")
+    _write_kv(
+        hyp / "t2a_bad" / "wav.scp",
+        {k: wavs[ids[(i + 1) % len(ids)]] for i, k in enumerate(ids)},
+    )
+    qa = {}
+    for line in (sound / "dialogue.jsonl").open():
+        d = json.loads(line)
+        qa[d["id"]] = d["messages"][-1]["content"][0]["text"]
+    _write_kv(hyp / "qa" / "text", qa)
+    metas = [json.loads(line) for line in (sound / "meta.jsonl").open()]
+    _write_kv(hyp / "cap" / "text", {m["id"]: m["captions"]["h1"] for m in metas})
+    text = {}
+    for line in (data / "mini_text_test" / "dialogue.jsonl").open():
+        d = json.loads(line)
+        text[d["id"]] = "The answer is " + d["messages"][-1]["content"][0]["text"]
+    _write_kv(hyp / "txt" / "text", text)
+    # ASR: a text-only reference dir is enough to score transcripts
+    _write_kv(
+        data / "asr_test" / "text", {"u1": "rose has nine desks", "u2": "a b c d"}
+    )
+    _write_kv(hyp / "asr" / "text", {"u1": "Rose has 9 desks.", "u2": "a b x"})
+    return {"root": hyp, "data": data}
+
+
+def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path):
+    data, hyp = hyps["data"], hyps["root"]
+    out = tmp_path / "scores"
+    decode = tmp_path / "decode.yaml"
+    decode.write_text("audio_sampling: {temperature: 0.8, top_k: 20}\ncfg_scale: 3\n")
+    corpus_info = setup_dir / "corpus" / "corpus_info.json"
+    sound = str(data / "mini_sound_test")
+    results = ualm_score.main(
+        ["--output_dir", str(out), "--decode_config", str(decode)]
+        + ["--eval", "text_to_audio", str(hyp / "t2a_ok"), sound]
+        + ["--eval", "text_to_audio", str(hyp / "t2a_bad"), sound]
+        + ["--eval", "audio_qa", str(hyp / "qa"), sound]
+        + ["--eval", "audio_caption", str(hyp / "cap"), sound]
+        + ["--eval", "text_dialogue", str(hyp / "txt"), str(data / "mini_text_test")]
+        + ["--eval", "asr", str(hyp / "asr"), str(data / "asr_test")]
+        + ["--judge", JUDGE, "--answer_words", str(corpus_info)]
+        + ["--probe_train_dir", str(data / "mini_sound_train"), "--num_plot_clips", "2"]
+    )  # fmt: skip
+    ok, bad, qa, cap, txt, asr = results
+    assert ok.metrics["clips"] == 10 and ok.metrics["missing"] == 2
+    assert ok.metrics["fd"] < 1e-3 and ok.metrics["kl"] < 1e-6
+    assert ok.metrics["judge_overall"] == 1.0 and ok.metrics["judge_exact"] == 1.0
+    assert bad.metrics["judge_overall"] < 0.6 and bad.metrics["kl"] > ok.metrics["kl"]
+    # FD compares distributions: a permutation of the reference set is perfect,
+    # only the paired metrics (KL, judge) see that the prompts are not followed
+    assert bad.metrics["fd"] == pytest.approx(0.0, abs=1e-6)
+    assert ok.decode_config == {"cfg_scale": 3.0, "top_k": 20}
+    assert qa.metrics["accuracy"] == 1.0 and qa.metrics["unparsed"] == 0
+    assert qa.metrics["items_multiple_choice"] > 0 < qa.metrics["items_short_answer"]
+    assert cap.metrics["bleu_4"] > 0.99 and cap.metrics["cider_d"] > 1
+    assert txt.metrics["accuracy"] == 1.0
+    assert asr.metrics["wer"] == pytest.approx(2 / 8)
+
+    text = (out / "RESULTS.md").read_text()
+    headings = ["## text_to_audio", "### text_to_audio / mini_sound_test"]
+    headings += ["## audio_qa", "## audio_caption", "## text_dialogue", "## asr"]
+    for heading in headings:
+        assert heading in text
+    assert "not comparable to published numbers" in text
+    assert "| fd |" in text and "logmel_stats" in text and "mini judge" in text
+    assert "temperature: 0.8" in text and "cfg_scale: 3.0" in text
+    assert "CLAP score skipped" in text
+    for plot in ("spectrograms.text_to_audio.mini_sound_test.png",
+                 "metrics.text_to_audio.png", "metrics.audio_qa.png"):  # fmt: skip
+        assert (out / "plots" / plot).stat().st_size > 1000
+        assert f"plots/{plot}" in text
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["audio_qa/mini_sound_test"]["metrics"]["accuracy"] == 1.0
+    per_item = json.loads(
+        (out / "per_item" / "text_to_audio.mini_sound_test.json").read_text()
+    )
+    assert len(per_item) == 12  # the second text_to_audio run (same set) wins
+    assert (out / "probe_tagger.npz").exists()
+
+
+def test_missing_published_model_stops_with_a_clear_message(hyps, tmp_path):
+    data, hyp = hyps["data"], hyps["root"]
+    with pytest.raises(SystemExit) as err:
+        ualm_score.main(
+            ["--output_dir", str(tmp_path), "--fd_model", "panns", "--eval"]
+            + ["text_to_audio", str(hyp / "t2a_ok"), str(data / "mini_sound_test")]
+        )
+    assert "panns_inference" in str(err.value) and "checkpoint" in str(err.value)
+
+
+def test_no_tagger_without_training_data_is_noted(hyps, tmp_path):
+    data, hyp = hyps["data"], hyps["root"]
+    (r,) = ualm_score.main(
+        ["--output_dir", str(tmp_path), "--num_plot_clips", "0", "--eval"]
+        + ["text_to_audio", str(hyp / "t2a_ok"), str(data / "mini_sound_test")]
+    )
+    assert "kl" not in r.metrics and "fd" in r.metrics
+    assert any("--probe_train_dir" in n for n in r.notes)
+    assert "judge_overall" not in r.metrics
+
+
+def test_unknown_task_and_missing_dirs(tmp_path):
+    with pytest.raises(SystemExit, match="unknown task"):
+        ualm_score.main(["--output_dir", str(tmp_path), "--eval", "dance", ".", "."])
+    with pytest.raises(SystemExit, match="not found"):
+        ualm_score.main(
+            ["--output_dir", str(tmp_path), "--eval", "asr", str(tmp_path / "x"), "."]
+        )
+    shutil.rmtree(tmp_path)
+    assert not os.path.exists(tmp_path)
