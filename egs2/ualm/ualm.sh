@@ -7,6 +7,8 @@
 #   3. text tokenizer            sentencepiece BPE, or a Hugging Face tokenizer dir
 #   4. codec fitting + tokens    exp/codec (trainable codecs), dump/codec/<dataset>/
 #   5. manifests                 dump/manifests/<split>/ (+ length statistics, plot)
+#   6. modality alignment        exp/ualm_align (backbone + encoder frozen)
+#   7. unified training          exp/ualm_unified (from stage 6 via --init_param)
 #
 # Every stage that can drop an item writes rejected.tsv next to its output and
 # logs how many items it rejected. Stages are resumable: re-running stage 4
@@ -48,12 +50,21 @@ tokenize_batch_size=16
 # Manifests (stage 5)
 audio_input_frame_rate=25      # continuous encoder frames per second (length stats)
 
+# Training (stages 6-7), through ESPnet's Trainer (espnet2.bin.ualm_train)
+ngpu=0                          # GPUs per node (0: CPU)
+train_align_config=conf/train_align.yaml
+train_unified_config=conf/train_unified.yaml
+align_exp=exp/ualm_align
+unified_exp=exp/ualm_unified
+train_args=""                   # extra ualm_train options for both stages
+
 help_message=$(cat << EOF
 Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--<option> <value>]
 
 Stages: 1 data, 2 audio formatting, 3 text tokenizer, 4 codec fit + tokens,
-5 manifests. Outputs: data/, dump/audio/, ${text_tokenizer_dir}/, exp/codec/,
-dump/codec/, dump/manifests/.
+5 manifests, 6 modality alignment, 7 unified training. Outputs: data/,
+dump/audio/, ${text_tokenizer_dir}/, exp/codec/, dump/codec/, dump/manifests/,
+exp/ualm_align/, exp/ualm_unified/ (training curves in images/).
 EOF
 )
 
@@ -165,6 +176,30 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         --audio_root dump/audio --codes_root dump/codec \
         --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests \
         --audio_input_frame_rate "${audio_input_frame_rate}"
+fi
+
+train_stage() {
+    # $1 config, $2 output dir, then extra options. --resume continues a killed run.
+    local config=$1 out=$2; shift 2
+    [ -f "${config}" ] || die "training config ${config} not found"
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.ualm_train --config "${config}" --ngpu "${ngpu}" \
+        --resume true --text_tokenizer "${text_tokenizer_dir}" \
+        --train_manifest_dir dump/manifests/train \
+        --valid_manifest_dir dump/manifests/valid \
+        --output_dir "${out}" "$@" ${train_args}
+}
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    log "Stage 6: modality alignment (${train_align_config}) -> ${align_exp}"
+    train_stage "${train_align_config}" "${align_exp}"
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+    log "Stage 7: unified training (${train_unified_config}) -> ${unified_exp}"
+    [ -f "${align_exp}/valid.loss.best.pth" ] || die "run stage 6 first: ${align_exp}/valid.loss.best.pth missing"
+    train_stage "${train_unified_config}" "${unified_exp}" \
+        --init_param "${align_exp}/valid.loss.best.pth"
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

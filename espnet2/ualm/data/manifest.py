@@ -22,7 +22,7 @@ from espnet2.ualm.data.rejects import RejectLog
 # "wav": audio for the continuous acoustic encoder (understanding input).
 TASK_FILES: Dict[str, Tuple[str, ...]] = {
     "text_to_audio": ("text", "codes"),
-    "rich_text_to_audio": ("rich_text", "codes"),
+    "rich_text_to_audio": ("text", "rich_text", "codes"),
     "audio_caption": ("wav", "text"),
     "asr": ("wav", "text"),
     "tts": ("text", "codes"),
