@@ -1,4 +1,4 @@
-"""The mini recipe, stages 1-5, end to end on a tiny corpus (the integration test)."""
+"""The mini recipe end to end on a tiny corpus (the integration test)."""
 
 import json
 import os
@@ -47,12 +47,14 @@ def _run(setup: str, *args: str) -> str:
 
 
 @pytest.mark.integration
-def test_mini_recipe_stages_1_to_5(tmp_path):
+def test_mini_recipe_end_to_end(tmp_path):
     setup = _copy_recipe(str(tmp_path / "mini"))
     log = _run(
         setup,
         "--local_data_opts", "--scale 0.03 --no_progress",
         "--bpe_vocab_size", "300",
+        "--train_align_config", "conf/train_align_fast.yaml",
+        "--train_unified_config", "conf/train_unified_fast.yaml",
     )  # fmt: skip
     assert "Successfully finished stages 1-100" in log
 
@@ -72,6 +74,12 @@ def test_mini_recipe_stages_1_to_5(tmp_path):
             open(f"{setup}/dump/manifests/{split}/mini_text_text_dialogue.json")
         )
         assert text["num_examples"] > 0
+
+    # stages 6-7: both curriculum stages trained through ESPnet's Trainer
+    for exp in ("ualm_align", "ualm_unified"):
+        assert os.path.exists(f"{setup}/exp/{exp}/valid.loss.best.pth"), exp
+        assert os.path.exists(f"{setup}/exp/{exp}/images/loss.png"), exp
+    assert os.path.exists(f"{setup}/exp/ualm_unified/vocabulary.json")
 
     metrics = json.load(open(f"{setup}/exp/codec/metrics.json"))
     assert metrics["valid"]["summary"]["lsd_db"]["mean"] < 6.0
