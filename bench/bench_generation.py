@@ -42,22 +42,23 @@ length. floor = bytes / bandwidth; "% of floor" = floor / measured step.
 
 Rounds: each round measures the bandwidth, then per batch size runs the
 models one after the other (the order reversed every other round), and the
-reported figure is the median over rounds (2 rounds, ~5 minutes on 2 CPU
-cores; ``--quick``: 1 s clips, one round).
+reported figure is the median over rounds (2 rounds: ~3 min on 2 idle CPU
+cores, ~6 min when other jobs share them; ``--quick``: 1 s clips, one
+round).
 
 Where a UALM step goes: the timed UALM runs are instrumented (wrappers of ~1
-us per call, ~40 calls per step) to split the decode step into embedding sum,
-backbone (HF Qwen2 forward with its DynamicCache), decoder bookkeeping, head
-matmuls, CFG + sampling, the generator's Python (constraints, row
-bookkeeping) and the rest of the loop. Each round also times, interleaved,
-the same work done other ways on the same weights: the backbone's linear
-layers alone (``F.linear`` as in the model, and oneDNN-prepacked), the
-DynamicCache's ``torch.cat`` at the mean context against writing one
-position into a preallocated buffer, and the generator's ``_next_frames``
-against ``fused_audio_sample`` (all streams' heads in one matmul with the
-stream embeddings folded into a logit bias, CFG, top-k and one multinomial;
-its logits are checked against the generator's). torch.profiler counts aten
-ops per step for both models (short clip).
+us per call, ~50 calls per step) to split the decode step into embedding sum,
+backbone (HF Qwen2 forward), its KV-cache update (``DynamicLayer.update``),
+decoder bookkeeping, head matmuls, CFG + sampling, the generator's Python
+(constraints, row bookkeeping) and the rest of the loop. Each round also
+times, interleaved, the same work done other ways on the same weights: the
+backbone's linear layers alone (``F.linear`` as in the model, and oneDNN-
+prepacked), the DynamicCache's ``torch.cat`` at the mean context against
+writing one position into a preallocated buffer, and the generator's
+``_next_frames`` against ``fused_audio_sample`` (all streams' heads in one
+matmul with the stream embeddings folded into a logit bias, CFG, top-k and one
+multinomial; its logits are checked against the generator's). torch.profiler
+counts ops (aten and oneDNN) per step for each model (short clip).
 
 ``--what_if`` adds a third row: UALM with those three changes applied on the
 benchmark side (``FusedHeadsGenerator``, oneDNN-packed backbone linears,
@@ -389,7 +390,8 @@ class _Timers:
 
 STEP_PARTS = (
     "embedding_sum",  # UALMModel.embed of the new frame (embedding_bag)
-    "backbone",  # HF Qwen2 forward, one position, DynamicCache
+    "backbone",  # HF Qwen2 forward, one position, without the cache update
+    "kv_cache_update",  # DynamicLayer.update: torch.cat of the whole cache
     "decoder_bookkeeping",  # Decoder.step: positions, attention mask
     "head_matmuls",  # UALMModel.stream_logits, per stream, cond and uncond
     "cfg_and_sampling",  # guide + sample (mask, temperature, top-k, multinomial)
@@ -402,13 +404,14 @@ STEP_PARTS = (
 def timed_ualm(gen, prompts, cfg: BenchConfig, frames: int) -> Tuple[float, Dict]:
     """``run_ualm`` with each part of the decode step timed (ms per step).
 
-    The wrappers add ~1 us per wrapped call, ~40 calls per step.
+    The wrappers add ~1 us per wrapped call, ~50 calls per step.
     """
     model = gen.model
     timers = _Timers()
     timers.wrap(Decoder, "prefill", "prefill")
     timers.wrap(Decoder, "step", "step")
     timers.wrap(Decoder, "_run", "backbone")
+    timers.wrap(DynamicLayer, "update", "kv_update")
     timers.wrap(model, "embed", "embed")
     timers.wrap(model, "stream_logits", "heads")
     timers.wrap(generate_module, "sample", "sample")
@@ -424,10 +427,13 @@ def timed_ualm(gen, prompts, cfg: BenchConfig, frames: int) -> Tuple[float, Dict
     # the first embed and backbone calls are the prefill's
     embed = c["embed"] - timers.calls["embed"][0]
     backbone = c["backbone"] - timers.calls["backbone"][0]
+    n_layers = model.backbone.config.num_hidden_layers
+    kv_update = sum(timers.calls["kv_update"][n_layers:])  # after the prefill's
     sampling = c["sample"] + c["guide"]
     parts = {
         "embedding_sum": embed,
-        "backbone": backbone,
+        "backbone": backbone - kv_update,
+        "kv_cache_update": kv_update,
         "decoder_bookkeeping": c["step"] - embed - backbone,
         "head_matmuls": c["heads"],
         "cfg_and_sampling": sampling,
@@ -450,7 +456,7 @@ def timed_ualm(gen, prompts, cfg: BenchConfig, frames: int) -> Tuple[float, Dict
 
 
 _OP_GROUPS = (
-    ("matmul", ("aten::linear", "aten::addmm", "aten::mm", "aten::matmul")),
+    ("matmul", ("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "mkldnn::")),
     ("attention", ("aten::scaled_dot_product_attention", "aten::_scaled_dot")),
     ("cat", ("aten::cat",)),
     ("sampling", ("aten::topk", "aten::multinomial", "aten::softmax", "aten::sort")),
@@ -458,8 +464,8 @@ _OP_GROUPS = (
 
 
 def op_profile(fn: Callable[[], Any], steps: int) -> Dict[str, Any]:
-    """aten ops per step and their self CPU ms per step by group (torch.profiler;
-    its own overhead inflates the times, the counts are exact)."""
+    """Ops per step (aten and oneDNN) and their self CPU ms per step by group
+    (torch.profiler; its own overhead inflates the times, the counts are exact)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], acc_events=True) as prof:
@@ -467,7 +473,7 @@ def op_profile(fn: Callable[[], Any], steps: int) -> Dict[str, Any]:
     count = 0
     self_us: Counter = Counter()
     for evt in prof.key_averages():
-        if not evt.key.startswith("aten::"):
+        if not evt.key.startswith(("aten::", "mkldnn::")):
             continue
         group = next(
             (g for g, names in _OP_GROUPS if any(evt.key.startswith(n) for n in names)),
@@ -476,7 +482,7 @@ def op_profile(fn: Callable[[], Any], steps: int) -> Dict[str, Any]:
         count += evt.count
         self_us[group] += evt.self_cpu_time_total
     return {
-        "aten_ops_per_step": count / steps,
+        "ops_per_step": count / steps,
         "self_ms_per_step": {g: v / 1e3 / steps for g, v in sorted(self_us.items())},
     }
 
@@ -1016,7 +1022,7 @@ def main() -> None:
         for name, o in ops.items():
             groups = ", ".join(f"{g} {v:.2f}" for g, v in o["self_ms_per_step"].items())
             print(
-                f"  {name:12s} {o['aten_ops_per_step']:5.0f} aten ops/step; self "
+                f"  {name:12s} {o['ops_per_step']:5.0f} ops/step; self "
                 f"ms/step ({profile_frames}-frame clip, under torch.profiler): {groups}"
             )
     dispatch_us = dispatch_overhead_us()
