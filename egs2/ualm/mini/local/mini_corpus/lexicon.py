@@ -6,6 +6,9 @@ numbers the same way (lower case words, no digits).
 
 from __future__ import annotations
 
+# The corpus spells numbers exactly as the scoring normaliser reads them.
+from espnet2.ualm.scoring.text_norm import number_to_words  # noqa: E402,F401
+
 _ONES = [
     "zero",
     "one",
@@ -60,26 +63,3 @@ NAMES: tuple[str, ...] = (
     "anna", "ben", "clara", "david", "emma", "frank", "grace", "henry", "lucy",
     "mark", "nina", "oscar", "paul", "rose", "sam", "tom",
 )  # fmt: skip
-
-
-def number_to_words(n: int) -> str:
-    """Spell a non-negative integer below one million in lower-case English."""
-    if n < 0:
-        return "minus " + number_to_words(-n)
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        tens, ones = divmod(n, 10)
-        return _TENS[tens] + ("" if ones == 0 else " " + _ONES[ones])
-    if n < 1000:
-        hundreds, rest = divmod(n, 100)
-        head = _ONES[hundreds] + " hundred"
-        return head if rest == 0 else head + " and " + number_to_words(rest)
-    if n < 1_000_000:
-        thousands, rest = divmod(n, 1000)
-        head = number_to_words(thousands) + " thousand"
-        if rest == 0:
-            return head
-        sep = " and " if rest < 100 else " "
-        return head + sep + number_to_words(rest)
-    raise ValueError(f"number_to_words supports 0 <= n < 1e6, got {n}")
