@@ -41,7 +41,7 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.ualm.model.adapter import AudioAdapter
 from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
 from espnet2.ualm.model.cfg_dropout import drop_condition
-from espnet2.ualm.model.loss import multistream_loss
+from espnet2.ualm.model.loss import AUDIO_SOFTMAX, multistream_loss
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
 LOGIT_RESTRICTIONS = ("full", "audio", "codebook")
@@ -64,7 +64,12 @@ class UALMModel(AbsESPnetModel):
         audio_token_weight: loss weight of each audio target; default 1/K.
         cfg_dropout_prob: probability of padding an example's condition in
             training (release: 0.05).
-        logits_chunk_size: positions whose logits exist at once in the loss.
+        logits_chunk_size: positions whose logits exist at once in the loss
+            (per stream); more rows are chunked and recomputed in backward.
+        audio_softmax: training softmax of streams 1..K-1: ``"codebook"``
+            (default; each stream over its own codebook's ids, pad included,
+            the range inference samples from: ``stream_logits``) or
+            ``"audio"`` (over all audio ids); see ``loss.py``.
         flatten_batch: run the batch as one packed row (flash-attention-2
             varlen); default: only with ``flash_attention_2``.
     """
@@ -79,8 +84,13 @@ class UALMModel(AbsESPnetModel):
         cfg_dropout_prob: float = 0.0,
         logits_chunk_size: int = 4096,
         flatten_batch: Optional[bool] = None,
+        audio_softmax: str = "codebook",
     ):
         super().__init__()
+        if audio_softmax not in AUDIO_SOFTMAX:
+            raise ValueError(
+                f"audio_softmax must be one of {AUDIO_SOFTMAX}, got {audio_softmax!r}"
+            )
         if (audio_encoder is None) != (adapter is None):
             raise ValueError("audio_encoder and adapter come together (or neither)")
         embed = backbone.get_input_embeddings()
@@ -105,6 +115,7 @@ class UALMModel(AbsESPnetModel):
         )
         self.cfg_dropout_prob = float(cfg_dropout_prob)
         self.logits_chunk_size = int(logits_chunk_size)
+        self.audio_softmax = audio_softmax
         if flatten_batch is None:
             attn = getattr(backbone.config, "_attn_implementation", None)
             flatten_batch = attn == "flash_attention_2"
@@ -322,6 +333,8 @@ class UALMModel(AbsESPnetModel):
             audio_offset=self.vocabulary.audio_offset,
             audio_weight=self.audio_token_weight,
             chunk_size=self.logits_chunk_size,
+            audio_size=self.vocabulary.audio_size,
+            audio_softmax=self.audio_softmax,
         )
         loss = out.loss
         if self.training:

@@ -34,8 +34,14 @@ class CharTokenizer(TextTokenizer):
         return "".join(chr(i) for i in ids)
 
 
-def _direct_loss(hidden, ids, loss_mask, head, stream_emb, vocab, audio_weight):
-    """Position by position, with full logits: the definition of the loss."""
+def _direct_loss(
+    hidden, ids, loss_mask, head, stream_emb, vocab, audio_weight, softmax="codebook"
+):
+    """Position by position, with full logits: the definition of the loss.
+
+    Streams 1..K-1: a softmax over their own codebook's ids (``softmax=
+    "codebook"``, the default) or over all audio ids (``"audio"``).
+    """
     is_audio = torch.arange(vocab.size) >= vocab.audio_offset
     total, n_stream0 = 0.0, 0
     for b, t, k in loss_mask.nonzero().tolist():
@@ -43,8 +49,14 @@ def _direct_loss(hidden, ids, loss_mask, head, stream_emb, vocab, audio_weight):
             continue
         h = hidden[b, t - 1] + (stream_emb[k - 1] if k else 0)
         logits = head @ h
-        if k:  # streams 1..K-1: a softmax over audio ids only
-            logits = logits.masked_fill(~is_audio, -math.inf)
+        if k:
+            allowed = is_audio.clone()
+            if softmax == "codebook":
+                start, stop = vocab.codebook_range(k)
+                allowed = (torch.arange(vocab.size) >= start) & (
+                    torch.arange(vocab.size) < stop
+                )
+            logits = logits.masked_fill(~allowed, -math.inf)
         target = int(ids[b, t, k])
         nll = -torch.log_softmax(logits.double(), -1)[target]
         total = total + (audio_weight if is_audio[target] else 1.0) * nll

@@ -106,3 +106,67 @@ def test_stats_of_absent_kinds_are_nan_not_missing(vocab, builder):
     assert math.isnan(float(out.stats["loss_audio"]))
     assert math.isnan(float(out.stats["acc_stream1"]))
     assert not math.isnan(float(out.stats["acc_text"]))
+
+
+@pytest.mark.parametrize("softmax", ["codebook", "audio"])
+def test_both_audio_softmaxes_match_their_definition(
+    vocab, builder, direct_loss, softmax
+):
+    batch = _batch(builder)
+    ids, mask = batch["ids"], batch["loss_mask"]
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(*ids.shape[:2], 16, generator=g, dtype=torch.float64)
+    head = torch.randn(vocab.size, 16, generator=g, dtype=torch.float64)
+    stream_emb = torch.randn(2, 16, generator=g, dtype=torch.float64)
+    out = multistream_loss(
+        hidden, ids, mask, head, stream_emb, vocab.audio_offset, 1 / 3,
+        chunk_size=4, audio_softmax=softmax,
+    )  # fmt: skip
+    expected = direct_loss(hidden, ids, mask, head, stream_emb, vocab, 1 / 3, softmax)
+    torch.testing.assert_close(out.loss.double(), expected)
+    other = "audio" if softmax == "codebook" else "codebook"
+    assert not torch.isclose(
+        out.loss.double(),
+        direct_loss(hidden, ids, mask, head, stream_emb, vocab, 1 / 3, other),
+    )
+
+
+def test_codebook_softmax_is_what_inference_samples(make_model, vocab, builder):
+    """The training distribution of stream k is ``stream_logits(.., k)``'s."""
+    model = make_model().eval()
+    codes = torch.randint(0, 5, (4, 3), generator=torch.Generator().manual_seed(2))
+    seq = builder.build_example("text_to_audio", {"caption": "a", "audio": codes})
+    ids, mask = seq.ids[None], seq.loss_mask[None].clone()
+    mask[..., 0] = False
+    mask[0, 1, 0] = True  # one stream-0 target: the normaliser is 1
+    hidden = torch.randn(1, len(seq), model.head_weight.shape[1])
+    with torch.no_grad():
+        out = multistream_loss(
+            hidden, ids, mask, model.head_weight, model.stream_embeddings,
+            vocab.audio_offset, 1.0,
+        )  # fmt: skip
+        expected = -F.log_softmax(model.stream_logits(hidden[0, 0], 0), -1)[
+            ids[0, 1, 0]
+        ]
+        for b, t, k in mask[:, 1:, 1:].nonzero().tolist():
+            start, _ = vocab.codebook_range(k + 1)
+            logp = F.log_softmax(model.stream_logits(hidden[b, t], k + 1), -1)
+            expected = expected + -logp[ids[b, t + 1, k + 1] - start]
+    torch.testing.assert_close(out.loss, expected)
+    for k in (1, 2):
+        assert float(out.stats[f"acc_stream{k}"]) >= 0
+
+
+def test_a_target_outside_its_codebook_is_refused(vocab, builder):
+    codes = torch.zeros(3, 3, dtype=torch.long)
+    seq = builder.build_example("text_to_audio", {"caption": "x", "audio": codes})
+    ids = seq.ids[None].clone()
+    t = int(seq.loss_mask[:, 1].nonzero()[0])
+    ids[0, t, 1] = vocab.codebook_range(2)[0]  # codebook 2's id in stream 1
+    args = (torch.randn(1, len(seq), 8), ids, seq.loss_mask[None])
+    table = (torch.randn(vocab.size, 8), torch.randn(2, 8), vocab.audio_offset, 0.5)
+    with pytest.raises(ValueError, match="own codebook"):
+        multistream_loss(*args, *table)
+    multistream_loss(*args, *table, audio_softmax="audio")  # an audio id: fine
+    with pytest.raises(ValueError, match="audio_softmax"):
+        multistream_loss(*args, *table, audio_softmax="full")

@@ -251,3 +251,32 @@ def test_stream_logits_and_deepcopy(make_model, vocab):
     torch.testing.assert_close(
         reference.stream_logits(hidden, 1), model.stream_logits(hidden, 1)
     )
+
+
+def test_audio_softmax_option(make_model, examples, vocab, direct_loss):
+    t2a, cap, _, waves = examples
+    batch = collate_sequences([[t2a], [cap]], waves)
+    assert make_model().audio_softmax == "codebook"
+    model = make_model(audio_softmax="audio").eval()
+    loss, _, _ = model(**batch)
+    with torch.no_grad():
+        embeds = model.embed(
+            batch["ids"],
+            batch["audio_input"],
+            batch["audio_input_lengths"],
+            batch["audio_input_spans"],
+        )
+        hidden = model.hidden_states(embeds, batch["position_ids"])
+    expected = direct_loss(
+        hidden.double(),
+        batch["ids"],
+        batch["loss_mask"],
+        model.head_weight.double(),
+        model.stream_embeddings.double(),
+        vocab,
+        1 / 3,
+        "audio",
+    )
+    torch.testing.assert_close(loss[0].double(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="audio_softmax"):
+        make_model(audio_softmax="full")
