@@ -5,18 +5,29 @@ lists the examples that have every file the task needs, and gives a length
 (in LM positions) per example: ESPnet's shape-file format, which batch
 samplers and sequence packing read. Examples lacking a file the task needs
 are rejected with the missing file named.
+
+The length is the example's exact sequence length as the training dataset
+builds it (``SequenceBuilder``): the task's template
+(``espnet2.ualm.tokens.templates``, ``TEMPLATE_OF_TASK``) rendered with the
+example's texts, its prompt text tokenized with them, plus ``<bos>`` and per
+turn the role and modality markers and the closing token; discrete audio
+takes its frames + K (closing frame and delay pattern), continuous audio
+input the encoder's frame count (``LengthModel``).
 """
 
 import json
+import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from fractions import Fraction
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from espnet2.ualm.data.audio_format import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
+from espnet2.ualm.tokens.templates import TaskTemplate, template_of_task
 
 # What each task reads. "codes": discrete audio targets from stage 4;
 # "wav": audio for the continuous acoustic encoder (understanding input).
@@ -30,28 +41,59 @@ TASK_FILES: Dict[str, Tuple[str, ...]] = {
     "text_dialogue": ("dialogue",),
 }
 
-# Fixed positions a template adds around the content (bos, role and modality
-# markers, eos): a small constant per message, used only for length estimates.
+# Template text field -> data-directory file holding it, where they differ
+# (the training dataset reads the fields from the same files).
+FIELD_FILES: Dict[str, str] = {"caption": "text", "rich_caption": "rich_text"}
+
+# A rough per-message constant for synthetic length mixes (bench_packing.py);
+# the manifests count each example's template exactly (``example_length``).
 TEMPLATE_OVERHEAD = 8
 
 
 @dataclass
 class LengthModel:
-    """Converts an item's content into LM positions for the shape files."""
+    """Converts an item's content into LM positions for the shape files.
+
+    ``sample_rate``: the formatted audio's rate (``utt2num_samples``);
+    ``audio_input_sample_rate``: the acoustic encoder's (default the same),
+    to which the dataset resamples audio input before counting frames.
+    """
 
     count_text_tokens: Callable[[str], int]
     codec_frame_rate: float
     n_codebooks: int
     audio_input_frame_rate: float
     sample_rate: int
+    audio_input_sample_rate: Optional[int] = None
 
     def codes(self, num_frames: int) -> int:
-        return num_frames + self.n_codebooks - 1  # delay pattern adds K-1 steps
+        """Positions of a discrete audio segment: its frames, the closing frame
+        and K - 1 delay steps (``SequenceBuilder._audio_block``)."""
+        return int(num_frames) + self.n_codebooks
 
     def wav(self, num_samples: int) -> int:
-        return int(
-            np.ceil(num_samples / self.sample_rate * self.audio_input_frame_rate)
-        )
+        """Encoder frames (placeholders) of ``num_samples`` formatted samples,
+        as ``AudioInputGeometry.num_frames`` counts them after resampling."""
+        n = int(num_samples)
+        rate = self.audio_input_sample_rate or self.sample_rate
+        if rate != self.sample_rate:  # torchaudio.functional.resample's length
+            import torch
+
+            g = math.gcd(int(self.sample_rate), int(rate))
+            orig, new = int(self.sample_rate) // g, int(rate) // g
+            n = int(torch.ceil(torch.as_tensor(new * n / orig)).long())
+        per_frame = Fraction(rate) / Fraction(self.audio_input_frame_rate)
+        return max(1, math.ceil(Fraction(n) / per_frame))
+
+    # a turn: <role> <modality> content <eos>/<eot> (audio: closing frame)
+    def text_turn(self, text: str) -> int:
+        return 3 + self.count_text_tokens(text)
+
+    def audio_turn(self, num_frames: int) -> int:
+        return 2 + self.codes(num_frames)
+
+    def audio_input_turn(self, num_samples: int) -> int:
+        return 3 + self.wav(num_samples)
 
 
 def _file_paths(data_dir: str, codes_dir: str) -> Dict[str, str]:
@@ -74,11 +116,17 @@ def build_manifest(
     codes_dir: str,
     lengths: LengthModel,
     out_dir: str,
+    templates: Optional[Mapping[str, TaskTemplate]] = None,
 ) -> dict:
-    """Writes ``<out_dir>/<name>.json``, ``.shape`` and ``.rejected.tsv``."""
+    """Writes ``<out_dir>/<name>.json``, ``.shape`` and ``.rejected.tsv``.
+
+    ``templates``: task name -> template (default: the built-in ones); the
+    task's template (``template_of_task``) gives the example lengths.
+    """
     if task not in TASK_FILES:
         raise ValueError(f"{name}: unknown task {task!r}; known: {sorted(TASK_FILES)}")
     needs = TASK_FILES[task]
+    template = template_of_task(task, templates)
     paths = _file_paths(data_dir, codes_dir)
     for need in needs:
         if not os.path.exists(paths[need]):
@@ -87,28 +135,35 @@ def build_manifest(
             )
     rejects = RejectLog(f"manifest {name}")
     shape: Dict[str, int] = {}
-    if "dialogue" in needs:
-        audio_len = (
-            {k: lengths.wav(int(v)) for k, v in read_kv(paths["num_samples"]).items()}
+    if template.conversation:
+        if "dialogue" not in needs:
+            raise ValueError(f"{name}: task {task} has no dialogue.jsonl to read")
+        samples = (
+            {k: int(v) for k, v in read_kv(paths["num_samples"]).items()}
             if "wav" in needs
             else {}
         )
+        frames = (
+            {k: int(v) for k, v in read_kv(paths["num_frames"]).items()}
+            if os.path.exists(paths["num_frames"])
+            else {}
+        )
         for conv in read_jsonl(paths["dialogue"], rejects):
-            n, missing = _dialogue_length(conv, audio_len, lengths)
+            n, missing = _dialogue_length(conv, samples, frames, lengths)
             if missing:
                 rejects.add(conv["id"], paths["dialogue"], f"missing audio {missing}")
             else:
                 shape[conv["id"]] = n
     else:
-        per_file = _per_item_lengths(needs, paths, lengths)
+        per_file = _per_item_values(needs, paths)
         all_ids = sorted(set().union(*[set(v) for v in per_file.values()]))
         for utt in all_ids:
             absent = [need for need in needs if utt not in per_file[need]]
             if absent:
                 rejects.add(utt, data_dir, f"missing {paths[absent[0]]} entry")
                 continue
-            n = sum(per_file[need][utt] for need in needs)
-            shape[utt] = n + 2 * TEMPLATE_OVERHEAD
+            item = {need: per_file[need][utt] for need in needs}
+            shape[utt] = example_length(template, item, lengths, name)
     os.makedirs(out_dir, exist_ok=True)
     write_kv(os.path.join(out_dir, f"{name}.shape"), shape.items())
     rejects.write(os.path.join(out_dir, f"{name}.rejected.tsv"))
@@ -135,37 +190,94 @@ def build_manifest(
     return manifest
 
 
-def _per_item_lengths(
-    needs: Tuple[str, ...], paths: Dict[str, str], lengths: LengthModel
-) -> Dict[str, Dict[str, int]]:
-    out: Dict[str, Dict[str, int]] = {}
+def _per_item_values(
+    needs: Tuple[str, ...], paths: Dict[str, str]
+) -> Dict[str, Dict[str, object]]:
+    """Per file the task needs: texts, codec frame counts, sample counts."""
+    out: Dict[str, Dict[str, object]] = {}
     for need in needs:
         if need in ("text", "rich_text"):
-            out[need] = {
-                k: lengths.count_text_tokens(v) for k, v in read_kv(paths[need]).items()
-            }
+            out[need] = read_kv(paths[need])
         elif need == "codes":
-            frames = read_kv(paths["num_frames"])
-            out[need] = {k: lengths.codes(int(v)) for k, v in frames.items()}
+            out[need] = {k: int(v) for k, v in read_kv(paths["num_frames"]).items()}
         elif need == "wav":
-            samples = read_kv(paths["num_samples"])
-            out[need] = {k: lengths.wav(int(v)) for k, v in samples.items()}
+            out[need] = {k: int(v) for k, v in read_kv(paths["num_samples"]).items()}
     return out
 
 
+def example_length(
+    template: TaskTemplate,
+    item: Mapping[str, object],
+    lengths: LengthModel,
+    where: str = "",
+) -> int:
+    """Positions of a templated example as ``SequenceBuilder`` lays it out.
+
+    ``item``: the task's files (``TASK_FILES``) for one example: ``text`` /
+    ``rich_text`` strings, ``codes`` codec frames, ``wav`` samples. Text
+    segments are rendered with the example's texts (``FIELD_FILES``) and
+    tokenized whole, as the builder does.
+    """
+    n = 1  # <bos>
+    for message in template.messages:
+        for seg in message.segments:
+            if seg.kind == "text":
+                texts = _TemplateTexts(template.name, item, where)
+                n += lengths.text_turn(seg.value.format_map(texts))
+            elif seg.kind == "audio":
+                n += lengths.audio_turn(_item(template.name, item, "codes", where))
+            else:
+                n += lengths.audio_input_turn(_item(template.name, item, "wav", where))
+    return n
+
+
+def _item(task: str, item: Mapping[str, object], what: str, where: str):
+    if what not in item:
+        raise ValueError(
+            f"{where}: template {task!r} reads {what!r}, which the manifest task's "
+            f"files {sorted(item)} lack (TASK_FILES)"
+        )
+    return item[what]
+
+
+class _TemplateTexts(dict):
+    """``format_map`` lookup of a template's text fields in the item's files."""
+
+    def __init__(self, task: str, item: Mapping[str, object], where: str):
+        super().__init__()
+        self.task, self.item, self.where = task, item, where
+
+    def __missing__(self, field: str) -> str:
+        return str(
+            _item(self.task, self.item, FIELD_FILES.get(field, field), self.where)
+        )
+
+
 def _dialogue_length(
-    conv: dict, audio_len: Dict[str, int], lengths: LengthModel
+    conv: dict,
+    samples: Dict[str, int],
+    frames: Dict[str, int],
+    lengths: LengthModel,
 ) -> Tuple[int, Optional[str]]:
-    n = 1
+    """Positions of a ``dialogue.jsonl`` conversation, or the missing audio id.
+
+    As ``conversation_from_dialogue``: assistant ``audio`` is codec codes
+    (``utt2num_frames``), other audio is encoder input (``utt2num_samples``).
+    """
+    n = 1  # <bos>
     for msg in conv["messages"]:
-        n += TEMPLATE_OVERHEAD
-        for seg in msg["content"]:
-            if seg["type"] == "text":
-                n += lengths.count_text_tokens(seg["text"])
-            elif seg["type"] == "audio":
-                if seg["audio"] not in audio_len:
+        for seg in msg.get("content") or ():
+            kind = seg.get("type")
+            if kind == "text":
+                n += lengths.text_turn(str(seg["text"]))
+            elif kind == "audio" and msg.get("role") == "assistant":
+                if seg["audio"] not in frames:
                     return 0, seg["audio"]
-                n += audio_len[seg["audio"]]
+                n += lengths.audio_turn(frames[seg["audio"]])
+            elif kind in ("audio", "audio_input"):
+                if seg["audio"] not in samples:
+                    return 0, seg["audio"]
+                n += lengths.audio_input_turn(samples[seg["audio"]])
     return n, None
 
 

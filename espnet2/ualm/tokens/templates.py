@@ -392,6 +392,7 @@ def _audio_input(field: str) -> SegmentTemplate:
 T2A_PROMPT = "Generate audio for this caption. {caption}"
 CAPTION_PROMPT = "Generate caption for this audio."
 ASR_PROMPT = "Transcribe this audio."
+TTS_PROMPT = "Read this text aloud. {text}"
 
 BUILTIN_TASK_TEMPLATES: Tuple[TaskTemplate, ...] = (
     TaskTemplate(
@@ -419,7 +420,11 @@ BUILTIN_TASK_TEMPLATES: Tuple[TaskTemplate, ...] = (
             _user(_audio_input("audio"), _text("{question}")),
             _assistant(_text("{answer}")),
         ),
-        description="understanding: audio + question -> answer",
+        description=(
+            "understanding: audio + question -> answer, one turn from fields "
+            "(inference requests); QA training data is dialogue.jsonl, read "
+            "through audio_dialogue (TEMPLATE_OF_TASK)"
+        ),
     ),
     TaskTemplate(
         "rich_text_to_audio",
@@ -429,6 +434,12 @@ BUILTIN_TASK_TEMPLATES: Tuple[TaskTemplate, ...] = (
         ),
         cfg_dropout=True,
         description="reasoning (enrichment): caption -> rich caption -> audio",
+    ),
+    TaskTemplate(
+        "tts",
+        (_user(_text(TTS_PROMPT)), _assistant(_audio("audio"))),
+        cfg_dropout=True,
+        description="generation: transcript -> speech codes",
     ),
     TaskTemplate(
         "text_dialogue",
@@ -453,6 +464,25 @@ TASK_TEMPLATES: Mapping[str, TaskTemplate] = MappingProxyType(
     {t.name: t for t in BUILTIN_TASK_TEMPLATES}
 )
 assert len(TASK_TEMPLATES) == len(BUILTIN_TASK_TEMPLATES), "duplicate task names"
+
+# Stage-5 manifest task -> the template its examples are built with, where
+# the names differ (the training dataset and the manifests' length estimates
+# both read this). ``audio_qa`` data is ``dialogue.jsonl`` (TASK_FILES in
+# espnet2/ualm/data/manifest.py): conversations about a clip that may hold a
+# system prompt, several question/answer turns, or several clips, which the
+# one-turn ``audio_qa`` template (fields ``audio``, ``question``, ``answer``)
+# cannot express; ``audio_dialogue`` lays such a conversation out exactly as
+# ``audio_qa`` lays out one system-less question (user: audio input, then the
+# question as a text turn; assistant: the answer), so both give the same
+# sequence for the same one-turn conversation.
+TEMPLATE_OF_TASK: Mapping[str, str] = MappingProxyType({"audio_qa": "audio_dialogue"})
+
+
+def template_of_task(
+    task: str, templates: Optional[Mapping[str, TaskTemplate]] = None
+) -> TaskTemplate:
+    """The template a stage-5 manifest task's examples are built with."""
+    return get_task_template(TEMPLATE_OF_TASK.get(task, task), templates)
 
 
 def load_task_templates(

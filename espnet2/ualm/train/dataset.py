@@ -16,11 +16,18 @@ rich_text_to_audio rich_text_to_audio   caption: ``text``; rich_caption:
                                         ``rich_text``; audio: codes
 audio_caption      audio_caption        audio: ``wav.scp``; caption: ``text``
 asr                asr                  audio: ``wav.scp``; text: ``text``
-tts                tts (defined here)   text: ``text``; audio: codes
+tts                tts                  text: ``text``; audio: codes
 audio_qa           audio_dialogue       ``dialogue.jsonl`` (user audio:
                                         ``wav.scp``; assistant audio: codes)
 text_dialogue      text_dialogue        ``dialogue.jsonl``
 ================== ==================== ======================================
+
+Every template is declared in ``espnet2.ualm.tokens.templates``
+(``BUILTIN_TASK_TEMPLATES``), the manifest-task -> template mapping too
+(``TEMPLATE_OF_TASK``: ``audio_qa`` data is ``dialogue.jsonl``, read through
+the conversation template; the one-turn ``audio_qa`` template serves
+inference requests given as fields). Stage 5 counts each example's length
+with the same template (``espnet2.ualm.data.manifest.example_length``).
 
 A text field ``f`` of a template is read from the data directory's file
 ``FIELD_FILES.get(f, f)``, so a recipe-defined template (``--task_templates``)
@@ -55,40 +62,24 @@ import torch
 
 from espnet2.ualm.data.codes_io import CodesReader
 from espnet2.ualm.data.kaldi_dir import read_kv
+from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.tokens.conversation import AudioInputSegment, audio_references
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
-from espnet2.ualm.tokens.templates import (
+from espnet2.ualm.tokens.templates import (  # noqa: F401 (TTS_PROMPT: re-export)
+    TEMPLATE_OF_TASK,
+    TTS_PROMPT,
     TaskTemplate,
     TemplateError,
     load_task_templates,
-    task_template_from_dict,
 )
 from espnet2.ualm.train.blend import KEY_SEP, split_key
 from espnet2.ualm.train.sampler import split_row_key
 
-TTS_PROMPT = "Read this text aloud. {text}"
-
-# Stage 5 has a ``tts`` task (TASK_FILES) that the built-in templates lack.
-DATASET_TEMPLATES: Dict[str, Dict[str, Any]] = {
-    "tts": {
-        "messages": [
-            {"role": "user", "content": [{"text": TTS_PROMPT}]},
-            {"role": "assistant", "content": [{"audio": "{audio}"}]},
-        ],
-        "cfg_dropout": True,
-        "description": "generation: transcript -> speech codes",
-    }
-}
-
-# Manifest task -> template name, where they differ.
-TEMPLATE_OF_TASK: Dict[str, str] = {"audio_qa": "audio_dialogue"}
-
 # Data-directory file names, where they differ from what they hold.
 DATA_FILES: Dict[str, str] = {"wav": "wav.scp", "dialogue": "dialogue.jsonl"}
 
-# Template text field -> data-directory file, where they differ.
-FIELD_FILES: Dict[str, str] = {"caption": "text", "rich_caption": "rich_text"}
+# (Template text field -> data-directory file: FIELD_FILES, from manifest.py.)
 
 
 class UALMDataError(ValueError):
@@ -120,13 +111,9 @@ class UALMRow:
 
 
 def task_templates(extra: Optional[Any] = None) -> Dict[str, TaskTemplate]:
-    """Built-in templates, ``extra`` (a mapping or YAML file of recipe
-    templates) and the dataset-side ones (``tts``) unless ``extra`` has them."""
-    templates = load_task_templates(extra)
-    for name, conf in DATASET_TEMPLATES.items():
-        if name not in templates:
-            templates[name] = task_template_from_dict(name, conf)
-    return templates
+    """Built-in templates and ``extra`` (a mapping or YAML file of recipe
+    templates), validated (``load_task_templates``)."""
+    return load_task_templates(extra)
 
 
 def read_manifest(path: str) -> Dict[str, Any]:

@@ -41,6 +41,7 @@ def test_builtin_tasks_are_declared_once():
         "asr",
         "audio_qa",
         "rich_text_to_audio",
+        "tts",
         "text_dialogue",
         "audio_dialogue",
         "reasoning",
@@ -49,8 +50,10 @@ def test_builtin_tasks_are_declared_once():
     assert TASK_TEMPLATES["text_to_audio"].fields() == ("caption", "audio")
     assert TASK_TEMPLATES["text_to_audio"].cfg_dropout
     assert not TASK_TEMPLATES["audio_caption"].cfg_dropout
-    with pytest.raises(TemplateError, match="unknown task 'tts'"):
-        get_task_template("tts")
+    assert TASK_TEMPLATES["tts"].fields() == ("text", "audio")
+    assert TASK_TEMPLATES["tts"].cfg_dropout
+    with pytest.raises(TemplateError, match="unknown task 'text_to_smell'"):
+        get_task_template("text_to_smell")
 
 
 def test_text_to_audio_renders_prompt_and_codes():
