@@ -31,8 +31,9 @@ def _plugin_packages() -> list:
 
 def _plugin_modules() -> list:
     """Single-file modules placed into ESPnet's own packages."""
-    mods = ["espnet2.tasks.ualm"]
-    for path in sorted(glob.glob("espnet2/bin/ualm_*.py")):
+    mods = []
+    paths = glob.glob("espnet2/tasks/ualm*.py") + glob.glob("espnet2/bin/ualm_*.py")
+    for path in sorted(paths):
         mods.append(path[:-3].replace(os.sep, "."))
     return mods
 

@@ -9,6 +9,11 @@
 #   5. manifests                 dump/manifests/<split>/ (+ length statistics, plot)
 #   6. modality alignment        exp/ualm_align (backbone + encoder frozen)
 #   7. unified training          exp/ualm_unified (from stage 6 via --init_param)
+#   9. packed model directory    exp/ualm_unified/packed (from_pretrained loads it)
+#  10. inference                 every task on its *_test set -> exp/ualm_unified/decode_*/
+#  11. scoring                   exp/ualm_unified/decode_*/scores/RESULTS.md (+ plots)
+#  12. pack                      the model card with the results, one .zip (ESPnet pack)
+#  13. upload                    to the Hugging Face hub (only with --hf_repo)
 #
 # Every stage that can drop an item writes rejected.tsv next to its output and
 # logs how many items it rejected. Stages are resumable: re-running stage 4
@@ -58,11 +63,24 @@ align_exp=exp/ualm_align
 unified_exp=exp/ualm_unified
 train_args=""                   # extra ualm_train options for both stages
 
+# Inference, scoring, packing (stages 9-13) of the unified model
+decode_config=conf/decode.yaml  # decoding settings (espnet2.ualm.inference.pipeline.DecodeSettings)
+inference_tag=""                # decode dir name (default: decode_<decode config name>)
+inference_nj=2                  # parallel jobs per test set
+inference_tasks=""              # tasks to decode (default: every task of datasets_config)
+test_sets=""                    # data dirs to decode (default: every *_test of datasets_config)
+packed_dir=""                   # packed model directory (default: ${unified_exp}/packed)
+pack_archive=""                 # the one-file model (default: ${unified_exp}/<model_name>.zip)
+model_name=ualm                 # name in the model card and the archive
+score_opts=""                   # extra options of espnet2.bin.ualm_score (judge, answer words, models)
+hf_repo=""                      # stage 13: hub repository owner/name (token from $HF_TOKEN)
+
 help_message=$(cat << EOF
 Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--<option> <value>]
 
 Stages: 1 data, 2 audio formatting, 3 text tokenizer, 4 codec fit + tokens,
-5 manifests, 6 modality alignment, 7 unified training. Outputs: data/,
+5 manifests, 6 modality alignment, 7 unified training, 9 packed model dir,
+10 inference, 11 scoring, 12 pack, 13 upload (--hf_repo). Outputs: data/,
 dump/audio/, ${text_tokenizer_dir}/, exp/codec/, dump/codec/, dump/manifests/,
 exp/ualm_align/, exp/ualm_unified/ (training curves in images/).
 EOF
@@ -200,6 +218,90 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     [ -f "${align_exp}/valid.loss.best.pth" ] || die "run stage 6 first: ${align_exp}/valid.loss.best.pth missing"
     train_stage "${train_unified_config}" "${unified_exp}" \
         --init_param "${align_exp}/valid.loss.best.pth"
+fi
+
+# ----- inference, scoring, packing -------------------------------------------
+packed_dir=${packed_dir:-${unified_exp}/packed}
+pack_archive=${pack_archive:-${unified_exp}/${model_name}.zip}
+inference_tag=${inference_tag:-decode_$(basename "${decode_config}" .yaml)}
+decode_dir=${unified_exp}/${inference_tag}
+
+# "<data dir> <task>" of every test set to decode, from the datasets config.
+decode_pairs() {
+    ${python} - "${datasets_config}" "${inference_tasks}" "${test_sets}" << 'PY'
+import sys, yaml
+conf = yaml.safe_load(open(sys.argv[1]))
+tasks, sets = sys.argv[2].split(), sys.argv[3].split()
+for d in conf["datasets"]:
+    dset = f"{d['data']}_test"
+    if (not tasks or d["task"] in tasks) and (not sets or dset in sets):
+        print(dset, d["task"])
+PY
+}
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+    log "Stage 9: packed model directory -> ${packed_dir}"
+    [ -f "${unified_exp}/valid.loss.best.pth" ] || die "run stage 7 first: ${unified_exp}/valid.loss.best.pth missing"
+    opts=""
+    [ ! -f "${codec_dir}/config.json" ] || opts+=" --codec_model_dir ${codec_dir}"
+    [ ! -f "${enhancer_exp:-/nonexistent}/config.yaml" ] || opts+=" --enhancer_exp ${enhancer_exp}"
+    [ ! -f "${decode_config}" ] || opts+=" --decode_config ${decode_config}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.ualm_pack --out_dir "${packed_dir}" \
+        --train_config "${unified_exp}/config.yaml" \
+        --model_file "${unified_exp}/valid.loss.best.pth" \
+        --text_tokenizer "${text_tokenizer_dir}" --codec_config "${codec_config}" \
+        --model_name "${model_name}" ${opts}
+fi
+
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+    log "Stage 10: inference (${decode_config}, ${inference_nj} jobs) -> ${decode_dir}"
+    [ -f "${packed_dir}/ualm.yaml" ] || die "run stage 9 first: ${packed_dir}/ualm.yaml missing"
+    decode_pairs | while read -r dset task; do
+        [ -d "dump/audio/${dset}" ] || die "test set dump/audio/${dset} missing (stage 2)"
+        out=${decode_dir}/${task}/${dset}
+        log "  ${task} on ${dset} -> ${out}"
+        # shellcheck disable=SC2086
+        ${train_cmd} JOB=1:"${inference_nj}" "${out}/logdir/inference.JOB.log" \
+            ${python} -m espnet2.bin.ualm_inference --model "${packed_dir}" \
+                --task "${task}" --data_dir "dump/audio/${dset}" --output_dir "${out}" \
+                --decode_config "${decode_config}" --job JOB --num_jobs "${inference_nj}" \
+            || die "inference of ${task} on ${dset} failed; logs in ${out}/logdir (re-run resumes)"
+        ${python} -m espnet2.bin.ualm_inference --merge --output_dir "${out}" \
+            --num_jobs "${inference_nj}"
+    done
+fi
+
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+    log "Stage 11: scoring -> ${decode_dir}/scores/RESULTS.md"
+    opts=""
+    while read -r dset task; do
+        opts+=" --eval ${task} ${decode_dir}/${task}/${dset} dump/audio/${dset}"
+    done < <(decode_pairs)
+    [ -n "${opts}" ] || die "nothing to score: no test set in ${datasets_config}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.ualm_score --output_dir "${decode_dir}/scores" \
+        --decode_config "${decode_config}" ${opts} ${score_opts}
+    cat "${decode_dir}/scores/RESULTS.md"
+fi
+
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
+    log "Stage 12: pack -> ${pack_archive} (model card with the results)"
+    opts=""
+    [ ! -f "${decode_dir}/scores/RESULTS.md" ] || opts+=" --results ${decode_dir}/scores/RESULTS.md"
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.ualm_pack --out_dir "${packed_dir}" \
+        --archive "${pack_archive}" ${opts}
+fi
+
+if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
+    if [ -z "${hf_repo}" ]; then
+        log "Stage 13: upload skipped (give --hf_repo owner/name and set HF_TOKEN)"
+    else
+        log "Stage 13: upload ${packed_dir} -> https://huggingface.co/${hf_repo}"
+        ${python} -m espnet2.bin.ualm_upload --pretrained_dir "${packed_dir}" \
+            --repo_id "${hf_repo}"
+    fi
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

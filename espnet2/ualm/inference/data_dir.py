@@ -1,0 +1,111 @@
+"""Inference requests from an ESPnet data directory, as training reads them.
+
+The same files stage 5 and the training dataset read: ``text``,
+``rich_text``, ``wav.scp``, ``dialogue.jsonl`` (doc/data_layout.md). A task
+is rendered with the template training used for it (``audio_qa`` data
+directories hold dialogues, read with the ``audio_dialogue`` template), and
+only the prompt's fields are read: the answers may be absent.
+"""
+
+import json
+import os
+import string
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from espnet2.ualm.data.kaldi_dir import read_kv
+from espnet2.ualm.data.rejects import RejectLog
+from espnet2.ualm.inference.requests import REPLY_PLANS, Request
+from espnet2.ualm.tokens.templates import TaskTemplate
+from espnet2.ualm.train.dataset import FIELD_FILES, TEMPLATE_OF_TASK
+
+
+def _fields(value: str) -> List[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+
+
+def _prompt_fields(template: TaskTemplate) -> List[Tuple[str, str]]:
+    """``(field, segment kind)`` of the messages before the answer."""
+    messages = list(template.messages)
+    while messages and messages[-1].role == "assistant":
+        messages.pop()
+    out: List[Tuple[str, str]] = []
+    for message in messages:
+        for seg in message.segments:
+            for name in _fields(seg.value):
+                if (name, seg.kind) not in out:
+                    out.append((name, seg.kind))
+    return out
+
+
+def read_dialogues(path: str) -> Dict[str, list]:
+    dialogues: Dict[str, list] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                dialogues[str(row["id"])] = row["messages"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: bad dialogue line: {e}") from e
+    return dialogues
+
+
+def read_requests(
+    data_dir: str,
+    task: str,
+    templates: Mapping[str, TaskTemplate],
+    plan: Optional[Tuple[str, ...]] = None,
+) -> Tuple[List[Request], RejectLog]:
+    """One request per item of ``data_dir`` for ``task``, sorted by id.
+
+    Items whose prompt files lack an entry are rejected (counted, listed);
+    a missing file for the whole task is an error naming it.
+    """
+    name = TEMPLATE_OF_TASK.get(task, task)
+    if name not in templates:
+        raise ValueError(
+            f"unknown task {task!r}; tasks: "
+            f"{sorted(set(templates) | set(TEMPLATE_OF_TASK))}"
+        )
+    template = templates[name]
+    rejects = RejectLog(f"inference requests {data_dir} ({task})")
+    plan = plan if plan is not None else REPLY_PLANS.get(task, REPLY_PLANS.get(name))
+    wav_scp = os.path.join(data_dir, "wav.scp")
+    if template.conversation:
+        path = os.path.join(data_dir, "dialogue.jsonl")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"task {task} reads {path}, which does not exist")
+        wavs = read_kv(wav_scp) if os.path.isfile(wav_scp) else {}
+        requests = []
+        for did, messages in sorted(read_dialogues(path).items()):
+            audio = {}
+            for msg in messages:
+                for part in msg.get("content") or ():
+                    if part.get("type") in ("audio", "audio_input"):
+                        aid = part.get("audio")
+                        if aid in wavs:
+                            audio[aid] = wavs[aid]
+            requests.append(
+                Request(did, task, {"messages": messages}, audio, plan, template=name)
+            )
+        return requests, rejects
+    tables: Dict[str, Dict[str, str]] = {}
+    for field, kind in _prompt_fields(template):
+        fname = "wav.scp" if kind == "audio_input" else FIELD_FILES.get(field, field)
+        path = os.path.join(data_dir, fname)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"task {task} reads {path}, which does not exist")
+        tables[field] = read_kv(path)
+    if not tables:
+        raise ValueError(f"task {task}: its prompt reads no field of the data dir")
+    ids = sorted(set().union(*[set(t) for t in tables.values()]))
+    requests = []
+    for utt in ids:
+        absent = [f for f, t in tables.items() if utt not in t]
+        if absent:
+            rejects.add(utt, data_dir, f"no {absent[0]!r} entry")
+            continue
+        fields = {f: t[utt] for f, t in tables.items()}
+        requests.append(Request(utt, task, fields, plan=plan, template=name))
+    return requests, rejects

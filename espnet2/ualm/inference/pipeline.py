@@ -1,0 +1,397 @@
+"""``UALM``: the user-facing model, in the style of HF pipelines and audiocraft.
+
+::
+
+    from espnet2.ualm import UALM
+
+    ualm = UALM.from_pretrained("exp/ualm_unified/packed")   # dir, archive or hub id
+    clips = ualm.generate_audio(["a dog barks twice"])        # .audio, .sample_rate
+    ualm.caption(["clip.wav"])[0].text
+    ualm.transcribe(["speech.wav"])[0].text
+    ualm.answer([("clip.wav", "How many barks?")])[0].text
+    ualm.chat([[{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]])
+
+Every method takes a list and returns one :class:`UALMOutput` per item, in
+order; an item that cannot be answered gets ``.error`` (and no result)
+while the rest of the batch completes.
+"""
+
+import copy
+import dataclasses
+import logging
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from espnet2.ualm.inference.generate import GenerationConfig, UALMGenerator
+from espnet2.ualm.inference.requests import (
+    AudioLike,
+    InferenceItemError,
+    PreparedRequest,
+    Request,
+    RequestBuilder,
+)
+from espnet2.ualm.inference.sampling import SamplingConfig
+
+DECODE_KEYS = (
+    "batch_size",
+    "seed",
+    "cfg_scale",
+    "min_audio_seconds",
+    "max_audio_seconds",
+    "min_text_tokens",
+    "max_text_tokens",
+    "max_segments",
+    "text_sampling",
+    "audio_sampling",
+    "beam_size",
+    "enhancer",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSettings:
+    """Decoding settings (``decode.yaml`` of a recipe or a packed model).
+
+    ``beam_size`` > 1 decodes one-segment text replies with beam search;
+    ``enhancer``: ``packed`` (the packed enhancer, if any), ``none`` or
+    ``resample``. Sampling is reproducible: every batch starts from ``seed``.
+    """
+
+    batch_size: int = 8
+    seed: int = 0
+    cfg_scale: Optional[float] = 3.0
+    min_audio_seconds: float = 0.0
+    max_audio_seconds: float = 10.0
+    min_text_tokens: int = 0
+    max_text_tokens: int = 128
+    max_segments: int = 4
+    text_sampling: SamplingConfig = SamplingConfig(greedy=True)
+    audio_sampling: SamplingConfig = SamplingConfig(temperature=0.8, top_k=20)
+    beam_size: int = 1
+    enhancer: str = "packed"
+
+    @classmethod
+    def from_dict(cls, conf: Optional[Mapping[str, Any]]) -> "DecodeSettings":
+        conf = dict(conf or {})
+        unknown = sorted(set(conf) - set(DECODE_KEYS))
+        if unknown:
+            raise ValueError(
+                f"decode settings: unknown keys {unknown}; known {DECODE_KEYS}"
+            )
+        for key in ("text_sampling", "audio_sampling"):
+            if isinstance(conf.get(key), Mapping):
+                conf[key] = SamplingConfig(**conf[key])
+        return cls(**conf)
+
+    def generation_config(self, plan) -> GenerationConfig:
+        return GenerationConfig(
+            modalities=plan,
+            min_audio_seconds=self.min_audio_seconds,
+            max_audio_seconds=self.max_audio_seconds,
+            min_text_tokens=self.min_text_tokens,
+            max_text_tokens=self.max_text_tokens,
+            max_segments=self.max_segments,
+            cfg_scale=self.cfg_scale,
+            text_sampling=self.text_sampling,
+            audio_sampling=self.audio_sampling,
+        )
+
+
+@dataclasses.dataclass(eq=False)
+class UALMOutput:
+    """The answer to one item.
+
+    ``text``: the reply's text segments joined by newlines (``None`` if it
+    has none). ``audio``: the last audio segment's waveform, enhanced when an
+    enhancer is used (``[channels, samples]``, else ``[samples]``) at
+    ``sample_rate``; ``codec_audio`` the codec's own output at
+    ``codec_sample_rate``; ``codes`` its ``[T, K]`` codes. ``error``: why the
+    item has no answer.
+    """
+
+    id: str
+    task: str
+    text: Optional[str] = None
+    audio: Optional[np.ndarray] = None
+    sample_rate: Optional[int] = None
+    codec_audio: Optional[np.ndarray] = None
+    codec_sample_rate: Optional[int] = None
+    codes: Optional[torch.Tensor] = None
+    segments: List[Any] = dataclasses.field(default_factory=list)
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class UALM:
+    """A UALM model with its tokenizer, codec and (optional) enhancer.
+
+    Build it with :meth:`from_pretrained`; the constructor takes the parts.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        codec,
+        enhancer=None,
+        decode: Optional[Mapping[str, Any]] = None,
+        templates=None,
+    ):
+        from espnet2.ualm.tokens.sequence import SequenceBuilder
+        from espnet2.ualm.train.dataset import task_templates
+
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.codec = codec
+        self.packed_enhancer = enhancer
+        self.settings = DecodeSettings.from_dict(decode)
+        self.vocab = model.vocabulary
+        self.device = model.head_weight.device
+        builder = SequenceBuilder(self.vocab, tokenizer)
+        encoder = model.audio_encoder
+        self.requests = RequestBuilder(
+            builder,
+            templates if templates is not None else task_templates(),
+            audio_rate=encoder.sample_rate if encoder is not None else None,
+            num_frames=encoder.num_frames if encoder is not None else None,
+            max_positions=model.backbone.config.max_position_embeddings,
+        )
+        self.generator = UALMGenerator(model, tokenizer, codec.frame_rate)
+
+    # ----- construction ---------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str,
+        device: str = "cpu",
+        cache_dir: Optional[str] = None,
+        local_files_only: bool = False,
+        decode: Optional[Mapping[str, Any]] = None,
+    ) -> "UALM":
+        """Loads a packed model: a directory, an archive (``.zip`` /
+        ``.tar.gz`` from ``espnet2.bin.ualm_pack``) or a hub id
+        ``owner/name[@revision]``. ``decode`` overrides the packed
+        ``decode.yaml``'s settings."""
+        from espnet2.ualm.pretrained.load import load_parts
+
+        parts = load_parts(source, device, cache_dir, local_files_only)
+        settings = {**parts.decode, **(decode or {})}
+        return cls(
+            parts.model,
+            parts.tokenizer,
+            parts.codec,
+            parts.enhancer,
+            decode=settings,
+        )
+
+    @property
+    def enhancer(self):
+        """The enhancer the settings choose (``None``: codec output as is)."""
+        name = self.settings.enhancer
+        if name == "packed":
+            return self.packed_enhancer
+        if name == "none":
+            return None
+        if getattr(self, "_enhancer_name", None) != name:
+            from espnet2.ualm.enhancer import enhancer_for_inference
+
+            self._enhancer = enhancer_for_inference(
+                name, {"input_sample_rate": self.codec.sample_rate}
+            )
+            self._enhancer_name = name
+        return self._enhancer
+
+    def with_settings(self, **overrides) -> "UALM":
+        """This model with other decoding settings (shares the weights)."""
+        other = copy.copy(self)
+        other.settings = DecodeSettings.from_dict(
+            {**dataclasses.asdict(self.settings), **overrides}
+        )
+        return other
+
+    # ----- tasks ------------------------------------------------------------------
+
+    def generate_audio(self, captions: Sequence[str], **settings) -> List[UALMOutput]:
+        """Text-to-audio: one clip per caption."""
+        return self._run_simple("text_to_audio", "caption", captions, settings)
+
+    def generate_audio_with_reasoning(
+        self, captions: Sequence[str], **settings
+    ) -> List[UALMOutput]:
+        """Enrich the caption first (text), then generate the clip."""
+        return self._run_simple("rich_text_to_audio", "caption", captions, settings)
+
+    def speak(self, texts: Sequence[str], **settings) -> List[UALMOutput]:
+        """Text-to-speech."""
+        return self._run_simple("tts", "text", texts, settings)
+
+    def caption(self, audios: Sequence[AudioLike], **settings) -> List[UALMOutput]:
+        return self._run_simple("audio_caption", "audio", audios, settings)
+
+    def transcribe(self, audios: Sequence[AudioLike], **settings) -> List[UALMOutput]:
+        return self._run_simple("asr", "audio", audios, settings)
+
+    def answer(
+        self, items: Sequence[Tuple[AudioLike, str]], **settings
+    ) -> List[UALMOutput]:
+        """Questions about audio: ``[(audio, question), ...]``."""
+        requests = [
+            Request(str(i), "audio_qa", {"audio": a, "question": q})
+            for i, (a, q) in enumerate(items)
+        ]
+        return self.run(requests, **settings)
+
+    def chat(
+        self,
+        conversations: Sequence[Sequence[Mapping[str, Any]]],
+        audio: Optional[Mapping[str, AudioLike]] = None,
+        modalities: Optional[Sequence[str]] = None,
+        **settings,
+    ) -> List[UALMOutput]:
+        """Replies to conversations of mixed text and audio messages
+        (``dialogue.jsonl`` form; user audio ``{"type": "audio", "audio":
+        id}`` with ``audio[id]`` given). The model chooses each reply
+        segment's modality unless ``modalities`` fixes them."""
+        plan = tuple(modalities) if modalities else None
+        requests = [
+            Request(str(i), "chat", {"messages": list(c)}, dict(audio or {}), plan)
+            for i, c in enumerate(conversations)
+        ]
+        return self.run(requests, **settings)
+
+    def _run_simple(self, task, field, values, settings) -> List[UALMOutput]:
+        if isinstance(values, (str, np.ndarray, torch.Tensor)):
+            raise TypeError(f"give a list of {field}s, not one {type(values).__name__}")
+        requests = [Request(str(i), task, {field: v}) for i, v in enumerate(values)]
+        return self.run(requests, **settings)
+
+    # ----- the engine -------------------------------------------------------------
+
+    def run(
+        self,
+        requests: Sequence[Request],
+        progress: Optional[Any] = None,
+        **settings,
+    ) -> List[UALMOutput]:
+        """Answers ``requests`` in batches of ``batch_size``.
+
+        Items are grouped by reply plan so each batch shares one generation
+        config; an item whose preparation or generation fails gets its error
+        and the others go on (a failing batch is retried item by item).
+        ``progress``: a tqdm-like object whose ``update(n)`` is called.
+        """
+        ui = self.with_settings(**settings) if settings else self
+        return ui._run(requests, progress)
+
+    def _reply_positions(self, plan) -> int:
+        s = self.settings
+        audio = math.ceil(s.max_audio_seconds * self.codec.frame_rate) + 2 * (
+            self.vocab.n_codebooks + 2
+        )
+        text = s.max_text_tokens + 4
+        if plan is None:
+            return s.max_segments * max(audio, text)
+        return sum(audio if m == "audio" else text for m in plan)
+
+    def _run(self, requests: Sequence[Request], progress) -> List[UALMOutput]:
+        outputs: Dict[int, UALMOutput] = {}
+        groups: Dict[Any, List[Tuple[int, PreparedRequest]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                plan = self.requests.plan(request)
+                prepared = self.requests.prepare(request, self._reply_positions(plan))
+            except InferenceItemError as e:
+                logging.warning(str(e))
+                outputs[i] = UALMOutput(request.id, request.task, error=str(e))
+                if progress is not None:
+                    progress.update(1)
+                continue
+            groups.setdefault(prepared.plan, []).append((i, prepared))
+        size = max(1, int(self.settings.batch_size))
+        for items in groups.values():
+            for start in range(0, len(items), size):
+                batch = items[start : start + size]
+                for i, out in zip((i for i, _ in batch), self._answer_batch(batch)):
+                    outputs[i] = out
+                if progress is not None:
+                    progress.update(len(batch))
+        return [outputs[i] for i in range(len(requests))]
+
+    def _answer_batch(
+        self, batch: List[Tuple[int, PreparedRequest]]
+    ) -> List[UALMOutput]:
+        prepared = [p for _, p in batch]
+        try:
+            return self._generate(prepared)
+        except Exception as e:  # isolate the failing item(s), keep the rest
+            if len(prepared) == 1:
+                p = prepared[0]
+                msg = (
+                    f"item {p.request.id!r} (task {p.request.task}): "
+                    f"{type(e).__name__}: {e}"
+                )
+                logging.warning(msg)
+                return [UALMOutput(p.request.id, p.request.task, error=msg)]
+            logging.warning(f"batch failed ({e}); answering its items one by one")
+            out = []
+            for item in batch:
+                out += self._answer_batch([item])
+            return out
+
+    def _generate(self, prepared: List[PreparedRequest]) -> List[UALMOutput]:
+        s = self.settings
+        plan = prepared[0].plan
+        prompts = [p.prompt for p in prepared]
+        waveforms = [p.waveforms for p in prepared]
+        generator = torch.Generator(device="cpu").manual_seed(int(s.seed))
+        if s.beam_size > 1 and plan == ("text",):
+            segments = self.generator.beam_search(
+                prompts,
+                beam_size=s.beam_size,
+                max_tokens=s.max_text_tokens,
+                min_tokens=s.min_text_tokens,
+                waveforms=waveforms,
+            )
+            replies = [[seg] for seg in segments]
+        else:
+            results = self.generator.generate(
+                prompts, s.generation_config(plan), waveforms, generator
+            )
+            replies = [r.segments for r in results]
+        return [self._output(p.request, segs) for p, segs in zip(prepared, replies)]
+
+    def _output(self, request: Request, segments) -> UALMOutput:
+        out = UALMOutput(request.id, request.task, segments=list(segments))
+        texts = [s.text for s in segments if s.modality == "text"]
+        if texts:
+            out.text = "\n".join(t if t is not None else "" for t in texts)
+        audio = [s for s in segments if s.modality == "audio"]
+        if audio:
+            out.codes = audio[-1].codes
+            out.codec_audio = self.decode_codes(out.codes)
+            out.codec_sample_rate = int(self.codec.sample_rate)
+            enhancer = self.enhancer
+            if enhancer is None:
+                out.audio, out.sample_rate = out.codec_audio, out.codec_sample_rate
+            else:
+                out.audio = np.asarray(enhancer.enhance(out.codec_audio))
+                out.sample_rate = int(enhancer.output_sample_rate)
+        return out
+
+    @torch.no_grad()
+    def decode_codes(self, codes: torch.Tensor) -> np.ndarray:
+        """``[T, K]`` codes -> mono waveform at the codec's rate."""
+        codes = torch.as_tensor(codes, dtype=torch.long)
+        if codes.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        wav, lengths = self.codec.decode(
+            codes[None].to(self.device), torch.tensor([codes.shape[0]])
+        )
+        return wav[0, : int(lengths[0])].float().cpu().numpy()

@@ -1,0 +1,257 @@
+"""Inference requests: one item of a task -> its prompt, or a clear error.
+
+A request names a task (a template of ``espnet2.ualm.tokens.templates``, or
+``chat``) and its fields: text fields as strings, audio inputs as a file
+path, a 1-D array at the encoder's rate, or ``(array, sample_rate)``.
+Conversation tasks take ``messages`` in ``dialogue.jsonl`` form and an
+``audio`` mapping from the audio ids the messages name to such audio.
+
+Whatever is wrong with one item (unknown task, empty caption, unreadable
+audio, a prompt longer than the model can take) raises
+:class:`InferenceItemError` naming the item, so the caller can record it and
+go on with the rest of the batch.
+"""
+
+import dataclasses
+import string
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import soundfile
+import torch
+
+from espnet2.ualm.tokens.conversation import AudioInputSegment
+from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
+from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError
+
+AudioLike = Union[str, np.ndarray, torch.Tensor, Tuple[Any, int]]
+
+# What each task's reply is: one audio segment, one text segment, a text
+# then an audio segment, or whatever the model chooses (None).
+REPLY_PLANS: Dict[str, Optional[Tuple[str, ...]]] = {
+    "text_to_audio": ("audio",),
+    "tts": ("audio",),
+    "rich_text_to_audio": ("text", "audio"),
+    "audio_caption": ("text",),
+    "asr": ("text",),
+    "audio_qa": ("text",),
+    "text_dialogue": ("text",),
+    "audio_dialogue": None,
+    "reasoning": None,
+    "chat": None,
+}
+# Tasks whose data directories are read through another template.
+TEMPLATE_ALIASES: Dict[str, str] = {"chat": "audio_dialogue"}
+
+
+class InferenceItemError(ValueError):
+    """One item cannot be answered; the message names it and why."""
+
+
+@dataclasses.dataclass
+class Request:
+    """One item: ``fields`` per the task's template (see module docstring)."""
+
+    id: str
+    task: str
+    fields: Dict[str, Any]
+    audio: Dict[str, AudioLike] = dataclasses.field(default_factory=dict)
+    plan: Optional[Tuple[str, ...]] = None  # overrides REPLY_PLANS
+    template: Optional[str] = None  # overrides the task's own template
+
+
+@dataclasses.dataclass
+class PreparedRequest:
+    request: Request
+    prompt: BuiltSequence
+    waveforms: Dict[str, torch.Tensor]
+    plan: Optional[Tuple[str, ...]]
+
+
+def read_audio(audio: AudioLike, sample_rate: int, where: str) -> torch.Tensor:
+    """Mono float32 waveform at ``sample_rate`` from any ``AudioLike``."""
+    rate = sample_rate
+    if isinstance(audio, str):
+        try:
+            wav, rate = soundfile.read(audio, dtype="float32", always_2d=True)
+        except (OSError, RuntimeError, soundfile.LibsndfileError) as e:
+            raise InferenceItemError(f"{where}: audio {audio} unreadable: {e}") from e
+        wav = torch.from_numpy(wav).mean(dim=1)
+    else:
+        if isinstance(audio, tuple):
+            audio, rate = audio
+        wav = torch.as_tensor(np.asarray(audio), dtype=torch.float32)
+        if wav.dim() == 2:  # [channels, samples]
+            wav = wav.mean(dim=0)
+        if wav.dim() != 1:
+            raise InferenceItemError(
+                f"{where}: audio must be [samples] or [channels, samples], got "
+                f"{tuple(wav.shape)}"
+            )
+    if wav.numel() == 0:
+        raise InferenceItemError(f"{where}: audio is empty")
+    if not bool(torch.isfinite(wav).all()):
+        raise InferenceItemError(f"{where}: audio holds NaN or infinite samples")
+    if int(rate) != int(sample_rate):
+        import torchaudio.functional
+
+        wav = torchaudio.functional.resample(wav, int(rate), int(sample_rate))
+    return wav.contiguous()
+
+
+def _format_fields(value: str) -> Sequence[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+
+
+class RequestBuilder:
+    """Turns requests into prompts for one model.
+
+    Args:
+        builder: the model's sequence builder (vocabulary + text tokenizer).
+        templates: task name -> template.
+        audio_rate, num_frames: the encoder's sample rate and frame count
+            function (``None`` for a model without an audio encoder).
+        max_positions: the backbone's longest sequence.
+    """
+
+    def __init__(
+        self,
+        builder: SequenceBuilder,
+        templates: Mapping[str, TaskTemplate],
+        audio_rate: Optional[int],
+        num_frames,
+        max_positions: int,
+    ):
+        self.builder = builder
+        self.templates = dict(templates)
+        self.audio_rate = audio_rate
+        self.num_frames = num_frames
+        self.max_positions = int(max_positions)
+
+    def template(self, task: str, name: Optional[str] = None) -> TaskTemplate:
+        name = name or TEMPLATE_ALIASES.get(task, task)
+        if name not in self.templates:
+            raise InferenceItemError(
+                f"unknown task {name!r}; tasks: "
+                f"{sorted(set(self.templates) | {'chat'})}"
+            )
+        return self.templates[name]
+
+    def plan(self, request: Request) -> Optional[Tuple[str, ...]]:
+        if request.plan is not None:
+            return tuple(request.plan)
+        return REPLY_PLANS.get(request.task)
+
+    def prepare(self, request: Request, reply_positions: int) -> PreparedRequest:
+        """The prompt and waveforms of ``request``; ``reply_positions``: the
+        most positions the reply may take (for the length check)."""
+        where = f"item {request.id!r} (task {request.task})"
+        try:
+            template = self.template(request.task, request.template)
+            waves: Dict[str, torch.Tensor] = {}
+            if template.conversation:
+                example = self._conversation(request, waves, where)
+            else:
+                example = self._template_fields(request, template, waves, where)
+            prompt = self.builder.build_example(template, example, prompt_only=True)
+        except InferenceItemError as e:
+            raise InferenceItemError(
+                str(e) if str(e).startswith(where) else f"{where}: {e}"
+            ) from e
+        except (KeyError, ValueError, TypeError, TemplateError) as e:
+            raise InferenceItemError(f"{where}: {e}") from e
+        total = len(prompt) + reply_positions
+        if total > self.max_positions:
+            raise InferenceItemError(
+                f"{where}: prompt of {len(prompt)} positions + up to "
+                f"{reply_positions} for the reply exceeds the model's "
+                f"{self.max_positions} positions; shorten the input or lower "
+                "max_text_tokens / max_audio_seconds"
+            )
+        return PreparedRequest(request, prompt, waves, self.plan(request))
+
+    # ----- fields ---------------------------------------------------------------
+
+    def _audio_input(
+        self, key: str, audio: AudioLike, waves: Dict[str, torch.Tensor], where: str
+    ) -> AudioInputSegment:
+        if self.audio_rate is None:
+            raise InferenceItemError(
+                f"{where}: the task reads audio, the model has no audio encoder"
+            )
+        wav = read_audio(audio, self.audio_rate, where)
+        waves[key] = wav
+        return AudioInputSegment(key, int(self.num_frames(wav.numel())))
+
+    def _template_fields(
+        self,
+        request: Request,
+        template: TaskTemplate,
+        waves: Dict[str, torch.Tensor],
+        where: str,
+    ) -> Dict[str, Any]:
+        prompt_messages = list(template.messages)
+        while prompt_messages and prompt_messages[-1].role == "assistant":
+            prompt_messages.pop()
+        example: Dict[str, Any] = {}
+        for message in prompt_messages:
+            for seg in message.segments:
+                for name in _format_fields(seg.value):
+                    if name not in request.fields:
+                        raise InferenceItemError(
+                            f"{where}: missing field {name!r} (the {template.name} "
+                            f"template needs {list(template.fields())})"
+                        )
+                    value = request.fields[name]
+                    if seg.kind == "text":
+                        if not isinstance(value, str) or not value.strip():
+                            raise InferenceItemError(f"{where}: empty {name}")
+                        example[name] = value
+                    elif seg.kind == "audio_input":
+                        example[name] = self._audio_input(
+                            f"{request.id}/{name}", value, waves, where
+                        )
+                    else:
+                        raise InferenceItemError(
+                            f"{where}: discrete audio in a prompt is not supported "
+                            f"(field {name!r})"
+                        )
+        return example
+
+    def _conversation(
+        self, request: Request, waves: Dict[str, torch.Tensor], where: str
+    ) -> Dict[str, Any]:
+        messages = request.fields.get("messages")
+        if not isinstance(messages, (list, tuple)) or not messages:
+            raise InferenceItemError(f"{where}: no messages")
+        frames: Dict[str, int] = {}
+        out = []
+        for i, msg in enumerate(messages):
+            content = []
+            for part in msg.get("content") or ():
+                if part.get("type") in ("audio", "audio_input"):
+                    aid = part.get("audio")
+                    if msg.get("role") == "assistant":
+                        raise InferenceItemError(
+                            f"{where}: message {i}: earlier assistant audio in a "
+                            "prompt is not supported"
+                        )
+                    if aid not in request.audio:
+                        raise InferenceItemError(
+                            f"{where}: message {i} names audio {aid!r}, which was "
+                            "not given"
+                        )
+                    key = f"{request.id}/{aid}"
+                    if key not in waves:
+                        seg = self._audio_input(key, request.audio[aid], waves, where)
+                        frames[key] = seg.num_frames
+                    part = {"type": "audio_input", "audio": key}
+                elif part.get("type") == "text" and not str(part.get("text", "")):
+                    raise InferenceItemError(f"{where}: message {i} has empty text")
+                content.append(part)
+            out.append({**msg, "content": content})
+        while out and out[-1].get("role") == "assistant":
+            out.pop()
+        if not out:
+            raise InferenceItemError(f"{where}: no user message to answer")
+        return {"messages": out, "audio_input_frames": frames}

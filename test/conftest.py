@@ -1,0 +1,42 @@
+"""Shared fixtures: a tiny trained UALM experiment and its packed directory,
+for the tests of packing, loading, the Python API and the inference entry
+point (built once per session, on first use)."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def experiment(tmp_path_factory):
+    from espnet2.ualm.pretrained.tiny import write_tiny_experiment
+
+    return write_tiny_experiment(str(tmp_path_factory.mktemp("tiny_exp")))
+
+
+@pytest.fixture(scope="session")
+def decode_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("conf") / "decode.yaml"
+    path.write_text(
+        "batch_size: 4\nmin_audio_seconds: 0.2\nmax_audio_seconds: 0.4\n"
+        "max_text_tokens: 12\n"
+        "audio_sampling: {greedy: true}\nenhancer: none\n"
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def packed_dir(experiment, decode_config, tmp_path_factory):
+    from espnet2.ualm.pretrained import write_pretrained_dir
+
+    out = os.path.join(str(tmp_path_factory.mktemp("packed")), "ualm_tiny")
+    return write_pretrained_dir(
+        out,
+        train_config=experiment["train_config"],
+        model_file=experiment["model_file"],
+        text_tokenizer=experiment["text_tokenizer"],
+        codec_config=experiment["codec_config"],
+        codec_model_dir=experiment["codec_model_dir"],
+        decode_config=decode_config,
+        model_name="ualm-tiny",
+    )

@@ -1,0 +1,146 @@
+"""The Python API: every task, per-item errors that spare the batch, batched
+== one-by-one under greedy decoding, and the enhancer on the output path."""
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from espnet2.ualm import UALM
+from espnet2.ualm.inference.pipeline import DecodeSettings
+from espnet2.ualm.inference.requests import Request
+
+
+@pytest.fixture(scope="module")
+def ualm(packed_dir):
+    return UALM.from_pretrained(packed_dir)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "beep.wav"
+    t = np.arange(8000) / 16000
+    soundfile.write(str(path), 0.3 * np.sin(2 * np.pi * 440 * t), 16000)
+    return str(path)
+
+
+def test_every_task_answers(ualm, clip):
+    audio = ualm.generate_audio(["two high beeps"])[0]
+    assert audio.ok and audio.codes.shape[1] == ualm.vocab.n_codebooks
+    assert audio.sample_rate == ualm.codec.sample_rate
+    assert audio.audio.ndim == 1 and audio.audio.size > 0
+    rich = ualm.generate_audio_with_reasoning(["a beep"])[0]
+    assert rich.ok and rich.text is not None and rich.codes is not None
+    for out in (
+        ualm.caption([clip])[0],
+        ualm.transcribe([(np.zeros(4000, np.float32), 8000)])[0],
+        ualm.answer([(clip, "How many sounds?")])[0],
+    ):
+        assert out.ok, out.error
+        assert isinstance(out.text, str) and out.codes is None
+    chat = ualm.chat(
+        [
+            [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "audio", "audio": "a"},
+                        {"type": "text", "text": "How many sounds?"},
+                    ],
+                }
+            ]
+        ],
+        audio={"a": clip},
+        modalities=("text", "audio"),
+    )[0]
+    assert chat.ok, chat.error
+    assert [s.modality for s in chat.segments] == ["text", "audio"]
+
+
+def test_bad_items_get_errors_and_the_rest_completes(ualm, tmp_path, clip):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    requests = [
+        Request("good1", "text_to_audio", {"caption": "one low beep"}),
+        Request("empty", "text_to_audio", {"caption": "   "}),
+        Request("unknown", "karaoke", {"caption": "x"}),
+        Request("long", "text_to_audio", {"caption": "beep " * 2000}),
+        Request("good2", "asr", {"audio": clip}),
+        Request("unreadable", "asr", {"audio": str(broken)}),
+        Request("missing", "asr", {"audio": str(tmp_path / "nope.wav")}),
+        Request("nofield", "asr", {}),
+    ]
+    outputs = ualm.run(requests)
+    by_id = {o.id: o for o in outputs}
+    assert [o.id for o in outputs] == [r.id for r in requests]
+    assert by_id["good1"].ok and by_id["good2"].ok
+    assert "empty caption" in by_id["empty"].error
+    assert "unknown task 'karaoke'" in by_id["unknown"].error
+    assert "exceeds the model's" in by_id["long"].error
+    assert "broken.wav unreadable" in by_id["unreadable"].error
+    assert "nope.wav unreadable" in by_id["missing"].error
+    assert "missing field 'audio'" in by_id["nofield"].error
+    for key in ("empty", "unknown", "long", "unreadable", "missing", "nofield"):
+        assert by_id[key].error.startswith(f"item '{key}'")
+
+
+def test_a_failure_inside_generation_spares_the_batch(ualm, monkeypatch):
+    real = ualm._generate
+
+    def flaky(prepared):
+        if any(p.request.id == "bad" for p in prepared):
+            raise RuntimeError("boom")
+        return real(prepared)
+
+    monkeypatch.setattr(ualm, "_generate", flaky)
+    requests = [
+        Request(i, "text_to_audio", {"caption": c})
+        for i, c in (("a", "one beep"), ("bad", "two beeps"), ("c", "a hum"))
+    ]
+    outputs = ualm.run(requests)
+    assert outputs[0].ok and outputs[2].ok
+    assert "RuntimeError: boom" in outputs[1].error
+
+
+def test_batched_equals_one_by_one_under_greedy(ualm, clip):
+    captions = ["one low beep", "three high beeps in a row, then silence", "hum"]
+    greedy = dict(audio_sampling={"greedy": True})
+    batched = ualm.generate_audio(captions, batch_size=3, **greedy)
+    for caption, out in zip(captions, batched):
+        alone = ualm.generate_audio([caption], batch_size=1, **greedy)[0]
+        assert torch.equal(alone.codes, out.codes)
+    texts = ualm.caption([clip, (np.zeros(3000), 16000)], batch_size=2)
+    for audio, out in zip([clip, (np.zeros(3000), 16000)], texts):
+        assert ualm.caption([audio], batch_size=1)[0].text == out.text
+
+
+def test_sampling_is_reproducible_for_a_seed(ualm):
+    a = ualm.generate_audio(["two beeps"], seed=7)[0]
+    b = ualm.generate_audio(["two beeps"], seed=7)[0]
+    assert torch.equal(a.codes, b.codes)
+
+
+def test_enhancer_choice_changes_the_delivered_audio(ualm):
+    plain = ualm.generate_audio(["one beep"], enhancer="none")[0]
+    stereo = ualm.generate_audio(["one beep"], enhancer="resample")[0]
+    assert torch.equal(plain.codes, stereo.codes)
+    assert stereo.sample_rate == 48000 and stereo.audio.shape[0] == 2
+    assert stereo.audio.shape[1] == 3 * plain.audio.shape[0]
+    np.testing.assert_array_equal(stereo.codec_audio, plain.codec_audio)
+
+
+def test_decode_settings_reject_unknown_keys():
+    with pytest.raises(ValueError, match="unknown keys"):
+        DecodeSettings.from_dict({"beam": 3})
+    s = DecodeSettings.from_dict({"text_sampling": {"temperature": 0.5}})
+    assert s.text_sampling.temperature == 0.5
+
+
+def test_beam_search_for_text(ualm, clip):
+    out = ualm.caption([clip], beam_size=3)[0]
+    assert out.ok and isinstance(out.text, str)
+
+
+def test_a_list_is_required(ualm):
+    with pytest.raises(TypeError, match="list of captions"):
+        ualm.generate_audio("a dog")
