@@ -63,8 +63,16 @@ def beam_search_text(
     model.eval()
     try:
         with torch.no_grad():
-            decoder = Decoder(model, use_cache=use_cache)
-            decoder.prefill(batch_prompts(prompts, waveforms, device=device))
+            batch = batch_prompts(prompts, waveforms, device=device)
+            gen.weights.refresh()
+            decoder = Decoder(
+                model,
+                use_cache=use_cache,
+                capacity=batch.ids.shape[1] + max_tokens + 2,
+                weights=gen.weights,
+                fast=gen.fast,
+            )
+            decoder.prefill(batch)
             marker = torch.full((n_prompts,), vocab.modality_id("text"))
             hidden = decoder.step(frames_of(marker))
             expand = torch.arange(n_prompts, device=device).repeat_interleave(n)

@@ -16,13 +16,17 @@ both.
 """
 
 import dataclasses
-from typing import List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.tokens.sequence import BuiltSequence
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+
+if TYPE_CHECKING:
+    from espnet2.ualm.inference.fast import FastBackbone, WeightCache
 
 Prompt = Union[BuiltSequence, torch.Tensor]
 Waveforms = Union[Mapping[str, torch.Tensor], Sequence[Mapping[str, torch.Tensor]]]
@@ -160,19 +164,62 @@ class Decoder:
     """Runs the backbone over a prompt batch, then one frame per row per step.
 
     ``prefill`` and ``step`` return the final hidden state of each row's
-    last position, ``[R, D]``; ``UALMModel.stream_logits`` turns it into
-    logits. ``select`` reorders or repeats rows (beam search).
+    last position, ``[R, D]``; ``UALMModel.stream_logits`` (or the fused
+    ``AudioHeads``) turns it into logits. ``select`` reorders or repeats
+    rows (beam search).
+
+    With the cache, keys and values live in ``PreallocatedKVLayer`` buffers
+    of ``capacity`` positions (prompt + longest reply; grown by doubling if
+    exceeded). Decode steps run ``FastBackbone`` when the backbone is one it
+    reproduces (``weights`` supplies the prepared weights; without it they
+    are prepared here), else the HF forward over the same cache.
+    ``fast=False`` forces the HF forward. Without the cache every step
+    recomputes the whole sequence through the HF forward (the reference).
     """
 
-    def __init__(self, model: UALMModel, use_cache: bool = True):
+    def __init__(
+        self,
+        model: UALMModel,
+        use_cache: bool = True,
+        capacity: Optional[int] = None,
+        weights: Optional["WeightCache"] = None,
+        fast: bool = True,
+    ):
         self.model = model
         self.use_cache = use_cache
+        self.capacity = capacity
+        self.weights = weights
+        self.fast = fast
         self.cache = None
+        self.backbone_step: Optional["FastBackbone"] = None
         self.embeds: Optional[torch.Tensor] = None  # without cache: all so far
-        self.attention_mask: Optional[torch.Tensor] = None
-        self.position_ids: Optional[torch.Tensor] = None
+        self.length = 0  # positions so far (the prompt's padded length included)
+        self.padded = False  # some row has left padding
+        self._mask: Optional[torch.Tensor] = None  # [R, capacity] long
+        self._positions: Optional[torch.Tensor] = None  # [R, capacity] long
+        self._next_position: Optional[torch.Tensor] = None  # [R]
 
-    def _run(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    # the attention mask and position ids of the positions so far
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return self._mask[:, : self.length]
+
+    @property
+    def position_ids(self) -> torch.Tensor:
+        return self._positions[:, : self.length]
+
+    def _reserve(self, end: int) -> None:
+        size = self._mask.shape[1]
+        if end <= size:
+            return
+        size = max(end, 2 * size)
+        for name in ("_mask", "_positions"):
+            old = getattr(self, name)
+            new = old.new_ones(old.shape[0], size)
+            new[:, : self.length] = old[:, : self.length]
+            setattr(self, name, new)
+
+    def _run_hf(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         base = self.model.backbone.base_model
         if self.use_cache:
             out = base(
@@ -199,32 +246,57 @@ class Decoder:
             batch.audio_input_lengths,
             batch.audio_input_spans,
         )
-        self.attention_mask = batch.attention_mask
-        self.position_ids = batch.position_ids
+        rows, length = batch.attention_mask.shape
+        capacity = max(self.capacity or 0, length + 1)
+        self._mask = batch.attention_mask.new_ones(rows, capacity)
+        self._mask[:, :length] = batch.attention_mask
+        self._positions = batch.position_ids.new_zeros(rows, capacity)
+        self._positions[:, :length] = batch.position_ids
+        self._next_position = batch.position_ids[:, -1] + 1
+        self.length = length
+        self.padded = not bool(batch.attention_mask.all())
         self.embeds = None if self.use_cache else embeds
         if self.use_cache:
-            from transformers import DynamicCache
+            from espnet2.ualm.inference.fast import WeightCache, preallocated_cache
 
-            self.cache = DynamicCache(config=self.model.backbone.config)
-        return self._run(embeds, batch.position_ids)
+            self.cache = preallocated_cache(self.model, capacity)
+            if self.fast:
+                if self.weights is None:
+                    self.weights = WeightCache(self.model)
+                self.backbone_step = self.weights.backbone(rows)
+                if self.backbone_step is not None:
+                    self.backbone_step.rope_table(capacity)
+        return self._run_hf(embeds, batch.position_ids)
 
     def step(self, frames: torch.Tensor) -> torch.Tensor:
-        """Feeds one ``[R, K]`` frame per row."""
-        embeds = self.model.embed(frames[:, None, :])
-        position = self.position_ids[:, -1:] + 1
-        self.position_ids = torch.cat([self.position_ids, position], dim=1)
-        self.attention_mask = torch.cat(
-            [self.attention_mask, torch.ones_like(self.attention_mask[:, :1])], dim=1
-        )
+        """Feeds one ``[R, K]`` frame per row (generated ids: no placeholders)."""
+        weight = self.model.backbone.get_input_embeddings().weight
+        embeds = F.embedding_bag(frames, weight, mode="sum", padding_idx=0)
+        position = self._next_position
+        self._reserve(self.length + 1)
+        self._mask[:, self.length] = 1
+        self._positions[:, self.length] = position
+        self._next_position = position + 1
+        length = self.length
+        self.length += 1
         if not self.use_cache:
-            self.embeds = torch.cat([self.embeds, embeds], dim=1)
-        return self._run(embeds, position)
+            self.embeds = torch.cat([self.embeds, embeds[:, None]], dim=1)
+            return self._run_hf(embeds[:, None], position[:, None])
+        fast = self.backbone_step
+        if fast is None:
+            return self._run_hf(embeds[:, None], position[:, None])
+        mask = None
+        if self.padded:
+            mask = self._mask[:, None, None, : length + 1].bool()
+        fast.rope_table(length + 1)  # positions never exceed the column index
+        return fast.step(embeds, self.cache.layers, length, position, mask)
 
     def select(self, index: torch.Tensor) -> None:
         """Keeps rows ``index`` (in that order; repeats allowed)."""
-        index = index.to(self.attention_mask.device)
-        self.attention_mask = self.attention_mask.index_select(0, index)
-        self.position_ids = self.position_ids.index_select(0, index)
+        index = index.to(self._mask.device)
+        self._mask = self._mask.index_select(0, index)
+        self._positions = self._positions.index_select(0, index)
+        self._next_position = self._next_position.index_select(0, index)
         if self.use_cache:
             self.cache.reorder_cache(index)
         else:

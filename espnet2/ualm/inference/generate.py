@@ -41,12 +41,12 @@ from espnet2.ualm.inference.decoder import (
     batch_prompts,
     check_prompt,
 )
+from espnet2.ualm.inference.fast import WeightCache
 from espnet2.ualm.inference.results import GeneratedSegment, GenerationResult
 from espnet2.ualm.inference.sampling import (
     GREEDY,
     RELEASE_AUDIO_SAMPLING,
     SamplingConfig,
-    guide,
     sample,
 )
 from espnet2.ualm.model.ualm_model import UALMModel
@@ -140,9 +140,22 @@ class _Row:
     step: int = 0  # content steps of the current segment
     closed_at: Optional[int] = None  # audio: step of stream 0's closing token
     close_id: int = -1
+    # chunks of [n, K] frames (content: the current segment's)
     content: List[torch.Tensor] = dataclasses.field(default_factory=list)
     frames: List[torch.Tensor] = dataclasses.field(default_factory=list)
     segments: List[GeneratedSegment] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _AudioState:
+    """The audio rows of one run of audio steps, as tensors (``[A]`` each)."""
+
+    index: List[int]  # their rows in the batch
+    index_tensor: torch.Tensor
+    step: torch.Tensor  # content steps of the segment so far
+    closed_at: torch.Tensor  # step of stream 0's closing token, or never
+    close_id: torch.Tensor
+    close_ok: torch.Tensor  # [A, 2] bool: <eos>, <eot> allowed
 
 
 class UALMGenerator:
@@ -154,6 +167,19 @@ class UALMGenerator:
             segments hold token ids only).
         frame_rate: the codec's frames per second (``codec.frame_rate``);
             needed whenever audio may be generated.
+        fast: decode steps through ``FastBackbone`` where the backbone is
+            one it reproduces, and runs of audio steps kept on the device
+            (``_audio_run``); ``False``: the HF forward and one Python
+            bookkeeping pass per step (same tokens; the reference the fast
+            path is tested against).
+        prepack: on CPU, oneDNN-prepacked copies of the backbone's and the
+            audio heads' linear weights (float32/bfloat16; rebuilt when a
+            weight changes).
+
+    Audio steps compute every stream's logits in one matmul (``AudioHeads``)
+    over both CFG halves, guide them once and sample all streams of all
+    rows in one call; constraints (delay pads, codebook ranges, closing
+    tokens, min/max length) are tensors built from each row's step.
     """
 
     def __init__(
@@ -161,8 +187,12 @@ class UALMGenerator:
         model: UALMModel,
         tokenizer: Optional[TextTokenizer] = None,
         frame_rate: Optional[float] = None,
+        fast: bool = True,
+        prepack: bool = True,
     ):
         self.model = model
+        self.fast = bool(fast)
+        self.weights = WeightCache(model, prepack=prepack)
         self.vocab: UALMVocabulary = model.vocabulary
         self.tokenizer = tokenizer
         self.frame_rate = None if frame_rate is None else float(frame_rate)
@@ -191,6 +221,7 @@ class UALMGenerator:
             for ids in ((self.eos_id,), (self.eot_id,), (self.eos_id, self.eot_id))
         }
         self._empty = mask()
+        self._never_closed = 1 << 40  # closed_at of a row that has not closed
 
     # ----- public API ---------------------------------------------------------
 
@@ -224,7 +255,15 @@ class UALMGenerator:
         use_cfg = config.cfg_scale is not None and config.may_generate_audio
         n_rows = len(prompts)
         batch = batch_prompts(prompts, waveforms, use_cfg, self.device)
-        decoder = Decoder(self.model, use_cache=config.use_cache)
+        self.weights.refresh()
+        capacity = batch.ids.shape[1] + self._longest_reply(config, frame_bounds)
+        decoder = Decoder(
+            self.model,
+            use_cache=config.use_cache,
+            capacity=capacity,
+            weights=self.weights,
+            fast=self.fast,
+        )
         rows = [_Row() for _ in range(n_rows)]
         was_training = self.model.training
         self.model.eval()
@@ -232,17 +271,31 @@ class UALMGenerator:
             with torch.no_grad():
                 hidden = decoder.prefill(batch)
                 while True:
+                    active = [r.phase for r in rows if r.phase is not _Phase.DONE]
                     role_rows = [r.phase is _Phase.ROLE for r in rows]
-                    frames = self._next_frames(
-                        hidden, rows, config, frame_bounds, use_cfg, generator
-                    )
-                    for row, frame in zip(rows, frames.cpu()):
-                        self._advance(row, frame)
+                    if self.fast and all(p is _Phase.AUDIO for p in active):
+                        frames = self._audio_run(
+                            decoder,
+                            hidden,
+                            rows,
+                            config,
+                            frame_bounds,
+                            use_cfg,
+                            generator,
+                        )
+                    else:
+                        frames = self._next_frames(
+                            hidden, rows, config, frame_bounds, use_cfg, generator
+                        )
+                        for row, frame in zip(rows, frames.cpu()):
+                            self._advance(row, frame)
                     if all(r.phase is _Phase.DONE for r in rows):
                         break
                     if use_cfg:
-                        uncond = frames.clone()
-                        uncond[torch.tensor(role_rows, device=frames.device)] = 0
+                        uncond = frames
+                        if any(role_rows):
+                            uncond = frames.clone()
+                            uncond[torch.tensor(role_rows, device=frames.device)] = 0
                         frames = torch.cat([frames, uncond])
                     hidden = decoder.step(frames)
         finally:
@@ -250,12 +303,25 @@ class UALMGenerator:
         return [
             GenerationResult(
                 segments=r.segments,
-                ids=torch.stack(r.frames)
+                ids=torch.cat(r.frames).cpu()
                 if r.frames
                 else torch.zeros(0, self.n_streams, dtype=torch.long),
             )
             for r in rows
         ]
+
+    def _longest_reply(
+        self, config: GenerationConfig, frame_bounds: Tuple[int, int]
+    ) -> int:
+        """Most positions a reply can take (sizes the KV cache; a bound)."""
+        audio = 1 + frame_bounds[1] + self.n_streams  # marker, frames, close, delay
+        text = 1 + config.max_text_tokens + 1  # marker, tokens, close
+        plan = config.plan
+        if plan is not None:
+            kinds = [audio if m == "audio" else text for m in plan]
+        else:
+            kinds = [max(audio, text)] * config.max_segments
+        return sum(kinds) + len(kinds) - 1  # role tokens between turns
 
     def generate_reply(
         self,
@@ -359,48 +425,176 @@ class UALMGenerator:
         use_cfg: bool,
         generator: Optional[torch.Generator],
     ) -> torch.Tensor:
-        """The next ``[B, K]`` frame of every row."""
+        """The next ``[B, K]`` frame of every row (rows in any phase)."""
         n_rows, model = len(rows), self.model
-        plans = [self._row_constraints(r, config, frame_bounds) for r in rows]
-        forced = torch.tensor([f for _, f in plans], dtype=torch.long)  # on host
-        frames = forced.to(hidden.device)
-        is_audio = [r.phase is _Phase.AUDIO for r in rows]
-
-        def logits(stream: int, index: List[int], guided: bool) -> torch.Tensor:
-            """Stream logits of rows ``index``; CFG-combined when ``guided``."""
-            idx = torch.tensor(index, device=hidden.device)
-            cond = model.stream_logits(hidden[idx], stream, "codebook").float()
-            if not (guided and use_cfg):
-                return cond
-            uncond = model.stream_logits(hidden[idx + n_rows], stream, "codebook")
-            return guide(cond, uncond.float(), config.cfg_scale)
-
-        # stream 0: audio rows (guided, audio sampling), then marker/text rows
-        for audio in (True, False):
-            index = [
-                b for b in range(n_rows) if is_audio[b] == audio and forced[b, 0] < 0
-            ]
-            if not index:
-                continue
-            allowed = torch.stack([plans[b][0] for b in index])
-            chosen = sample(
-                logits(0, index, guided=audio),
-                config.audio_sampling if audio else config.text_sampling,
-                allowed,
-                generator,
+        audio_index = [b for b, r in enumerate(rows) if r.phase is _Phase.AUDIO]
+        other = [b for b, r in enumerate(rows) if r.phase is not _Phase.AUDIO]
+        plans = {b: self._row_constraints(rows[b], config, frame_bounds) for b in other}
+        frames = torch.zeros(n_rows, self.n_streams, dtype=torch.long)
+        for b, (_, forced) in plans.items():
+            frames[b] = torch.tensor(forced)
+        frames = frames.to(hidden.device)
+        if audio_index:
+            state = self._audio_state(rows, audio_index, config)
+            ids = self._audio_sample(
+                hidden, state, config, frame_bounds, use_cfg, generator
             )
-            frames[index, 0] = chosen
-        # streams 1..K-1 of audio rows: their own codebook, pad excluded
-        for k in range(1, self.n_streams):
-            index = [b for b in range(n_rows) if forced[b, k] < 0]
-            if not index:
-                continue
-            scores = logits(k, index, guided=True)
-            allowed = torch.ones_like(scores, dtype=torch.bool)
-            allowed[:, -1] = False  # the codebook's pad: never sampled
-            chosen = sample(scores, config.audio_sampling, allowed, generator)
-            frames[index, k] = chosen + self.vocab.codebook_range(k)[0]
+            frames[audio_index] = ids
+        # markers and text: stream 0, conditional logits, text sampling
+        index = [b for b in other if plans[b][1][0] < 0]
+        if index:
+            idx = torch.tensor(index, device=hidden.device)
+            logits = model.stream_logits(hidden[idx], 0, "codebook")
+            allowed = torch.stack([plans[b][0] for b in index])
+            frames[index, 0] = sample(logits, config.text_sampling, allowed, generator)
         return frames
+
+    # ----- audio steps --------------------------------------------------------------
+
+    def _audio_state(
+        self, rows: List[_Row], index: List[int], config: GenerationConfig
+    ) -> _AudioState:
+        """Tensors of the audio rows ``index``: step, closing step and token,
+        the closing tokens each may emit."""
+        device = self.device
+        closes = [self._close_ids(rows[b], config) for b in index]
+        return _AudioState(
+            index=index,
+            index_tensor=torch.tensor(index, device=device),
+            step=torch.tensor([rows[b].step for b in index], device=device),
+            closed_at=torch.tensor(
+                [
+                    self._never_closed
+                    if rows[b].closed_at is None
+                    else rows[b].closed_at
+                    for b in index
+                ],
+                device=device,
+            ),
+            close_id=torch.tensor([rows[b].close_id for b in index], device=device),
+            close_ok=torch.tensor(
+                [[self.eos_id in c, self.eot_id in c] for c in closes], device=device
+            ),
+        )
+
+    def _audio_sample(
+        self,
+        hidden: torch.Tensor,
+        state: _AudioState,
+        config: GenerationConfig,
+        frame_bounds: Tuple[int, int],
+        use_cfg: bool,
+        generator: Optional[torch.Generator],
+    ) -> torch.Tensor:
+        """The next ``[A, K]`` ids of the audio rows of ``state``, which it
+        advances (step, closing step and token).
+
+        One matmul gives every stream's logits for the rows and their CFG
+        copies (``AudioHeads``), guided as ``uncond + s * (cond - uncond)``;
+        then the columns no stream may take, stream 0's codes past the
+        maximum length and its closing tokens before the minimum (or when
+        the plan forbids them) are masked, forced streams (delay pads) get
+        flat logits, and all ``A * K`` streams are sampled in one call.
+        """
+        n_rows = hidden.shape[0] // (2 if use_cfg else 1)
+        n_audio = len(state.index)
+        if n_audio != n_rows:
+            sel = state.index_tensor
+            if use_cfg:
+                sel = torch.cat([sel, sel + n_rows])
+            hidden = hidden.index_select(0, sel)
+        heads = self.weights.audio_heads(hidden.shape[0])
+        logits = heads.logits(hidden)
+        if use_cfg:
+            logits = torch.lerp(logits[n_audio:], logits[:n_audio], config.cfg_scale)
+        low, high = frame_bounds
+        step = state.step
+        k = heads.streams
+        forced = (step[:, None] < k) | (step[:, None] - k >= state.closed_at[:, None])
+        codes_ok = step < high
+        closes_ok = (step >= low)[:, None] & state.close_ok
+        # stream 0: codes unless past the maximum, closing tokens as allowed
+        disallow0 = heads.code_columns & ~codes_ok[:, None]
+        disallow0[:, -2:] |= ~closes_ok
+        logits = logits.masked_fill(heads.never, -math.inf)
+        logits[:, 0].masked_fill_(disallow0, -math.inf)
+        logits.masked_fill_(forced[..., None], 0.0)  # any id; replaced below
+        column = sample(
+            logits.view(n_audio * self.n_streams, heads.width),
+            config.audio_sampling,
+            None,
+            generator,
+        ).view(n_audio, self.n_streams)
+        ids = heads.column_ids[column + heads.stream_base]
+        ids = torch.where(forced, heads.pad_ids, ids)
+        first = ids[:, 0]
+        closing = (first == self.eos_id) | (first == self.eot_id)
+        state.closed_at = torch.where(closing, step, state.closed_at)
+        state.close_id = torch.where(closing, first, state.close_id)
+        state.step = step + 1
+        return ids
+
+    def _audio_run(
+        self,
+        decoder: Decoder,
+        hidden: torch.Tensor,
+        rows: List[_Row],
+        config: GenerationConfig,
+        frame_bounds: Tuple[int, int],
+        use_cfg: bool,
+        generator: Optional[torch.Generator],
+    ) -> torch.Tensor:
+        """Audio steps while every unfinished row is in an audio segment.
+
+        Row state stays in tensors; the host looks at it only from the first
+        step at which some row could have finished its segment (``K - 1``
+        steps after the earliest allowed closing token). Returns the last
+        frame ``[B, K]`` (not yet fed to the decoder) after updating the rows:
+        frames appended, finished segments closed.
+        """
+        n_rows, k = len(rows), self.n_streams
+        index = [b for b, r in enumerate(rows) if r.phase is _Phase.AUDIO]
+        state = self._audio_state(rows, index, config)
+        low = frame_bounds[0]
+        # a row finishes when it samples step closed_at + K - 1; it closes at
+        # the earliest at max(min length, its step)
+        check_from = min(
+            (max(low, rows[b].step) if rows[b].closed_at is None else rows[b].closed_at)
+            + k
+            - 1
+            - rows[b].step
+            for b in index
+        )
+        everyone = len(index) == n_rows
+        chunks: List[torch.Tensor] = []
+        t = 0
+        while True:
+            ids = self._audio_sample(
+                hidden, state, config, frame_bounds, use_cfg, generator
+            )
+            if everyone:
+                frame = ids
+            else:
+                frame = ids.new_zeros(n_rows, k).index_copy_(0, state.index_tensor, ids)
+            chunks.append(ids)
+            if t >= check_from and bool((state.step == state.closed_at + k).any()):
+                break
+            hidden = decoder.step(torch.cat([frame, frame]) if use_cfg else frame)
+            t += 1
+        block = torch.stack(chunks, dim=1).cpu()  # [A, T, K]
+        steps = state.step.tolist()
+        closed_at = state.closed_at.tolist()
+        close_id = state.close_id.tolist()
+        for a, b in enumerate(index):
+            row = rows[b]
+            row.frames.append(block[a])
+            row.content.append(block[a])
+            row.step = steps[a]
+            if closed_at[a] != self._never_closed:
+                row.closed_at, row.close_id = closed_at[a], close_id[a]
+            if row.closed_at is not None and row.step == row.closed_at + k:
+                self._finish_audio(row)
+        return frame
 
     # ----- bookkeeping ---------------------------------------------------------
 
@@ -416,7 +610,7 @@ class UALMGenerator:
         """Moves ``row`` on by the frame it just produced."""
         if row.phase is _Phase.DONE:
             return
-        row.frames.append(frame)
+        row.frames.append(frame[None])
         token = int(frame[0])
         if row.phase is _Phase.ROLE:
             row.phase = _Phase.MODALITY
@@ -439,17 +633,21 @@ class UALMGenerator:
                 row.content.append(token)
                 row.step += 1
         elif row.phase is _Phase.AUDIO:
-            row.content.append(frame)
+            row.content.append(frame[None])
             if row.closed_at is None and token in (self.eos_id, self.eot_id):
                 row.closed_at, row.close_id = row.step, token
             row.step += 1
             if row.closed_at is not None and row.step == row.closed_at + self.n_streams:
-                frames = delay_deinterleave(torch.stack(row.content))[:-1]
-                codes = self.vocab.ids_to_codes(frames)
-                segment = GeneratedSegment(
-                    "audio", self._closing_name(row.close_id), codes=codes
-                )
-                self._close(row, row.close_id, segment)
+                self._finish_audio(row)
+
+    def _finish_audio(self, row: _Row) -> None:
+        """Closes a row's audio segment once its delayed frames are done."""
+        frames = delay_deinterleave(torch.cat(row.content))[:-1]
+        codes = self.vocab.ids_to_codes(frames)
+        segment = GeneratedSegment(
+            "audio", self._closing_name(row.close_id), codes=codes
+        )
+        self._close(row, row.close_id, segment)
 
 
 def generate_reply(

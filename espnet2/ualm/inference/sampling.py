@@ -89,11 +89,30 @@ def sample(
     allowed: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
-    """One id per row of ``[N, V]`` logits, among the ``allowed`` ids."""
-    logits = mask_logits(logits.float(), allowed)
+    """One id per row of ``[N, V]`` logits, among the ``allowed`` ids.
+
+    With ``top_k`` the distribution is built over the ``k`` best ids only
+    (``topk``, then top-p on those, softmax and one multinomial over ``[N,
+    k]``): the same distribution as filtering the full row, without a
+    softmax over ``V`` columns. Rows need at least one allowed id.
+    """
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    logits = mask_logits(logits, allowed)
     if config.is_greedy:
         return logits.argmax(dim=-1)
     logits = logits / config.temperature
+    if config.top_k is not None and config.top_k < logits.shape[-1]:
+        values, index = torch.topk(logits, config.top_k, dim=-1)  # best first
+        if config.top_p is not None and config.top_p < 1.0:
+            probs = torch.softmax(values, dim=-1)
+            before = torch.cumsum(probs, dim=-1) - probs
+            drop = before >= config.top_p
+            drop[..., 0] = False
+            values = values.masked_fill(drop, -math.inf)
+        probs = torch.softmax(values, dim=-1)
+        pick = torch.multinomial(probs, 1, generator=generator)
+        return index.gather(-1, pick).squeeze(-1)
     if config.top_k is not None:
         logits = top_k_filter(logits, config.top_k)
     if config.top_p is not None:

@@ -1,0 +1,446 @@
+"""Decode-step machinery: preallocated KV cache, a lean backbone step, fused
+audio heads and prepacked linear weights.
+
+Generation spends its time in one-position decode steps. Three things make a
+step cheap here:
+
+* ``PreallocatedKVLayer``: a KV-cache layer with the ``DynamicLayer``
+  interface (so the Hugging Face forward can use it for the prefill and as a
+  fallback) that writes each new position into a buffer sized for the whole
+  reply (grown by doubling if a reply outlives it) and hands attention a view
+  of the filled part, instead of ``torch.cat``-ing the whole cache per step.
+* ``FastBackbone``: the decode step of a Qwen2 / Llama backbone written out
+  with few ops per layer (one fused QKV linear, ``F.rms_norm``, RoPE from a
+  precomputed table as ``x * cos + roll(x) * sin``, the new key/value written
+  into the buffers, ``scaled_dot_product_attention`` without a mask unless a
+  row is left-padded, one fused gate/up linear). It computes what the HF
+  forward computes (tested against it); any other architecture, or a config
+  it does not know (sliding windows, dynamic RoPE, q/k norms), falls back to
+  the HF forward over the preallocated cache.
+* ``linear_fn``: on CPU, float32 / bfloat16 weights prepacked for oneDNN
+  (``torch.ops.mkldnn._reorder_linear_weight`` once, then
+  ``_linear_pointwise``: what ``torch.compile``'s freezing does), which
+  streams the weights of a few-row matmul about twice as fast as MKL's
+  sgemm; anywhere else, or if the op fails its self-check, ``F.linear``.
+  Prepacked weights are copies: ``WeightCache`` rebuilds them when a weight
+  changes (its version counter moves).
+
+``AudioHeads`` is the head of every audio stream as one matrix: the
+``K`` codebook blocks of the LM head (codes and pad), stream 0's block
+followed by the ``<eos>``/``<eot>`` rows, each other stream's by two zero
+rows, so logits of all streams of all rows come from one matmul
+``[R, D] x [K * (C + 3), D]^T`` viewed ``[R, K, C + 3]``. The stream
+embedding folds into a constant bias because the head is linear:
+``(h + e_k) W_k^T = h W_k^T + e_k W_k^T``.
+"""
+
+import logging
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from transformers.cache_utils import DynamicLayer
+
+from espnet2.ualm.model.ualm_model import UALMModel
+
+LinearFn = Callable[[torch.Tensor], torch.Tensor]
+
+# decoder layers whose decode step FastBackbone reproduces
+_SUPPORTED_LAYERS = ("Qwen2DecoderLayer", "LlamaDecoderLayer")
+_STATIC_ROPE = ("default", "linear", "llama3", "yarn")
+
+
+# ----- KV cache ------------------------------------------------------------------
+
+
+class PreallocatedKVLayer(DynamicLayer):
+    """``DynamicLayer`` that writes into a buffer of ``capacity`` positions.
+
+    ``keys``/``values`` are views of the filled part, so the HF forward sees
+    exactly what a ``DynamicLayer`` would hold.
+    """
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = max(int(capacity), 1)
+        self.length = 0
+        self.k_buf: Optional[torch.Tensor] = None
+        self.v_buf: Optional[torch.Tensor] = None
+
+    def lazy_initialization(self, key_states, value_states) -> None:
+        super().lazy_initialization(key_states, value_states)
+        rows, heads, _, dim = key_states.shape
+        self.k_buf = key_states.new_empty(rows, heads, self.capacity, dim)
+        self.v_buf = value_states.new_empty(rows, heads, self.capacity, dim)
+
+    def reserve(self, end: int) -> None:
+        """Makes room for ``end`` positions (doubling the buffers)."""
+        if end <= self.capacity:
+            return
+        self.capacity = max(end, 2 * self.capacity)
+        for name in ("k_buf", "v_buf"):
+            old = getattr(self, name)
+            new = old.new_empty(*old.shape[:2], self.capacity, old.shape[-1])
+            new[:, :, : self.length] = old[:, :, : self.length]
+            setattr(self, name, new)
+
+    def set_length(self, end: int) -> None:
+        self.length = end
+        self.keys = self.k_buf[:, :, :end]
+        self.values = self.v_buf[:, :, :end]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        self.reserve(end)
+        self.k_buf[:, :, self.length : end] = key_states
+        self.v_buf[:, :, self.length : end] = value_states
+        self.set_length(end)
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length if self.is_initialized else 0
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        if not self.is_initialized:
+            return
+        index = beam_idx.to(self.k_buf.device)
+        self.k_buf = self.k_buf.index_select(0, index)
+        self.v_buf = self.v_buf.index_select(0, index)
+        self.set_length(self.length)
+
+    batch_select_indices = reorder_cache
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("PreallocatedKVLayer does not crop")
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self.reorder_cache(torch.arange(self.k_buf.shape[0]).repeat_interleave(repeats))
+
+
+def preallocated_cache(model: UALMModel, capacity: int):
+    """A ``DynamicCache`` whose layers are ``PreallocatedKVLayer``s."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.backbone.config)
+    cache.layers = [PreallocatedKVLayer(capacity) for _ in cache.layers]
+    return cache
+
+
+# ----- linear layers -------------------------------------------------------------
+
+
+def _mkldnn_usable(weight: torch.Tensor) -> bool:
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype in (torch.float32, torch.bfloat16)
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
+
+
+def linear_fn(
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    rows: int,
+    prepack: bool = True,
+) -> Tuple[LinearFn, str]:
+    """``x -> x W^T + b`` for inputs of about ``rows`` rows, and its kind.
+
+    With ``prepack`` on a CPU float32/bfloat16 weight: oneDNN-prepacked
+    (checked once against ``F.linear``); otherwise ``F.linear``.
+    """
+    weight = weight.detach()
+    bias = None if bias is None else bias.detach()
+    if prepack and _mkldnn_usable(weight):
+        try:
+            packed = torch.ops.mkldnn._reorder_linear_weight(weight, max(rows, 1))
+            op = torch.ops.mkldnn._linear_pointwise
+
+            def packed_fn(x: torch.Tensor) -> torch.Tensor:
+                return op(x, packed, bias, "none", [], "")
+
+            probe = torch.randn(
+                max(rows, 1), weight.shape[1], dtype=weight.dtype, device=weight.device
+            )
+            got, want = packed_fn(probe).float(), F.linear(probe, weight, bias).float()
+            tol = 1e-3 if weight.dtype == torch.float32 else 5e-2
+            if got.shape == want.shape and torch.allclose(
+                got, want, rtol=tol, atol=tol * float(want.abs().max() + 1)
+            ):
+                return packed_fn, "onednn"
+            logging.warning("oneDNN-prepacked linear disagrees with F.linear: not used")
+        except (RuntimeError, AttributeError) as err:  # pragma: no cover - platform
+            logging.warning(f"oneDNN-prepacked linear unavailable ({err}): F.linear")
+    return (lambda x: F.linear(x, weight, bias)), "linear"
+
+
+# ----- the backbone's decode step -------------------------------------------------
+
+
+def _layer_unsupported(layer, config) -> Optional[str]:
+    name = type(layer).__name__
+    if name not in _SUPPORTED_LAYERS:
+        return f"layer type {name}"
+    attn, mlp = layer.self_attn, layer.mlp
+    for mod, attrs in (
+        (attn, ("q_proj", "k_proj", "v_proj", "o_proj", "scaling", "head_dim")),
+        (mlp, ("gate_proj", "up_proj", "down_proj")),
+        (layer, ("input_layernorm", "post_attention_layernorm")),
+    ):
+        missing = [a for a in attrs if not hasattr(mod, a)]
+        if missing:
+            return f"{type(mod).__name__} has no {missing}"
+    if getattr(attn, "sliding_window", None) is not None:
+        return "sliding-window attention"
+    if hasattr(attn, "q_norm") or hasattr(attn, "k_norm"):
+        return "q/k norms"
+    if getattr(config, "hidden_act", None) != "silu":
+        return f"activation {getattr(config, 'hidden_act', None)}"
+    if mlp.gate_proj.bias is not None or attn.o_proj.bias is not None:
+        return "MLP / output biases"
+    return None
+
+
+def fast_backbone_unsupported(model: UALMModel) -> Optional[str]:
+    """Why ``FastBackbone`` cannot run this model's backbone (``None``: it can)."""
+    base = model.backbone.base_model
+    config = model.backbone.config
+    for attr in ("layers", "norm", "rotary_emb", "embed_tokens"):
+        if not hasattr(base, attr):
+            return f"the backbone has no {attr}"
+    rope = getattr(config, "rope_parameters", None) or {}
+    rope_type = rope.get("rope_type", "default") if isinstance(rope, dict) else None
+    if rope_type not in _STATIC_ROPE:
+        return f"RoPE type {rope_type}"
+    for layer in base.layers:
+        why = _layer_unsupported(layer, config)
+        if why:
+            return why
+    return None
+
+
+class _Layer:
+    """One decoder layer's prepared weights."""
+
+    def __init__(self, layer, rows: int, prepack: bool):
+        attn, mlp = layer.self_attn, layer.mlp
+        qkv_w = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
+        biases = [attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]
+        qkv_b = None
+        if any(b is not None for b in biases):
+            qkv_b = torch.cat(
+                [
+                    b if b is not None else qkv_w.new_zeros(p.weight.shape[0])
+                    for b, p in zip(biases, (attn.q_proj, attn.k_proj, attn.v_proj))
+                ]
+            )
+        self.qkv, self.kind = linear_fn(qkv_w.detach(), qkv_b, rows, prepack)
+        self.o, _ = linear_fn(attn.o_proj.weight, None, rows, prepack)
+        gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+        self.gate_up, _ = linear_fn(gate_up.detach(), None, rows, prepack)
+        self.down, _ = linear_fn(mlp.down_proj.weight, None, rows, prepack)
+        self.intermediate = mlp.gate_proj.weight.shape[0]
+        self.n_q = attn.q_proj.weight.shape[0] // attn.head_dim
+        self.n_kv = attn.k_proj.weight.shape[0] // attn.head_dim
+        self.scaling = float(attn.scaling)
+        self.ln1 = layer.input_layernorm
+        self.ln2 = layer.post_attention_layernorm
+
+
+class FastBackbone:
+    """The one-position decode step of a Qwen2/Llama backbone, few ops per layer.
+
+    ``step(embeds [R, D], cache_layers, length, positions [R], mask)`` runs
+    every layer on the new position of each row, writes its key and value at
+    column ``length`` of the ``PreallocatedKVLayer`` buffers and returns the
+    final hidden state ``[R, D]`` (the backbone's final norm applied).
+    ``mask``: ``[R, 1, 1, length + 1]`` bool (True: attend) or ``None``.
+    """
+
+    def __init__(self, model: UALMModel, rows: int, prepack: bool = True):
+        why = fast_backbone_unsupported(model)
+        if why:
+            raise ValueError(f"FastBackbone does not support this backbone: {why}")
+        base = model.backbone.base_model
+        self.base = base
+        self.layers = [_Layer(layer, rows, prepack) for layer in base.layers]
+        self.linear_kind = self.layers[0].kind if self.layers else "linear"
+        first = base.layers[0].self_attn
+        self.head_dim = int(first.head_dim)
+        self.half = self.head_dim // 2
+        self.dtype = base.embed_tokens.weight.dtype
+        self.device = base.embed_tokens.weight.device
+        self._cos: Optional[torch.Tensor] = None
+        self._sin: Optional[torch.Tensor] = None
+
+    def rope_table(self, n_positions: int) -> None:
+        """cos and sign-folded sin for positions ``[0, n_positions)``."""
+        if self._cos is not None and self._cos.shape[0] >= n_positions:
+            return
+        n = max(n_positions, 2 * (0 if self._cos is None else self._cos.shape[0]))
+        probe = torch.zeros(1, dtype=self.dtype, device=self.device)
+        positions = torch.arange(n, device=self.device)[None]
+        cos, sin = self.base.rotary_emb(probe, positions)
+        cos, sin = cos[0], sin[0]  # [n, head_dim], in the model dtype
+        # rotate_half(x) * sin == roll(x, half) * cat(-sin[:half], sin[half:])
+        sin = torch.cat([-sin[:, : self.half], sin[:, self.half :]], dim=-1)
+        self._cos, self._sin = cos.contiguous(), sin.contiguous()
+
+    def _norm(self, x: torch.Tensor, norm) -> torch.Tensor:
+        eps = norm.variance_epsilon
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (x.shape[-1],), norm.weight, eps)
+        # as the HF RMSNorm does: statistics in float32, weight in the model dtype
+        return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(
+            x.dtype
+        )
+
+    def step(
+        self,
+        embeds: torch.Tensor,
+        cache_layers: Sequence[PreallocatedKVLayer],
+        length: int,
+        positions: torch.Tensor,
+        mask: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        rows = embeds.shape[0]
+        dim = self.head_dim
+        cos = self._cos.index_select(0, positions)[:, None]  # [R, 1, Dh]
+        sin = self._sin.index_select(0, positions)[:, None]
+        h = embeds
+        end = length + 1
+        for layer, kv in zip(self.layers, cache_layers):
+            n_q, n_kv = layer.n_q, layer.n_kv
+            qkv = layer.qkv(self._norm(h, layer.ln1))
+            qk = qkv[:, : (n_q + n_kv) * dim].view(rows, n_q + n_kv, dim)
+            qk = torch.addcmul(qk * cos, qk.roll(self.half, -1), sin)
+            kv.reserve(end)
+            kv.k_buf[:, :, length] = qk[:, n_q:]
+            kv.v_buf[:, :, length] = qkv[:, (n_q + n_kv) * dim :].view(rows, n_kv, dim)
+            kv.set_length(end)
+            attn = F.scaled_dot_product_attention(
+                qk[:, :n_q, None],
+                kv.keys,
+                kv.values,
+                attn_mask=mask,
+                scale=layer.scaling,
+                enable_gqa=n_q != n_kv,
+            )
+            h = h + layer.o(attn.view(rows, n_q * dim))
+            gate_up = layer.gate_up(self._norm(h, layer.ln2))
+            n = layer.intermediate
+            h = h + layer.down(F.silu(gate_up[:, :n]) * gate_up[:, n:])
+        return self._norm(h, self.base.norm)
+
+
+# ----- fused audio heads ----------------------------------------------------------
+
+
+class AudioHeads:
+    """Every audio stream's head as one ``[K * W, D]`` matrix (``W = C + 3``).
+
+    Column ``c`` of stream ``k``'s block: code ``c`` of codebook ``k``
+    (``c < C``), its pad (``c == C``), then for stream 0 ``<eos>`` and
+    ``<eot>``, for the others two unused columns. ``never`` marks the columns
+    no stream may sample (pads, unused); ``column_ids`` maps a flat column to
+    its vocabulary id.
+    """
+
+    def __init__(self, model: UALMModel, rows: int, prepack: bool = True):
+        vocab = model.vocabulary
+        k, stride = vocab.n_codebooks, vocab.codebook_stride
+        self.n_streams, self.codebook_size = k, vocab.codebook_size
+        self.width = stride + 2
+        weight = model.head_weight.detach()
+        dim = weight.shape[1]
+        audio = weight[vocab.audio_offset : vocab.size].view(k, stride, dim)
+        extra = weight.new_zeros(k, 2, dim)
+        extra[0] = weight[[vocab.eos_id, vocab.eot_id]]
+        fused = torch.cat([audio, extra], dim=1)  # [K, W, D]
+        emb = model.stream_embeddings.detach()
+        shift = torch.cat([torch.zeros_like(emb[:1]), emb]).to(weight.dtype)
+        bias = torch.einsum("kwd,kd->kw", fused, shift)
+        self.weight = fused.reshape(k * self.width, dim)
+        self.bias = bias.reshape(-1)
+        self.linear, self.kind = linear_fn(self.weight, self.bias, rows, prepack)
+        device = weight.device
+        never = torch.zeros(k, self.width, dtype=torch.bool, device=device)
+        never[:, stride - 1] = True  # pads
+        never[1:, stride:] = True  # unused columns of streams 1..K-1
+        self.never = never
+        ids = torch.zeros(k, self.width, dtype=torch.long, device=device)
+        for s in range(k):
+            start, stop = vocab.codebook_range(s)
+            ids[s, :stride] = torch.arange(start, stop, device=device)
+        ids[0, stride] = vocab.eos_id
+        ids[0, stride + 1] = vocab.eot_id
+        self.column_ids = ids.reshape(-1)
+        self.stream_base = torch.arange(k, device=device) * self.width
+        self.pad_ids = torch.tensor(vocab.audio_pad_ids(), device=device)
+        self.streams = torch.arange(k, device=device)
+        code_cols = torch.zeros(self.width, dtype=torch.bool, device=device)
+        code_cols[: self.codebook_size] = True
+        self.code_columns = code_cols
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[R, D]`` -> ``[R, K, W]``."""
+        return self.linear(hidden).view(hidden.shape[0], self.n_streams, self.width)
+
+
+# ----- cache of prepared weights ----------------------------------------------------
+
+
+class WeightCache:
+    """Prepared (fused, prepacked) weights of one model, per row count.
+
+    ``refresh`` (the generator calls it once per ``generate`` call) drops
+    them when any parameter of the model changed in place (its version
+    counter moved) or was replaced; ``keep`` row counts are kept per kind.
+    """
+
+    def __init__(self, model: UALMModel, prepack: bool = True, keep: int = 2):
+        self.model = model
+        self.prepack = prepack
+        self.keep = keep
+        self._entries: Dict[Tuple, object] = {}
+        self._stamp: Optional[Tuple] = None
+        self.fast_unsupported = fast_backbone_unsupported(model)
+        if self.fast_unsupported:
+            logging.info(
+                f"decode steps through the HF forward: {self.fast_unsupported}"
+            )
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Drops the prepared weights if the model's parameters changed."""
+        stamp = tuple(
+            (id(p), p.data_ptr(), p._version, p.dtype, p.device)
+            for p in self.model.parameters()
+        )
+        if stamp != self._stamp:
+            self._entries.clear()
+            self._stamp = stamp
+
+    def get(self, kind: str, rows: int):
+        key = (kind, rows)
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            if kind == "backbone":
+                entry = FastBackbone(self.model, rows, self.prepack)
+            else:
+                entry = AudioHeads(self.model, rows, self.prepack)
+        self._entries[key] = entry  # most recent last
+        same_kind = [k for k in self._entries if k[0] == kind]
+        for old in same_kind[: -self.keep]:
+            del self._entries[old]
+        return entry
+
+    def backbone(self, rows: int) -> Optional[FastBackbone]:
+        if self.fast_unsupported:
+            return None
+        return self.get("backbone", rows)
+
+    def audio_heads(self, rows: int) -> AudioHeads:
+        return self.get("heads", rows)

@@ -1,0 +1,181 @@
+"""The decode-step machinery: preallocated cache, FastBackbone, fused audio
+heads, prepacked weights, and the fast generator against the reference one."""
+
+import copy
+
+import pytest
+import torch
+
+from espnet2.ualm.inference import GREEDY, Decoder, SamplingConfig, UALMGenerator
+from espnet2.ualm.inference import fast as fast_module
+from espnet2.ualm.inference.decoder import batch_prompts
+from espnet2.ualm.inference.fast import (
+    AudioHeads,
+    WeightCache,
+    fast_backbone_unsupported,
+    linear_fn,
+)
+
+HOT = SamplingConfig(temperature=2.0)
+RELEASE = SamplingConfig(temperature=0.8, top_k=5)
+SHORT = dict(max_audio_seconds=0.32, max_text_tokens=6)
+
+
+def _seed(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def model32(model):
+    return copy.deepcopy(model).float().eval()
+
+
+def _steps(model, prompts, n_steps, seed=0, **decoder_kwargs):
+    """Hidden states of the prefill and ``n_steps`` random frames (CFG rows)."""
+    batch = batch_prompts(prompts, with_unconditional=True)
+    vocab = model.vocabulary
+    g = _seed(seed)
+    out = []
+    with torch.no_grad():
+        decoder = Decoder(model, **decoder_kwargs)
+        out.append(decoder.prefill(batch))
+        for _ in range(n_steps):
+            frames = torch.zeros(
+                batch.ids.shape[0], vocab.n_codebooks, dtype=torch.long
+            )
+            for k in range(vocab.n_codebooks):
+                start, stop = vocab.codebook_range(k)
+                frames[:, k] = torch.randint(start, stop, (len(frames),), generator=g)
+            out.append(decoder.step(frames))
+    return torch.stack(out)
+
+
+def test_the_tiny_backbone_takes_the_fast_path(model):
+    assert fast_backbone_unsupported(model) is None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fast_step_equals_the_hf_forward_and_recomputation(
+    model, model32, t2a_prompts, dtype
+):
+    """Left padding (three prompt lengths), CFG rows, GQA, a cache that has to
+    grow (capacity 1), prepacked weights in float32."""
+    m = model if dtype == "float64" else model32
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    fast = _steps(m, t2a_prompts, 12, capacity=1)
+    hf = _steps(m, t2a_prompts, 12, fast=False)
+    recomputed = _steps(m, t2a_prompts, 12, use_cache=False)
+    assert torch.allclose(fast, hf, atol=tol, rtol=tol)
+    assert torch.allclose(fast, recomputed, atol=tol, rtol=tol)
+
+
+def test_beam_select_reorders_the_preallocated_cache(model, t2a_prompts):
+    batch = batch_prompts(t2a_prompts)
+    frames = torch.zeros(3, model.vocabulary.n_codebooks, dtype=torch.long)
+    frames[:, 0] = model.vocabulary.text_offset + 3
+    with torch.no_grad():
+        out = {}
+        for name, kwargs in (("fast", {}), ("ref", {"use_cache": False})):
+            decoder = Decoder(model, capacity=2, **kwargs)
+            decoder.prefill(batch)
+            decoder.step(frames)
+            decoder.select(torch.tensor([2, 2, 0]))
+            out[name] = decoder.step(frames)
+    assert torch.allclose(out["fast"], out["ref"], atol=1e-10)
+
+
+def test_fused_audio_heads_equal_stream_logits(model):
+    heads = AudioHeads(model, rows=3)
+    vocab = model.vocabulary
+    hidden = torch.randn(3, model.head_weight.shape[1], dtype=torch.float64)
+    with torch.no_grad():
+        fused = heads.logits(hidden)
+        for k in range(vocab.n_codebooks):
+            ref = model.stream_logits(hidden, k, "codebook")
+            if k == 0:
+                start, stop = vocab.codebook_range(0)
+                closing = ref[:, [vocab.eos_id, vocab.eot_id]]
+                ref = torch.cat([ref[:, start:stop], closing], dim=1)
+                assert torch.allclose(fused[:, 0], ref, atol=1e-10)
+            else:
+                assert torch.allclose(fused[:, k, :-2], ref, atol=1e-10)
+    ids = heads.column_ids.view(vocab.n_codebooks, heads.width)
+    assert ids[0, -2:].tolist() == [vocab.eos_id, vocab.eot_id]
+    assert bool(heads.never[:, vocab.codebook_size].all())  # pads never sampled
+
+
+def test_prepacked_linear_matches_f_linear():
+    w, b = torch.randn(40, 24), torch.randn(40)
+    fn, kind = linear_fn(w, b, rows=4)
+    x = torch.randn(4, 24)
+    assert torch.allclose(fn(x), torch.nn.functional.linear(x, w, b), atol=1e-4)
+    if torch.backends.mkldnn.is_available():
+        assert kind == "onednn"
+    fn64, kind64 = linear_fn(w.double(), None, rows=4)
+    assert kind64 == "linear"  # no oneDNN float64: plain F.linear
+
+
+def test_prepared_weights_follow_weight_changes(model32):
+    m = copy.deepcopy(model32)
+    cache = WeightCache(m)
+    first = cache.backbone(2)
+    assert cache.backbone(2) is first
+    with torch.no_grad():
+        m.backbone.base_model.layers[0].mlp.down_proj.weight.mul_(2)
+    assert cache.backbone(2) is first  # checked once per generate call
+    cache.refresh()
+    assert cache.backbone(2) is not first
+    heads = cache.audio_heads(2)
+    with torch.no_grad():
+        m.stream_embeddings.add_(1)
+    cache.refresh()
+    assert cache.audio_heads(2) is not heads
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(modalities="audio", audio_sampling=RELEASE, min_audio_seconds=0.08),
+        dict(modalities=("text", "audio"), audio_sampling=HOT, text_sampling=HOT),
+        dict(modalities=None, max_segments=3, audio_sampling=HOT, text_sampling=HOT),
+    ],
+)
+def test_fast_generator_gives_the_reference_tokens(
+    model, tokenizer, t2a_prompts, kwargs
+):
+    """Sampling with a seed: device-side audio runs + FastBackbone give the
+    same replies as the per-step Python path over the HF forward."""
+    fast = UALMGenerator(model, tokenizer, frame_rate=25.0)
+    ref = UALMGenerator(model, tokenizer, frame_rate=25.0, fast=False, prepack=False)
+    for seed in range(2):
+        a = fast.generate(t2a_prompts, generator=_seed(seed), **SHORT, **kwargs)
+        b = ref.generate(t2a_prompts, generator=_seed(seed), **SHORT, **kwargs)
+        for x, y in zip(a, b):
+            assert torch.equal(x.ids, y.ids)
+            assert [s.closing for s in x.segments] == [s.closing for s in y.segments]
+
+
+def test_unsupported_backbone_falls_back_to_the_hf_forward(
+    model, tokenizer, t2a_prompts, monkeypatch
+):
+    config = dict(modalities="audio", audio_sampling=GREEDY, **SHORT)
+    expected = UALMGenerator(model, tokenizer, frame_rate=25.0).generate(
+        t2a_prompts, **config
+    )
+    monkeypatch.setattr(
+        fast_module, "fast_backbone_unsupported", lambda model: "pretend"
+    )
+    gen = UALMGenerator(model, tokenizer, frame_rate=25.0)
+    assert gen.weights.backbone(2) is None
+    for a, b in zip(gen.generate(t2a_prompts, **config), expected):
+        assert torch.equal(a.ids, b.ids)
+
+
+def test_float32_generation_with_prepacked_weights(model32, tokenizer, t2a_prompts):
+    """The CPU fast path as the benchmark runs it: batched == one by one."""
+    gen = UALMGenerator(model32, tokenizer, frame_rate=25.0)
+    config = dict(modalities="audio", audio_sampling=GREEDY, text_sampling=GREEDY)
+    batched = gen.generate(t2a_prompts, **SHORT, **config)
+    for prompt, result in zip(t2a_prompts, batched):
+        (alone,) = gen.generate([prompt], **SHORT, **config)
+        assert torch.equal(alone.ids, result.ids)
