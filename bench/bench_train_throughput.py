@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Training throughput of UALM against the bare Hugging Face causal LM.
 
-    tools/venv/bin/python bench/bench_train_throughput.py   # ~2.5 min, 2 idle cores
-        [--shapes mini qwen0.5b-2l] [--repeats 3] [--rows B] [--length T]
-        [--encoder tiny|base|none] [--mix 0.6,0.15,0.25] [--no_what_if]
-        [--threads N] [--json PATH]
+    tools/venv/bin/python bench/bench_train_throughput.py   # ~3-5 min, 2 cores
+        [--shapes mini mini-whisper-tiny qwen0.5b-2l] [--repeats 3]
+        [--rows B] [--length T]
+        [--encoder config|tiny|base|none] [--logits_chunk_size N]
+        [--mix 0.6,0.15,0.25] [--no_what_if] [--threads N] [--json PATH]
 
 One training step, forward + backward (no optimizer), of ``UALMModel`` on a
 packed multi-stream batch against ``Qwen2ForCausalLM`` of the same width,
@@ -33,37 +34,48 @@ in isolation (forward + backward, same inputs):
   against ``embed_tokens`` of stream 0;
 - head + loss: ``multistream_loss`` on a fixed hidden state against
   ``lm_head`` + HF's ``loss_function``; split into stream 0 alone (full
-  vocabulary, logits at its targets only) and streams 1..K-1 (softmax over
-  the 8,200 audio rows);
-- audio encoder (frozen Whisper, one zero-padded 30 s window per clip) +
-  adapter + writing the frames at the placeholders: ``embed`` with the
-  continuous input minus ``embed`` of the same ids without it;
+  vocabulary, logits at its targets only) and streams 1..K-1 (the model's
+  ``audio_softmax``: by default each over its own codebook's 1,025 rows);
+- audio encoder (frozen Whisper, zero-padded windows) + adapter + writing
+  the frames at the placeholders: ``embed`` with the continuous input minus
+  ``embed`` of the same ids without it;
 - rest: the step's difference minus the parts (stats, guard, CFG dropout);
 - data: building the examples (``SequenceBuilder``: template, tokenizer,
   delay pattern) and ``collate_sequences`` against laying out stream-0 ids
   and labels as an HF collator does (per batch; DataLoader workers run it).
 
-What-ifs (bench-local, not the model's code): streams 1..K-1 with a softmax
-over their own codebook's 1,025 rows (what inference masks to) instead of
-all 8,200 audio rows, a change of the loss of spec section 2; the same
-without the encoder (features precomputed: the placeholders' rows stand in);
-the loss in one chunk (no checkpoint recomputation), when it is chunked.
+Packed attention: both models get the same position ids and no attention
+mask, so transformers builds the same block-diagonal mask for both (inside
+the backbone, not a UALM cost).
+
+What-ifs (same model and weights): the other ``audio_softmax`` (``audio``:
+streams 1..K-1 over all 8,200 audio rows, the default before), the step
+without the encoder (features precomputed: the placeholders' rows stand
+in), and the loss in one chunk (no checkpoint recomputation) when some
+``linear_cross_entropy`` call has more rows than ``logits_chunk_size``.
 
 Batch (``make_rows``): rows packed to exactly ``T`` positions with
 text-to-audio (caption -> codes; clips 10 s at 50 Hz, 15 % shorter), audio
 captioning (continuous input, 25 Hz) and text dialogues, by default 60 /
 15 / 25 % of the positions (``--mix``); clips are cut to fit the row and
 their share; a text dialogue fills each row's end. Text: random words of a
-word-level tokenizer. CFG dropout 0.05 (release).
+word-level tokenizer.
 
-Shapes: ``mini``: Qwen2 hidden 256, 4 layers, 4 heads (2 KV), MLP 1024,
-text vocabulary 1,000 (the mini recipe's BPE size), untied head, 2 x 1024
-positions (no ``egs2/ualm/mini/conf/train_*.yaml`` existed yet).
-``qwen0.5b-2l``: Qwen2.5-0.5B's width (896, 14 heads / 2 KV, MLP 4864,
-151,936 text rows, tied head) cut to 2 layers, random weights, 1 x 512
-positions (its 160k-row head makes a step ~7 CPU-s). Both: 8 codebooks x
-(1024 + 1), fp32, sdpa attention. Encoder: Whisper-tiny's shape (d 384, 4
-layers, 80 mels), random, frozen; ``--encoder base`` for Whisper-base's.
+Shapes: ``mini``: the mini recipe's default training config, read from
+``egs2/ualm/mini/conf/train_unified.yaml``: Qwen2 hidden 256, 4 layers, 4
+heads (2 KV), MLP 1024, untied head; its Whisper encoder (d 128, 2 layers,
+80 mels, 4 s windows) and MLP adapter; its ``model_conf`` (CFG dropout
+0.05, ``audio_softmax``); its batch (``rows_per_batch`` x
+``max_tokens_per_row``: 2 x 1024); text vocabulary 1,000 (the recipe's BPE
+size). ``qwen0.5b-2l``: Qwen2.5-0.5B's width (896, 14 heads / 2 KV, MLP
+4864, 151,936 text rows, tied head) cut to 2 layers, random weights, 1 x
+512 positions (its 160k-row head makes a step ~5-7 CPU-s), Whisper-tiny's
+encoder shape (d 384, 4 layers, 30 s windows), CFG dropout 0.05 (release).
+Both: 8 codebooks x (1024 + 1), fp32, sdpa attention, random weights, the
+encoder frozen. ``mini-whisper-tiny``: ``mini`` with Whisper-tiny's
+encoder shape and 30 s windows (this script's mini shape before the recipe
+had a training config). ``--encoder tiny|base`` puts a Whisper-tiny/-base shape with
+30 s windows into either shape, ``none`` drops the understanding examples.
 """
 
 import argparse
@@ -79,11 +91,12 @@ from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 import torch
+import yaml
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.model.factory import build_ualm_model
-from espnet2.ualm.model.loss import linear_cross_entropy, multistream_loss
+from espnet2.ualm.model.loss import multistream_loss
 from espnet2.ualm.text.tokenizer import TextTokenizer
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import SequenceBuilder
@@ -92,20 +105,35 @@ from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 N_CODEBOOKS, CODEBOOK_SIZE = 8, 1024
 CODEC_FPS, ENCODER_FPS = 50, 25  # codec frames / encoder frames per second
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MINI_CONFIG = os.path.join(REPO, "egs2", "ualm", "mini", "conf", "train_unified.yaml")
+MINI_TEXT_VOCAB = 1000  # egs2/ualm/mini/run.sh: --bpe_vocab_size 1000
+
+
+def mini_shape(path: str = MINI_CONFIG) -> Dict:
+    """The mini recipe's training config: backbone, encoder, model_conf, batch."""
+    with open(path, encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    backbone = {
+        k: v
+        for k, v in conf["backbone_conf"]["config"].items()
+        if k not in ("model_type", "vocab_size", "max_position_embeddings")
+    }
+    encoder = dict(conf["audio_encoder_conf"])
+    return dict(
+        backbone=backbone,
+        text_vocab=MINI_TEXT_VOCAB,
+        rows=int(conf["rows_per_batch"]),
+        length=int(conf["max_tokens_per_row"]),
+        encoder=encoder,
+        adapter={"type": conf.get("audio_adapter", "mlp")},
+        model_conf=dict(conf.get("model_conf") or {}),
+        config=os.path.relpath(path, REPO),
+    )
+
+
 SHAPES: Dict[str, Dict] = {
-    "mini": dict(
-        backbone=dict(
-            hidden_size=256,
-            intermediate_size=1024,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            tie_word_embeddings=False,
-        ),
-        text_vocab=1000,
-        rows=2,
-        length=1024,
-    ),
+    "mini": mini_shape(),
     "qwen0.5b-2l": dict(
         backbone=dict(  # Qwen2.5-0.5B's config.json, 2 of its 24 layers
             hidden_size=896,
@@ -120,6 +148,8 @@ SHAPES: Dict[str, Dict] = {
         text_vocab=151936,
         rows=1,
         length=512,
+        encoder="tiny",
+        model_conf={"cfg_dropout_prob": 0.05},  # release
     ),
 }
 ENCODERS = {  # WhisperConfig fields (encoder side)
@@ -128,6 +158,9 @@ ENCODERS = {  # WhisperConfig fields (encoder side)
     "base": dict(d_model=512, encoder_layers=6, encoder_attention_heads=8,
                  encoder_ffn_dim=2048),
 }  # fmt: skip
+# the mini config with Whisper-tiny's shape and 30 s windows (the earlier
+# mini shape of this script, before the recipe had a training config)
+SHAPES["mini-whisper-tiny"] = dict(SHAPES["mini"], encoder="tiny")
 PROMPT_WORDS = 5  # "Generate audio for this caption." (T2A_PROMPT, CAPTION_PROMPT)
 
 
@@ -330,35 +363,6 @@ def hf_collate(rows: List[List[torch.Tensor]], length: int) -> Dict:
     return {"input_ids": ids, "labels": labels, "position_ids": pos}
 
 
-# ----- what-if losses (bench-local) -------------------------------------------------
-
-
-def codebook_restricted_loss(hidden, ids, loss_mask, head, stream_emb, vocab, w):
-    """``multistream_loss`` with stream k's softmax over its own codebook's
-    rows (1,025) instead of all audio rows (K x 1,025), as inference masks.
-
-    The audio rows are sliced once (a slice's backward writes a zero
-    gradient of the whole table), each codebook from that slice.
-    """
-    targets, mask, h = ids[:, 1:], loss_mask[:, 1:].bool(), hidden[:, :-1]
-    sel0 = mask[..., 0]
-    t0 = targets[..., 0][sel0]
-    nll0, _ = linear_cross_entropy(h[sel0], head, t0)
-    total = (torch.where(t0 >= vocab.audio_offset, w, 1.0) * nll0).sum()
-    audio_rows = head[vocab.audio_offset :]
-    for k in range(1, ids.shape[-1]):
-        sel = mask[..., k]
-        start, stop = (i - vocab.audio_offset for i in vocab.codebook_range(k))
-        tk = targets[..., k][sel] - vocab.audio_offset - start
-        if tk.numel() and (tk.min() < 0 or tk.max() >= stop - start):
-            raise ValueError(f"a target of stream {k} is not in its codebook")
-        nll, _ = linear_cross_entropy(
-            h[sel] + stream_emb[k - 1], audio_rows[start:stop], tk
-        )
-        total = total + w * nll.sum()
-    return total / sel0.sum().clamp(min=1)
-
-
 # ----- timing -----------------------------------------------------------------------
 
 
@@ -393,23 +397,43 @@ def _clear(*modules: torch.nn.Module) -> None:
         m.zero_grad(set_to_none=True)
 
 
-def build_models(shape: Dict, encoder: str):
+def encoder_conf(shape: Dict, encoder: str):
+    """``audio_encoder`` section: the shape's own (``config``), a Whisper size
+    with 30 s windows, or None."""
+    if encoder == "none":
+        return None
+    if encoder == "config":
+        encoder = shape["encoder"]
+    if isinstance(encoder, dict):
+        return encoder
+    return {"config": dict(ENCODERS[encoder], num_mel_bins=80)}
+
+
+def encoder_name(conf) -> str:
+    if conf is None:
+        return "none"
+    c = conf["config"]
+    seconds = c.get("max_source_positions", 1500) * 2 * 160 / 16000
+    return (
+        f"Whisper d {c['d_model']}, {c['encoder_layers']} layers, {seconds:g} s windows"
+    )
+
+
+def build_models(shape: Dict, encoder: str, model_conf: Dict):
     vocab = UALMVocabulary(
         text_vocab_size=shape["text_vocab"],
         n_codebooks=N_CODEBOOKS,
         codebook_size=CODEBOOK_SIZE,
     )
     conf = dict(shape["backbone"], vocab_size=vocab.size, max_position_embeddings=32768)
-    encoder_conf = None
-    if encoder != "none":
-        encoder_conf = {"config": dict(ENCODERS[encoder], num_mel_bins=80)}
+    enc = encoder_conf(shape, encoder)
     torch.manual_seed(0)
     model = build_ualm_model(
         vocab,
         backbone={"config": dict(conf, model_type="qwen2")},
-        audio_encoder=encoder_conf,
-        adapter={"type": "mlp"} if encoder_conf else None,
-        cfg_dropout_prob=0.05,  # release
+        audio_encoder=enc,
+        adapter=shape.get("adapter", {"type": "mlp"}) if enc else None,
+        **model_conf,
     ).train()
     torch.manual_seed(0)
     hf = Qwen2ForCausalLM(Qwen2Config(**conf, attn_implementation="sdpa")).train()
@@ -438,7 +462,15 @@ def bench_shape(name: str, args) -> Dict:
     shape = dict(SHAPES[name])
     shape["rows"] = args.rows or shape["rows"]
     shape["length"] = args.length or shape["length"]
-    vocab, conf, model, hf = build_models(shape, args.encoder)
+    model_conf = dict(shape.get("model_conf") or {})
+    if args.logits_chunk_size:
+        model_conf["logits_chunk_size"] = args.logits_chunk_size
+    vocab, conf, model, hf = build_models(shape, args.encoder, model_conf)
+    info = {
+        "encoder": encoder_name(encoder_conf(shape, args.encoder)),
+        "audio_softmax": model.audio_softmax,
+        "logits_chunk_size": model.logits_chunk_size,
+    }
     builder = SequenceBuilder(vocab, WordTokenizer(vocab.text_vocab_size))
     shares = [float(x) for x in args.mix.split(",")]
     if model.audio_encoder is None:
@@ -463,22 +495,15 @@ def bench_shape(name: str, args) -> Dict:
         _clear(hf)
         hf(**hf_batch, use_cache=False).loss.backward()
 
-    def ualm_step_codebook(b):
-        """Streams 1..K-1 over their own codebook (``codebook_restricted_loss``)."""
+    def ualm_step_softmax(softmax, b=batch):
+        """The model with another ``audio_softmax`` (same weights)."""
 
         def run():
-            _clear(model)
-            embeds = model.embed(
-                b["ids"],
-                b.get("audio_input"),
-                b.get("audio_input_lengths"),
-                b.get("audio_input_spans"),
-            )
-            hidden = model.hidden_states(embeds, b["position_ids"])
-            codebook_restricted_loss(
-                hidden, b["ids"], valid_mask, model.head_weight,
-                model.stream_embeddings, vocab, w,
-            ).backward()  # fmt: skip
+            default, model.audio_softmax = model.audio_softmax, softmax
+            try:
+                ualm_step(b)
+            finally:
+                model.audio_softmax = default
 
         return run
 
@@ -486,12 +511,13 @@ def bench_shape(name: str, args) -> Dict:
         batch["loss_mask"]
         & (torch.arange(length) < batch["ids_lengths"][:, None])[..., None]
     )
+    other_softmax = "audio" if model.audio_softmax == "codebook" else "codebook"
     e2e = {"hf": hf_step, "ualm": ualm_step}
     if args.what_if:
-        e2e["ualm_codebook_heads"] = ualm_step_codebook(batch)
+        e2e[f"ualm_{other_softmax}_softmax"] = ualm_step_softmax(other_softmax)
         if model.audio_encoder is not None:
             # encoder features precomputed: the placeholders' own rows stand in
-            e2e["ualm_codebook_heads_no_encoder"] = ualm_step_codebook(no_audio)
+            e2e["ualm_no_encoder"] = lambda: ualm_step(no_audio)
     times = run_interleaved(e2e, args.repeats, args.warmup)
 
     # ---- parts, each against its HF counterpart, forward + backward ----
@@ -518,23 +544,17 @@ def bench_shape(name: str, args) -> Dict:
         _clear(hf)
         hf.get_input_embeddings()(hf_batch["input_ids"]).backward(grad_embed)
 
-    def loss_ualm(mask, chunk=model.logits_chunk_size):
+    def loss_ualm(mask, chunk=model.logits_chunk_size, softmax=model.audio_softmax):
         def run():
             _clear(model)
             h = hidden.clone().requires_grad_(True)
             multistream_loss(
                 h, batch["ids"], mask, head, model.stream_embeddings,
                 vocab.audio_offset, w, chunk_size=chunk,
+                audio_size=vocab.audio_size, audio_softmax=softmax,
             ).loss.backward()  # fmt: skip
 
         return run
-
-    def loss_codebook():
-        _clear(model)
-        h = hidden.clone().requires_grad_(True)
-        codebook_restricted_loss(
-            h, batch["ids"], valid_mask, head, model.stream_embeddings, vocab, w
-        ).backward()
 
     def loss_hf():
         _clear(hf)
@@ -563,20 +583,30 @@ def bench_shape(name: str, args) -> Dict:
     if model.audio_encoder is not None:
         parts["embed_ualm_audio_input"] = embed_ualm(batch)
     if args.what_if:
-        parts["loss_ualm_codebook_heads"] = loss_codebook
-        n_audio_targets = int(valid_mask[:, 1:, 1:].sum())
-        if n_audio_targets > model.logits_chunk_size:  # else the same as as-is
+        parts[f"loss_ualm_{other_softmax}_softmax"] = loss_ualm(
+            valid_mask, softmax=other_softmax
+        )
+        # rows of one linear_cross_entropy call: stream 0's targets, then each
+        # audio stream's ("codebook") or all audio streams' together ("audio")
+        per_stream = valid_mask[:, 1:].sum((0, 1))
+        calls = [int(per_stream[0])] + (
+            per_stream[1:].tolist()
+            if model.audio_softmax == "codebook"
+            else [int(per_stream[1:].sum())]
+        )
+        if max(calls) > model.logits_chunk_size:  # else the same as as-is
             parts["loss_ualm_one_chunk"] = loss_ualm(valid_mask, chunk=1 << 30)
     # the parts run the step's operations again: the warm-up above suffices
     times.update(run_interleaved(parts, args.repeats, warmup=0))
-    return analyse(name, shape, conf, args, stats, times, list(e2e))
+    return analyse(name, shape, conf, args, info, stats, times, list(e2e))
 
 
 E2E_LABELS = {
     "hf": "HF Qwen2ForCausalLM (stream-0 ids)",
     "ualm": "UALM",
-    "ualm_codebook_heads": "what-if: streams over own codebook",
-    "ualm_codebook_heads_no_encoder": "what-if: + encoder features given",
+    "ualm_audio_softmax": "what-if: streams over all audio ids",
+    "ualm_codebook_softmax": "what-if: streams over own codebook",
+    "ualm_no_encoder": "what-if: encoder features given",
 }
 PART_LABELS = {
     "embed": "input embeddings: sum of K streams",
@@ -600,7 +630,7 @@ def _parts_delta(m: Dict[str, float]) -> Dict[str, float]:
     return d
 
 
-def analyse(name, shape, conf, args, stats, times, e2e_names) -> Dict:
+def analyse(name, shape, conf, args, info, stats, times, e2e_names) -> Dict:
     cpu = {k: statistics.median(v["cpu"]) for k, v in times.items()}
     wall = {k: statistics.median(v["wall"]) for k, v in times.items()}
     n_pos = stats["positions"]
@@ -616,7 +646,13 @@ def analyse(name, shape, conf, args, stats, times, e2e_names) -> Dict:
         "shape": name,
         "backbone": conf,
         "text_vocab": shape["text_vocab"],
-        "encoder": args.encoder,
+        "encoder": info["encoder"],
+        "model_conf": {
+            "audio_softmax": info["audio_softmax"],
+            "logits_chunk_size": info["logits_chunk_size"],
+            **(shape.get("model_conf") or {}),
+        },
+        "config": shape.get("config"),
         "batch": stats,
         "threads": torch.get_num_threads(),
         "seconds": times,
@@ -642,8 +678,9 @@ def analyse(name, shape, conf, args, stats, times, e2e_names) -> Dict:
         f" {b['vocab_rows']} vocabulary rows "
         f"({'tied' if conf['tie_word_embeddings'] else 'untied'} head); "
         f"{b['rows']} x {b['length']} positions: {b['codec_positions']} codec frames, "
-        f"{b['placeholder_positions']} encoder frames ({b['audio_inputs']} clip, "
-        f"Whisper-{args.encoder}), {text} text/special; medians of {args.repeats}, "
+        f"{b['placeholder_positions']} encoder frames ({b['audio_inputs']} clips, "
+        f"{info['encoder']}), {text} text/special; streams 1..K-1 softmax over "
+        f"{info['audio_softmax']}; medians of {args.repeats}, "
         f"{torch.get_num_threads()} threads"
     )
     header = (
@@ -684,10 +721,11 @@ def analyse(name, shape, conf, args, stats, times, e2e_names) -> Dict:
     )
     if args.what_if:
         one = cpu.get("loss_ualm_one_chunk")
+        other = [k for k in cpu if k.startswith("loss_ualm_") and "softmax" in k][0]
         print(
             f"what-if head+loss, CPU s: as is {cpu['loss_ualm']:.3f}; "
             + ("" if one is None else f"one chunk (no recompute) {one:.3f}; ")
-            + f"streams over own codebook {cpu['loss_ualm_codebook_heads']:.3f}"
+            + f"{other[len('loss_ualm_') :]} {cpu[other]:.3f}"
         )
     return out
 
@@ -706,12 +744,25 @@ RUN_ENV = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        default=["mini", "mini-whisper-tiny", "qwen0.5b-2l"],
+        choices=SHAPES,
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds")
     parser.add_argument("--rows", type=int, default=None, help="override B")
     parser.add_argument("--length", type=int, default=None, help="override T")
-    parser.add_argument("--encoder", default="tiny", choices=[*ENCODERS, "none"])
+    parser.add_argument(
+        "--encoder",
+        default="config",
+        choices=["config", *ENCODERS, "none"],
+        help="config: the shape's own (mini: its train config's; 0.5B: tiny)",
+    )
+    parser.add_argument(
+        "--logits_chunk_size", type=int, default=None, help="model option"
+    )
     parser.add_argument(
         "--mix",
         default="0.6,0.15,0.25",
