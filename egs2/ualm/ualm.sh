@@ -10,8 +10,8 @@
 #   6. modality alignment        exp/ualm_align (backbone + encoder frozen)
 #   7. unified training          exp/ualm_unified (from stage 6 via --init_param)
 #   9. packed model directory    exp/ualm_unified/packed (from_pretrained loads it)
-#  10. inference                 every task on its *_test set -> exp/ualm_unified/decode_*/
-#  11. scoring                   exp/ualm_unified/decode_*/scores/RESULTS.md (+ plots)
+#  10. inference                 every task on its *_test set -> exp/ualm_unified/<decode config>/
+#  11. scoring                   exp/ualm_unified/<decode config>/scores/RESULTS.md (+ plots)
 #  12. pack                      the model card with the results, one .zip (ESPnet pack)
 #  13. upload                    to the Hugging Face hub (only with --hf_repo)
 #
@@ -65,7 +65,7 @@ train_args=""                   # extra ualm_train options for both stages
 
 # Inference, scoring, packing (stages 9-13) of the unified model
 decode_config=conf/decode.yaml  # decoding settings (espnet2.ualm.inference.pipeline.DecodeSettings)
-inference_tag=""                # decode dir name (default: decode_<decode config name>)
+inference_tag=""                # decode dir name (default: the decode config's name)
 inference_nj=2                  # parallel jobs per test set
 inference_tasks=""              # tasks to decode (default: every task of datasets_config)
 test_sets=""                    # data dirs to decode (default: every *_test of datasets_config)
@@ -223,7 +223,7 @@ fi
 # ----- inference, scoring, packing -------------------------------------------
 packed_dir=${packed_dir:-${unified_exp}/packed}
 pack_archive=${pack_archive:-${unified_exp}/${model_name}.zip}
-inference_tag=${inference_tag:-decode_$(basename "${decode_config}" .yaml)}
+inference_tag=${inference_tag:-$(basename "${decode_config}" .yaml)}
 decode_dir=${unified_exp}/${inference_tag}
 
 # "<data dir> <task>" of every test set to decode, from the datasets config.
@@ -257,7 +257,10 @@ fi
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     log "Stage 10: inference (${decode_config}, ${inference_nj} jobs) -> ${decode_dir}"
     [ -f "${packed_dir}/ualm.yaml" ] || die "run stage 9 first: ${packed_dir}/ualm.yaml missing"
-    decode_pairs | while read -r dset task; do
+    # An array, not a pipe into the loop: run.pl would read the loop's stdin.
+    mapfile -t pairs < <(decode_pairs)
+    for pair in "${pairs[@]}"; do
+        read -r dset task <<< "${pair}"
         [ -d "dump/audio/${dset}" ] || die "test set dump/audio/${dset} missing (stage 2)"
         out=${decode_dir}/${task}/${dset}
         log "  ${task} on ${dset} -> ${out}"

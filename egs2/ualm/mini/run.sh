@@ -13,4 +13,7 @@ cd "$(dirname "$0")"
     --datasets_config conf/datasets.yaml \
     --max_sec 10 \
     --bpe_vocab_size 1000 \
+    --decode_config conf/decode.yaml \
+    --model_name ualm_mini \
+    --score_opts "--judge local/judge.py --answer_words corpus/corpus_info.json --probe_train_dir dump/audio/mini_sound_train" \
     "$@"

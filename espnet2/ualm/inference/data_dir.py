@@ -13,10 +13,10 @@ import string
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from espnet2.ualm.data.kaldi_dir import read_kv
+from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.inference.requests import REPLY_PLANS, Request
-from espnet2.ualm.tokens.templates import TaskTemplate
-from espnet2.ualm.train.dataset import FIELD_FILES, TEMPLATE_OF_TASK
+from espnet2.ualm.tokens.templates import TEMPLATE_OF_TASK, TaskTemplate
 
 
 def _fields(value: str) -> List[str]:

@@ -9,6 +9,7 @@ import pytest
 
 from espnet2.ualm.data.codes_io import CodesReader
 from espnet2.ualm.data.kaldi_dir import read_kv
+from espnet2.ualm.data.rejects import RejectLog
 
 ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
@@ -80,6 +81,49 @@ def test_mini_recipe_end_to_end(tmp_path):
         assert os.path.exists(f"{setup}/exp/{exp}/valid.loss.best.pth"), exp
         assert os.path.exists(f"{setup}/exp/{exp}/images/loss.png"), exp
     assert os.path.exists(f"{setup}/exp/ualm_unified/vocabulary.json")
+
+    # stages 9-12: packed directory, inference of every task, scores, archive
+    decode = f"{setup}/exp/ualm_unified/decode"
+    tasks = {
+        "text_to_audio": "mini_sound_test",
+        "rich_text_to_audio": "mini_sound_test",
+        "audio_caption": "mini_sound_test",
+        "audio_qa": "mini_sound_test",
+        "asr": "mini_speech_test",
+        "tts": "mini_speech_test",
+        "text_dialogue": "mini_text_test",
+    }
+    for task, dset in tasks.items():
+        out = f"{decode}/{task}/{dset}"
+        errors = RejectLog.read(f"{out}/errors.tsv")
+        assert errors == [], (task, errors)
+        produced = "wav.scp" if task in ("text_to_audio", "tts") else "text"
+        assert os.path.getsize(f"{out}/{produced}") > 0, task
+    results = open(f"{decode}/scores/RESULTS.md").read()
+    for task in tasks:
+        assert f"## {task}" in results, task
+    assert "judge_overall" in results and "| wer |" in results
+    assert os.path.exists(f"{decode}/scores/plots")
+    archive = f"{setup}/exp/ualm_unified/ualm_mini.zip"
+    assert (
+        "Results (the recipe's scoring stage)"
+        in open(f"{setup}/exp/ualm_unified/packed/README.md").read()
+    )
+
+    # The archive reproduces the recipe's own greedy outputs bit for bit.
+    from espnet2.ualm import UALM
+    from espnet2.ualm.inference.data_dir import read_requests
+
+    ualm = UALM.from_pretrained(archive, cache_dir=str(tmp_path / "cache"))
+    for task in ("asr", "audio_qa"):
+        dset = f"{setup}/dump/audio/{tasks[task]}"
+        requests, _ = read_requests(dset, task, ualm.requests.templates)
+        hyps = read_kv(f"{decode}/{task}/{tasks[task]}/text", allow_empty_value=True)
+        for out in ualm.run(requests):
+            assert " | ".join((out.text or "").split("\n")) == hyps.get(out.id, ""), (
+                task,
+                out.id,
+            )
 
     metrics = json.load(open(f"{setup}/exp/codec/metrics.json"))
     assert metrics["valid"]["summary"]["lsd_db"]["mean"] < 6.0
