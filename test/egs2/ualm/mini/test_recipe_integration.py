@@ -56,6 +56,7 @@ def test_mini_recipe_end_to_end(tmp_path):
         "--bpe_vocab_size", "300",
         "--train_align_config", "conf/train_align_fast.yaml",
         "--train_unified_config", "conf/train_unified_fast.yaml",
+        "--enhancer_config", "conf/enhancer_fast.yaml",
     )  # fmt: skip
     assert "Successfully finished stages 1-100" in log
 
@@ -81,6 +82,13 @@ def test_mini_recipe_end_to_end(tmp_path):
         assert os.path.exists(f"{setup}/exp/{exp}/valid.loss.best.pth"), exp
         assert os.path.exists(f"{setup}/exp/{exp}/images/loss.png"), exp
     assert os.path.exists(f"{setup}/exp/ualm_unified/vocabulary.json")
+
+    # stage 8: the enhancer trained on the 48 kHz masters, evaluated on the test set
+    enhancer = f"{setup}/exp/enhancer"
+    assert os.path.exists(f"{enhancer}/valid.generator_stft_loss.best.pth")
+    table = open(f"{enhancer}/RESULTS.md").read()
+    assert "## Enhancement VAE on mini_sound_test" in table
+    assert "log-spectral distance above 8 kHz" in table
 
     # stages 9-12: packed directory, inference of every task, scores, archive
     decode = f"{setup}/exp/ualm_unified/decode"
@@ -120,7 +128,9 @@ def test_mini_recipe_end_to_end(tmp_path):
         requests, _ = read_requests(dset, task, ualm.requests.templates)
         hyps = read_kv(f"{decode}/{task}/{tasks[task]}/text", allow_empty_value=True)
         for out in ualm.run(requests):
-            assert " | ".join((out.text or "").split("\n")) == hyps.get(out.id, ""), (
+            written = " | ".join((out.text or "").split("\n"))
+            # The text file holds one line per item, whitespace collapsed.
+            assert " ".join(written.split()) == hyps.get(out.id, ""), (
                 task,
                 out.id,
             )
