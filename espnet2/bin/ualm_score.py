@@ -23,7 +23,15 @@ Text-to-audio models (``--fd_model``, ``--kl_model``, ``--is_model``,
 ``probe`` (fitted on ``--probe_train_dir``) need no weights and are marked as
 not comparable to published numbers in every report.
 
-Outputs in ``--output_dir``: ``RESULTS.md``, ``scores.json``,
+Every metric with a meaningful chance level gets one, computed on the same
+test set (``espnet2/ualm/scoring/chance.py``): text tasks score the references
+of other items (a fixed seeded derangement; QA within the question kind, text
+dialogue within the answer type), generated audio the judge's shuffled prompts.
+At the end a summary (key metric, chance level, better than chance or not, one
+line per task and test set) is logged, printed and put at the top of RESULTS.md.
+
+Outputs in ``--output_dir``: ``RESULTS.md``, ``scores.json`` (metrics, chance
+levels and the summary's key metrics per task and test set),
 ``per_item/<task>.<test_set>.json`` and ``plots/*.png``.
 """
 
@@ -58,8 +66,10 @@ from espnet2.ualm.scoring.embeddings import (
     resample,
 )
 from espnet2.ualm.scoring.report import (
+    headline,
     plot_metric_bars,
     plot_spectrograms,
+    summary_lines,
     write_results_md,
 )
 from espnet2.ualm.scoring.tasks import (
@@ -294,6 +304,8 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
     summary = {
         f"{r.task}/{r.test_set}": {
             "metrics": r.metrics,
+            "chance": r.chance,
+            "headline": headline(r),
             "models": r.models,
             "notes": r.notes,
             "hyp_dir": r.hyp_dir,
@@ -314,6 +326,11 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
         extra_plots=bars,
     )
     logging.info("wrote %s", os.path.join(args.output_dir, "RESULTS.md"))
+    block = ["Summary (key metric, chance level on the same test set):"]
+    block += [f"  {line}" for line in summary_lines(results)]
+    for line in block:
+        logging.info("%s", line)
+    print("\n".join(block), flush=True)
     return results
 
 

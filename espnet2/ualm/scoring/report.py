@@ -3,6 +3,10 @@
 Every metric row names the model that produced it; numbers from the
 always-available stand-in models carry "not comparable to published numbers"
 in the table itself, so a table copied out of the file keeps the warning.
+Each table has a ``chance`` column (the metric's chance level on the same test
+set, ``chance.py``; empty where there is none), and the file opens with a
+summary: one line per task and test set with its key metric, the chance level
+and whether the model beats it.
 """
 
 import datetime
@@ -13,8 +17,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
+from espnet2.ualm.scoring.chance import LOWER_IS_BETTER, beats_chance
 from espnet2.ualm.scoring.embeddings import NOT_COMPARABLE
-from espnet2.ualm.scoring.tasks import ScoreResult
+from espnet2.ualm.scoring.tasks import TASK_KINDS, ScoreResult
 
 # Metrics shown first, per task kind, then the rest in alphabetical order.
 PREFERRED_ORDER: Tuple[str, ...] = (
@@ -63,6 +68,14 @@ BAR_METRICS: Tuple[str, ...] = (
     "rouge_l",
     "cider_d",
 )
+# The summary's key metrics per task kind.
+KEY_METRICS: Dict[str, Tuple[str, ...]] = {
+    "generation": ("judge_overall",),
+    "captioning": ("cider_d", "bleu_4"),
+    "qa": ("accuracy",),
+    "text": ("accuracy",),
+    "asr": ("wer",),
+}
 _COUNT_PREFIXES = ("items", "clips", "captions", "utterances", "missing", "unparsed")
 _COUNT_NAMES = {"empty_refs", "ref_words", "substitutions", "deletions", "insertions"}
 
@@ -94,13 +107,65 @@ def _model_for(name: str, result: ScoreResult) -> str:
     return result.models.get(name, "")
 
 
+def _fmt_chance(name: str, result: ScoreResult) -> str:
+    if name not in result.chance:
+        return ""
+    value = result.chance[name]
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4f}"
+
+
 def metrics_table(result: ScoreResult) -> str:
-    """Markdown table ``metric | value | model``."""
-    lines = ["| metric | value | model |", "|---|---:|---|"]
+    """Markdown table ``metric | value | chance | model``."""
+    lines = ["| metric | value | chance | model |", "|---|---:|---:|---|"]
     for name in ordered_metrics(result.metrics):
         value = _fmt(name, result.metrics[name], result.metrics)
-        lines.append(f"| {name} | {value} | {_model_for(name, result)} |")
+        lines.append(
+            f"| {name} | {value} | {_fmt_chance(name, result)} "
+            f"| {_model_for(name, result)} |"
+        )
     return "\n".join(lines)
+
+
+def headline(result: ScoreResult) -> List[Dict[str, Any]]:
+    """The key metrics of ``result`` (``KEY_METRICS``): name, value, chance
+    level and whether the value beats it (None: not known)."""
+    out = []
+    for name in KEY_METRICS.get(TASK_KINDS.get(result.task, ""), ()):
+        value = result.metrics.get(name)
+        level = result.chance.get(name)
+        out.append(
+            {
+                "metric": name,
+                "value": value,
+                "chance": level,
+                "lower_is_better": name in LOWER_IS_BETTER,
+                "better_than_chance": beats_chance(name, value, level),
+            }
+        )
+    return out
+
+
+def _num(value: Optional[float]) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value:.4f}"
+
+
+def summary_lines(results: Sequence[ScoreResult]) -> List[str]:
+    """One line per task and test set: key metric, value, chance level and
+    whether the model beats chance."""
+    lines = []
+    for r in results:
+        parts = []
+        for h in headline(r):
+            verdict = {True: "yes", False: "no", None: "n/a"}[h["better_than_chance"]]
+            lower = ", lower is better" if h["lower_is_better"] else ""
+            parts.append(
+                f"{h['metric']} {_num(h['value'])} (chance {_num(h['chance'])}"
+                f"{lower}; better than chance: {verdict})"
+            )
+        lines.append(f"{r.task} / {r.test_set}: " + ("; ".join(parts) or "n/a"))
+    return lines
 
 
 def _yaml_block(config: Dict[str, Any]) -> str:
@@ -133,6 +198,14 @@ def write_results_md(
             + ", ".join(stand_ins)
             + ". Their rows say so in the model column.",
         ]
+    lines += ["", "## Summary", ""]
+    lines += [f"- {line}" for line in summary_lines(results)]
+    lines += [
+        "",
+        "Chance: the same metric on the same test set for a model that ignores "
+        "its input (text tasks: another item's reference; generation: the "
+        "judge's shuffled prompts); see each task's notes.",
+    ]
     lines += ["", "## Decoding settings", ""]
     if decode_config:
         if decode_config_path:
@@ -239,7 +312,8 @@ def plot_spectrograms(
 def plot_metric_bars(
     path: str, task: str, results: Sequence[ScoreResult]
 ) -> Optional[str]:
-    """One small bar chart per headline metric, one bar per test set."""
+    """One small bar chart per headline metric, one bar per test set, its
+    chance level marked in red where there is one."""
     names = [m for m in BAR_METRICS if any(m in r.metrics for r in results)]
     if not names:
         return None
@@ -251,6 +325,22 @@ def plot_metric_bars(
         sets = [r.test_set for r in results if name in r.metrics]
         values = [r.metrics[name] for r in results if name in r.metrics]
         ax.bar(range(len(values)), values, color="tab:blue")
+        levels = [
+            (i, r.chance[name])
+            for i, r in enumerate(r for r in results if name in r.metrics)
+            if np.isfinite(r.chance.get(name, np.nan))
+        ]
+        if levels:
+            ax.scatter(
+                [i for i, _ in levels],
+                [v for _, v in levels],
+                marker="_",
+                s=400,
+                color="tab:red",
+                label="chance",
+                zorder=3,
+            )
+            ax.legend(fontsize=6, loc="best")
         ax.set_xticks(range(len(values)))
         ax.set_xticklabels(sets, rotation=30, ha="right", fontsize=7)
         ax.set_title(name, fontsize=9)

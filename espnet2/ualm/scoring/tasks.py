@@ -6,6 +6,11 @@ Each task of ``conf/datasets.yaml`` maps to a scorer: audio generation
 and text-only dialogue (``text_dialogue``). A missing hypothesis counts as an
 empty reply for text tasks (so it is wrong) and is counted, not scored, for
 generated audio.
+
+Each scorer also fills ``ScoreResult.chance``: the chance level of every metric
+where one is meaningful, computed on the same test set (``chance.py``: shuffled
+references for text tasks, the judge's shuffled prompts for generated audio),
+and says in the notes how it was obtained.
 """
 
 import dataclasses
@@ -17,7 +22,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from espnet2.ualm.scoring import answers, asr, captioning, generation
+from espnet2.ualm.scoring import answers, asr, captioning, chance, generation
 from espnet2.ualm.scoring.data import (
     caption_references,
     infer_kind,
@@ -62,6 +67,8 @@ class ScoreResult:
     per_item: Any = None
     plots: List[str] = dataclasses.field(default_factory=list)
     decode_config: Optional[Dict[str, Any]] = None
+    # Chance level per metric (same test set); metrics without one are absent.
+    chance: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -163,8 +170,40 @@ def score_generation(
         result.models["judge"] = report.get("name", "judge")
         for k, item in report["per_item"].items():
             per_item.setdefault(k, {})["judge"] = item["scores"]
+        _judge_chance(result, models.judge, report, ref_dir)
     result.per_item = per_item
     return result
+
+
+def _judge_chance(
+    result: ScoreResult, judge: ModuleType, report: Dict[str, Any], ref_dir: str
+) -> None:
+    """The judge's chance level for every ``judge_*`` metric: the judged clips'
+    own metadata scored against the parameters of another prompt (a fixed
+    derangement), position checked only where the judged clip was stereo."""
+    ids = sorted(report["per_item"])
+    if not hasattr(judge, "chance_data_dir"):
+        result.notes.append("chance: the judge plugin has no chance_data_dir")
+        return
+    if len(ids) < 2:
+        result.notes.append("chance: needs at least two judged clips")
+        return
+    stereo = [
+        bool((report["per_item"][k].get("estimate") or {}).get("stereo", True))
+        for k in ids
+    ]
+    summary = judge.chance_data_dir(
+        ids, ref_dir, seed=chance.CHANCE_SEED, stereo=stereo
+    )
+    result.chance.update(
+        {f"judge_{k}": float(v) for k, v in summary.items() if k != "clips"}
+    )
+    result.notes.append(
+        "chance (judge_*): each judged clip's own metadata scored against the "
+        "parameters of another test prompt (fixed seeded derangement), i.e. a "
+        "model that renders a perfect in-distribution clip ignoring its prompt; "
+        "FD/KL/IS/CLAP have no chance level"
+    )
 
 
 def score_captioning(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
@@ -175,6 +214,20 @@ def score_captioning(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
         result, sum(1 for k in refs if not hyps[k]), "clips (or empty captions)"
     )
     result.metrics.update(captioning.caption_metrics(hyps, refs))
+    ids = sorted(k for k in refs if refs[k])
+    if len(ids) >= 2:
+        partner = chance.derangement(len(ids))
+        shuffled = {k: refs[ids[j]][0] for k, j in zip(ids, partner)}
+        result.chance.update(
+            chance.pick(
+                captioning.caption_metrics(shuffled, refs), lambda m: m != "captions"
+            )
+        )
+        result.notes.append(
+            "chance: every hypothesis replaced by another clip's first reference "
+            "caption (fixed seeded derangement): in-distribution captions that "
+            "ignore the audio"
+        )
     n_refs = np.mean([len(v) for v in refs.values()]) if refs else 0
     result.notes.append(
         f"{n_refs:.1f} reference captions per clip; text lower-cased, punctuation "
@@ -214,7 +267,27 @@ def score_qa_dir(
     summary, records = answers.score_qa(items, vocab)
     result.metrics.update(summary)
     result.per_item = records
+    if len(items) >= 2:
+        partner, lonely = chance.grouped_derangement([it["kind"] for it in items])
+        shuffled = [
+            {**it, "hypothesis": items[j]["reference"]} for it, j in zip(items, partner)
+        ]
+        chance_summary, _ = answers.score_qa(shuffled, vocab)
+        result.chance.update(chance.pick(chance_summary, _is_accuracy))
+        note = (
+            "chance: every reply replaced by the reference answer of another "
+            "question of the same kind (fixed seeded derangement), which keeps "
+            "the answer prior: a model that knows the answers' distribution but "
+            "does not listen"
+        )
+        if lonely:
+            note += f" ({lonely} questions alone in their kind got another kind's)"
+        result.notes.append(note)
     return result
+
+
+def _is_accuracy(name: str) -> bool:
+    return name == "accuracy" or "_accuracy" in name or name.startswith("accuracy_")
 
 
 def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
@@ -226,6 +299,19 @@ def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
     result.metrics.update(
         asr.error_rates([refs[k] for k in ids], [hyps[k] for k in ids])
     )
+    if len(ids) >= 2:
+        ref_list = [refs[k] for k in ids]
+        shuffled = chance.shuffled_by(ref_list, chance.derangement(len(ids)))
+        result.chance.update(
+            chance.pick(
+                asr.error_rates(ref_list, shuffled),
+                lambda m: m in ("wer", "cer", "sentence_error_rate"),
+            )
+        )
+        result.notes.append(
+            "chance: every hypothesis replaced by another utterance's reference "
+            "transcript (fixed seeded derangement)"
+        )
     result.notes.append(
         "WER/CER after normalisation: lower case, punctuation removed, digits "
         "spelled out as the corpus writes numbers"
@@ -245,6 +331,21 @@ def score_text(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
     ]
     summary, records = answers.score_text_answers(items)
     result.metrics.update(summary)
+    if len(items) >= 2:
+        partner, lonely = chance.grouped_derangement([r["kind"] for r in records])
+        shuffled = [
+            {**it, "hypothesis": items[j]["reference"]} for it, j in zip(items, partner)
+        ]
+        chance_summary, _ = answers.score_text_answers(shuffled)
+        result.chance.update(chance.pick(chance_summary, _is_accuracy))
+        note = (
+            "chance: every reply replaced by the reference answer of another "
+            "prompt of the same answer type (numeric / exact; fixed seeded "
+            "derangement)"
+        )
+        if lonely:
+            note += f" ({lonely} prompts alone in their type got the other type's)"
+        result.notes.append(note)
     result.notes.append(
         "numeric answers: the last number of the reply (digits or words); others: "
         "exact match after normalisation"

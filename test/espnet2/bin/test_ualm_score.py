@@ -1,5 +1,6 @@
 """The scoring stage end to end on a tiny generated mini corpus: every task's
-table, the stand-in model labels, the decoding settings and the plots."""
+table, the stand-in model labels, the decoding settings, the plots, the chance
+levels and the summary."""
 
 import json
 import os
@@ -76,7 +77,7 @@ def hyps(setup_dir: Path) -> dict:
     return {"root": hyp, "data": data}
 
 
-def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path):
+def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
     data, hyp = hyps["data"], hyps["root"]
     out = tmp_path / "scores"
     decode = tmp_path / "decode.yaml"
@@ -109,6 +110,24 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path):
     assert txt.metrics["accuracy"] == 1.0
     assert asr.metrics["wer"] == pytest.approx(2 / 8)
 
+    # Chance levels on the same test sets: perfect hypotheses far above them,
+    # a shuffled one (every clip answered with the next clip's audio) at chance.
+    assert ok.chance["judge_overall"] < 0.5 and "fd" not in ok.chance
+    assert {
+        f"judge_{a}" for a in ("event_type", "count", "pitch_band", "order")
+    } <= set(ok.chance)
+    assert bad.metrics["judge_overall"] == pytest.approx(
+        bad.chance["judge_overall"], abs=0.1
+    )
+    assert qa.chance["accuracy"] < 0.6 and "multiple_choice_accuracy" in qa.chance
+    assert any(k.startswith("accuracy_") for k in qa.chance)
+    assert (
+        cap.chance["bleu_4"] < 0.5
+        and cap.chance["cider_d"] < 0.3 * cap.metrics["cider_d"]
+    )
+    assert txt.chance["accuracy"] < 0.5
+    assert asr.chance["wer"] > asr.metrics["wer"]
+
     text = (out / "RESULTS.md").read_text()
     headings = ["## text_to_audio", "### text_to_audio / mini_sound_test"]
     headings += ["## audio_qa", "## audio_caption", "## text_dialogue", "## asr"]
@@ -118,17 +137,58 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path):
     assert "| fd |" in text and "logmel_stats" in text and "mini judge" in text
     assert "temperature: 0.8" in text and "cfg_scale: 3.0" in text
     assert "CLAP score skipped" in text
+    # the chance column, explained in the notes, and the summary on top
+    assert text.count("| metric | value | chance | model |") == len(results)
+    assert "| clips | 10 |  |" in text
+    assert f"| judge_overall | 1.0000 | {ok.chance['judge_overall']:.4f} |" in text
+    assert "same kind" in text and "another utterance's reference" in text
+    summary = text[text.index("## Summary") : text.index("## Decoding settings")]
+    assert text.index("## Summary") < text.index("## text_to_audio")
+    assert summary.count("\n- ") == len(results)
+    assert "- text_to_audio / mini_sound_test: judge_overall 1.0000 (chance" in summary
+    assert "audio_qa / mini_sound_test: accuracy 1.0000" in summary
+    assert "cider_d" in summary and "bleu_4" in summary
+    assert "asr / asr_test: wer 0.2500 (chance" in summary
+    assert "lower is better; better than chance: yes" in summary
+    printed = capsys.readouterr().out
+    assert "Summary" in printed
+    for line in summary.splitlines():
+        if line.startswith("- "):
+            assert line[2:] in printed
     for plot in ("spectrograms.text_to_audio.mini_sound_test.png",
                  "metrics.text_to_audio.png", "metrics.audio_qa.png"):  # fmt: skip
         assert (out / "plots" / plot).stat().st_size > 1000
         assert f"plots/{plot}" in text
     scores = json.loads((out / "scores.json").read_text())
     assert scores["audio_qa/mini_sound_test"]["metrics"]["accuracy"] == 1.0
+    assert scores["audio_qa/mini_sound_test"]["chance"] == pytest.approx(qa.chance)
+    (head,) = scores["asr/asr_test"]["headline"]
+    assert head["metric"] == "wer" and head["better_than_chance"] is True
+    assert head["chance"] == pytest.approx(asr.chance["wer"])
     per_item = json.loads(
         (out / "per_item" / "text_to_audio.mini_sound_test.json").read_text()
     )
     assert len(per_item) == 12  # the second text_to_audio run (same set) wins
     assert (out / "probe_tagger.npz").exists()
+
+
+def test_judge_chance_checks_position_only_for_stereo_clips(hyps):
+    """The judge's chance level uses the same attributes as the judged clips:
+    position only where the clip is stereo."""
+    from espnet2.ualm.scoring.tasks import load_judge
+
+    judge = load_judge(JUDGE)
+    sound = str(hyps["data"] / "mini_sound_test")
+    ids = sorted(_kv(Path(sound) / "wav.scp"))
+    mono = judge.chance_data_dir(ids, sound, stereo=False)
+    stereo = judge.chance_data_dir(ids, sound, stereo=[True] * len(ids))
+    assert "position" not in mono and "position" in stereo
+    meta = judge.read_meta(sound)
+    expected = {k: judge.from_meta(meta[k]) for k in ids}
+    partner = judge.derangement(len(ids), 0)
+    assert stereo == judge.chance_level(ids, expected, partner)
+    assert mono == judge.chance_level(ids, expected, partner, stereo=False)
+    assert mono == judge.chance_data_dir(ids, sound, stereo=False)  # deterministic
 
 
 def test_missing_published_model_stops_with_a_clear_message(hyps, tmp_path):

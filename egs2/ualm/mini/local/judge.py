@@ -24,7 +24,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -138,16 +138,35 @@ def derangement(n: int, seed: int = 0) -> np.ndarray:
 
 
 def chance_level(
-    ids: list[str], expected: dict[str, list[ExpectedGroup]], partner: np.ndarray
+    ids: list[str],
+    expected: dict[str, list[ExpectedGroup]],
+    partner: np.ndarray,
+    stereo: bool | Sequence[bool] = True,
 ) -> dict[str, float]:
     """What a perfect judge scores on the shuffled pairs: the prompts' own
     parameters compared with those of the partner prompts (the chance level
-    given the corpus's label distribution)."""
+    given the corpus's label distribution). ``stereo`` (one flag, or one per
+    id): whether position is checked, as the judge does for stereo clips."""
+    flags = [stereo] * len(ids) if isinstance(stereo, bool) else list(stereo)
     checks = [
-        compare(expected[ids[j]], expected[ids[i]], stereo=True)
+        compare(expected[ids[j]], expected[ids[i]], stereo=flags[i])
         for i, j in enumerate(partner)
     ]
     return aggregate(checks)
+
+
+def chance_data_dir(
+    ids: list[str],
+    ref_dir: str,
+    seed: int = 0,
+    stereo: bool | Sequence[bool] = True,
+) -> dict[str, float]:
+    """Plugin entry of ``espnet2.bin.ualm_score``: the judge's chance level on
+    the clips ``ids`` of ``ref_dir`` (each clip's metadata judged against the
+    metadata prompt of clip ``derangement(len(ids), seed)[i]``)."""
+    meta = read_meta(ref_dir)
+    expected = {k: from_meta(meta[k]) for k in ids}
+    return chance_level(ids, expected, derangement(len(ids), seed), stereo)
 
 
 def reconstruct_with_codec(clips: list[np.ndarray], codec_dir: str) -> list[np.ndarray]:
