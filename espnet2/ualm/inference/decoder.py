@@ -16,6 +16,7 @@ both.
 """
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Union
 
 import torch
@@ -198,6 +199,8 @@ class Decoder:
         self._mask: Optional[torch.Tensor] = None  # [R, capacity] long
         self._positions: Optional[torch.Tensor] = None  # [R, capacity] long
         self._next_position: Optional[torch.Tensor] = None  # [R]
+        # FastBackbone's additive mask [R, n_kv, 1, capacity] (left padding)
+        self._attn_bias: Optional[torch.Tensor] = None
 
     # the attention mask and position ids of the positions so far
     @property
@@ -218,6 +221,10 @@ class Decoder:
             new = old.new_ones(old.shape[0], size)
             new[:, : self.length] = old[:, : self.length]
             setattr(self, name, new)
+        if self._attn_bias is not None:
+            old = self._attn_bias
+            self._attn_bias = old.new_zeros(*old.shape[:-1], size)
+            self._attn_bias[..., : self.length] = old[..., : self.length]
 
     def _run_hf(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         base = self.model.backbone.base_model
@@ -263,9 +270,15 @@ class Decoder:
             if self.fast:
                 if self.weights is None:
                     self.weights = WeightCache(self.model)
-                self.backbone_step = self.weights.backbone(rows)
-                if self.backbone_step is not None:
-                    self.backbone_step.rope_table(capacity)
+                fast = self.weights.backbone(rows)
+                self.backbone_step = fast
+                if fast is not None:
+                    fast.rope_table(capacity)
+                    if self.padded:
+                        bias = embeds.new_zeros(rows, fast.n_kv, 1, capacity)
+                        pad = batch.attention_mask == 0
+                        bias[..., :length].masked_fill_(pad[:, None, None], -math.inf)
+                        self._attn_bias = bias
         return self._run_hf(embeds, batch.position_ids)
 
     def step(self, frames: torch.Tensor) -> torch.Tensor:
@@ -285,11 +298,8 @@ class Decoder:
         fast = self.backbone_step
         if fast is None:
             return self._run_hf(embeds[:, None], position[:, None])
-        mask = None
-        if self.padded:
-            mask = self._mask[:, None, None, : length + 1].bool()
         fast.rope_table(length + 1)  # positions never exceed the column index
-        return fast.step(embeds, self.cache.layers, length, position, mask)
+        return fast.step(embeds, self.cache.layers, length, position, self._attn_bias)
 
     def select(self, index: torch.Tensor) -> None:
         """Keeps rows ``index`` (in that order; repeats allowed)."""
@@ -297,6 +307,8 @@ class Decoder:
         self._mask = self._mask.index_select(0, index)
         self._positions = self._positions.index_select(0, index)
         self._next_position = self._next_position.index_select(0, index)
+        if self._attn_bias is not None:
+            self._attn_bias = self._attn_bias.index_select(0, index)
         if self.use_cache:
             self.cache.reorder_cache(index)
         else:

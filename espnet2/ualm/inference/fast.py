@@ -256,7 +256,8 @@ class FastBackbone:
     every layer on the new position of each row, writes its key and value at
     column ``length`` of the ``PreallocatedKVLayer`` buffers and returns the
     final hidden state ``[R, D]`` (the backbone's final norm applied).
-    ``mask``: ``[R, 1, 1, length + 1]`` bool (True: attend) or ``None``.
+    ``attn_bias``: ``[R, n_kv, 1, >= length + 1]`` additive attention mask
+    (0, or -inf on left padding) in the model dtype, or ``None``.
     """
 
     def __init__(self, model: UALMModel, rows: int, prepack: bool = True):
@@ -267,6 +268,9 @@ class FastBackbone:
         self.base = base
         self.layers = [_Layer(layer, rows, prepack) for layer in base.layers]
         self.linear_kind = self.layers[0].kind if self.layers else "linear"
+        self.n_kv = self.layers[0].n_kv
+        if any(layer.n_kv != self.n_kv for layer in self.layers):
+            raise ValueError("FastBackbone needs the same KV heads in every layer")
         first = base.layers[0].self_attn
         self.head_dim = int(first.head_dim)
         self.half = self.head_dim // 2
@@ -303,7 +307,7 @@ class FastBackbone:
         cache_layers: Sequence[PreallocatedKVLayer],
         length: int,
         positions: torch.Tensor,
-        mask: Optional[torch.Tensor],
+        attn_bias: Optional[torch.Tensor],
     ) -> torch.Tensor:
         rows = embeds.shape[0]
         dim = self.head_dim
@@ -311,6 +315,9 @@ class FastBackbone:
         sin = self._sin.index_select(0, positions)[:, None]
         h = embeds
         end = length + 1
+        bias = None
+        if attn_bias is not None:
+            bias = attn_bias[..., :end].view(rows * self.n_kv, 1, end)
         for layer, kv in zip(self.layers, cache_layers):
             n_q, n_kv = layer.n_q, layer.n_kv
             qkv = layer.qkv(self._norm(h, layer.ln1))
@@ -320,14 +327,24 @@ class FastBackbone:
             kv.k_buf[:, :, length] = qk[:, n_q:]
             kv.v_buf[:, :, length] = qkv[:, (n_q + n_kv) * dim :].view(rows, n_kv, dim)
             kv.set_length(end)
-            attn = F.scaled_dot_product_attention(
-                qk[:, :n_q, None],
-                kv.keys,
-                kv.values,
-                attn_mask=mask,
-                scale=layer.scaling,
-                enable_gqa=n_q != n_kv,
-            )
+            # attention of one query position as two batched matmuls over the
+            # buffers (no copy; q heads grouped by their KV head): on CPU several
+            # times faster than sdpa's kernel for a single query
+            group = n_q // n_kv
+            q = qk[:, :n_q].reshape(rows * n_kv, group, dim)
+            keys = kv.k_buf[:, :, :end].view(rows * n_kv, end, dim)
+            values = kv.v_buf[:, :, :end].view(rows * n_kv, end, dim)
+            if bias is None:
+                scores = torch.bmm(q, keys.transpose(1, 2)).mul_(layer.scaling)
+            else:
+                scores = torch.baddbmm(
+                    bias, q, keys.transpose(1, 2), alpha=layer.scaling
+                )
+            if scores.dtype in (torch.float16, torch.bfloat16):
+                probs = torch.softmax(scores, -1, dtype=torch.float32).to(scores.dtype)
+            else:
+                probs = torch.softmax(scores, -1)
+            attn = torch.bmm(probs, values)  # [R * n_kv, group, dim]
             h = h + layer.o(attn.view(rows, n_q * dim))
             gate_up = layer.gate_up(self._norm(h, layer.ln2))
             n = layer.intermediate
