@@ -5,10 +5,12 @@ position is the last column: the attention mask hides the padding and the
 position ids count only real positions (from 0, as in training), so a row
 is computed as if it were alone. Each step feeds one multi-stream frame per
 row: its embedding is the sum of the ``K`` stream embeddings
-(``UALMModel.embed``), and the HF ``past_key_values`` cache keeps the keys
-and values of everything before. ``use_cache=False`` recomputes the whole
-sequence every step instead: slow, but the reference the cache is tested
-against.
+(``UALMModel.embed``), and a KV cache preallocated for the whole reply
+(``fast.PreallocatedKVLayer``) keeps the keys and values of everything
+before; decode steps run ``fast.FastBackbone`` (a lean Qwen2/Llama step)
+or, for other backbones, the HF forward over the same cache.
+``use_cache=False`` recomputes the whole sequence every step through the HF
+forward instead: slow, but the reference the cache is tested against.
 
 With classifier-free guidance the batch holds the ``B`` conditional rows
 followed by their ``B`` unconditional rows, so one forward per step serves

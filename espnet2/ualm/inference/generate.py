@@ -212,9 +212,7 @@ class UALMGenerator:
                 out[start:stop] = True
             return out
 
-        start0 = vocab.codebook_range(0)[0]
         self._text_mask = mask((vocab.text_offset, vocab.audio_offset))
-        self._audio0_mask = mask((start0, start0 + vocab.codebook_size))
         self._marker_mask = mask(*[(i, i + 1) for i in self.marker_ids.values()])
         self._close_masks: Dict[FrozenSet[int], torch.Tensor] = {
             frozenset(ids): mask(*[(i, i + 1) for i in ids])
@@ -371,14 +369,11 @@ class UALMGenerator:
         return frozenset((self.eos_id, self.eot_id))
 
     def _row_constraints(
-        self,
-        row: _Row,
-        config: GenerationConfig,
-        frame_bounds: Tuple[int, int],
+        self, row: _Row, config: GenerationConfig
     ) -> Tuple[torch.Tensor, List[int]]:
-        """(allowed stream-0 ids, forced id per stream or -1 to sample)."""
-        vocab, n = self.vocab, self.n_streams
-        forced = [0] * n
+        """(allowed stream-0 ids, forced id per stream or -1 to sample) of a
+        row outside an audio segment (those go through ``_audio_sample``)."""
+        forced = [0] * self.n_streams
         allowed = self._empty
         if row.phase is _Phase.DONE:
             return allowed, forced
@@ -393,27 +388,16 @@ class UALMGenerator:
                 forced[0] = -1
                 allowed = self._marker_mask
             return allowed, forced
+        if row.phase is not _Phase.TEXT:
+            raise ValueError(f"no stream-0 constraints for phase {row.phase}")
         closes = self._close_masks[self._close_ids(row, config)]
-        if row.phase is _Phase.TEXT:
-            low, high = config.min_text_tokens, config.max_text_tokens
-            content = self._text_mask
-        else:
-            low, high = frame_bounds
-            content = self._audio0_mask
-            step, closed_at = row.step, row.closed_at
-            for k in range(1, n):
-                done = closed_at is not None and step - k >= closed_at
-                forced[k] = vocab.audio_pad_id(k) if step < k or done else -1
-            if closed_at is not None:
-                forced[0] = vocab.audio_pad_id(0)
-                return allowed, forced
         forced[0] = -1
-        if row.step >= high:
+        if row.step >= config.max_text_tokens:
             allowed = closes
-        elif row.step < low:
-            allowed = content
+        elif row.step < config.min_text_tokens:
+            allowed = self._text_mask
         else:
-            allowed = content | closes
+            allowed = self._text_mask | closes
         return allowed, forced
 
     def _next_frames(
@@ -429,7 +413,7 @@ class UALMGenerator:
         n_rows, model = len(rows), self.model
         audio_index = [b for b, r in enumerate(rows) if r.phase is _Phase.AUDIO]
         other = [b for b, r in enumerate(rows) if r.phase is not _Phase.AUDIO]
-        plans = {b: self._row_constraints(rows[b], config, frame_bounds) for b in other}
+        plans = {b: self._row_constraints(rows[b], config) for b in other}
         frames = torch.zeros(n_rows, self.n_streams, dtype=torch.long)
         for b, (_, forced) in plans.items():
             frames[b] = torch.tensor(forced)
