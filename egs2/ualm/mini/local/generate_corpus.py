@@ -6,6 +6,11 @@ Writes Kaldi-style data directories (doc/data_layout.md) under --out_dir:
 
   mini_sound_{train,valid,test}   wav.scp (16 kHz mono), wav48.scp (48 kHz stereo),
                                   text, rich_text, meta.jsonl, dialogue.jsonl (QA)
+
+The 48 kHz stereo masters (the Enhancement VAE's data) have what the 16 kHz
+mono files lack in a form predictable from what they hold: a stereo image set
+by the pitch band and content above 9.5 kHz tied to each event
+(mini_corpus/sound_events.py explains both).
   mini_speech_{train,valid,test}  wav.scp, text, utt2spk
   mini_text_{train,valid,test}    dialogue.jsonl
 

@@ -31,10 +31,13 @@ from mini_corpus.captions import (  # noqa: E402
 )
 from mini_corpus.lexicon import number_to_words  # noqa: E402
 from mini_corpus.sound_events import (  # noqa: E402
+    BAND_POSITIONS,
     EVENT_TYPES,
     HELD_OUT_COMBOS,
+    HIGH_BAND_HZ,
     LOUDNESS_LEVELS,
     PITCH_BANDS,
+    POSITION_PANS,
     all_combos,
 )
 from mini_corpus.speech import espeak_binary  # noqa: E402
@@ -318,6 +321,31 @@ def test_stereo_placement(corpus: Path) -> None:
                 else:
                     assert 0.7 < left / right < 1.45, uid
     assert seen == {"left", "center", "right"}
+
+
+def test_masters_image_and_high_band_follow_the_content(corpus: Path) -> None:
+    """Corpus v2: the stereo image is a function of the pitch band, and every
+    event has content above 9.5 kHz (nothing between 8 and 9.5 kHz leaks into
+    the 16 kHz file) at a level tied to the event."""
+    ratios: dict[str, list[float]] = {}
+    for split in SPLITS:
+        scp = dict(read_kv(corpus / "data" / f"mini_sound_{split}" / "wav48.scp"))
+        for uid, m in meta_of(corpus, split).items():
+            x, sr = load(corpus, scp[uid])
+            for g, a, b in _segments(m, sr):
+                assert g["position"] == BAND_POSITIONS[g["pitch_band"]], uid
+                assert g["pan"] == POSITION_PANS[g["position"]], uid
+                seg = x[a:b].mean(axis=1)
+                spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+                freqs = np.fft.rfftfreq(len(seg), 1 / sr)
+                high = spec[freqs >= HIGH_BAND_HZ].sum()
+                assert spec[(freqs > 8500) & (freqs < 9000)].sum() < 1e-3 * high
+                ratios.setdefault(g["type"], []).append(
+                    10 * np.log10(high / spec[freqs < 8000].sum())
+                )
+    assert len(ratios) >= 5
+    for etype, values in ratios.items():
+        assert -40 < min(values) and max(values) < 0, (etype, values)
 
 
 def test_pitch_band_and_loudness(corpus: Path) -> None:

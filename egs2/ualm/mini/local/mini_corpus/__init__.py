@@ -6,4 +6,4 @@ transcripts; text-only instruction dialogues. See ``generate_corpus.py`` for the
 command line and ``doc/data_layout.md`` for the files written.
 """
 
-CORPUS_VERSION = "mini-corpus-v1"
+CORPUS_VERSION = "mini-corpus-v2"

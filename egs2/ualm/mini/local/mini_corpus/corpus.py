@@ -112,10 +112,11 @@ def sound_item(job: tuple[GenConfig, str, int]) -> dict[str, Any]:
     cfg, split, index = job
     name = dataset_name("sound", split)
     uid = f"minisound_{split}_{index:05d}"
-    r_param, r_audio, r_caption, r_qa = item_rngs(cfg.seed, "sound", split, index, 4)
+    rngs = item_rngs(cfg.seed, "sound", split, index, 5)
+    r_param, r_audio, r_caption, r_qa, r_high = rngs
     held_out = split == "test"
     spec = sample_clip(r_param, held_out=held_out)
-    stereo, gain48 = limit_peak(render_clip(spec, r_audio))
+    stereo, gain48 = limit_peak(render_clip(spec, r_audio, high_rng=r_high))
     mono, gain16 = limit_peak(to_mono16k(stereo))
     ext = cfg.audio_format
     wav = os.path.join(cfg.audio_dir, name, "16k", f"{uid}.{ext}")

@@ -18,6 +18,32 @@ Conventions (documented here because the judge relies on them):
   (resampling removes a beep's upper harmonics and smooths a click's attack).
 * ``POSITIONS``: pan value p in [-1, 1]; gains are ``left = 1 - p``,
   ``right = 1 + p`` so that the mono downmix keeps the event's level.
+
+The 48 kHz stereo masters (corpus version 2) are rendered so that, as in real
+recordings, what the 16 kHz mono file lacks is predictable from what it holds
+(the Enhancement VAE learns super-resolution and spatialisation from them):
+
+* Stereo image: a function of the pitch band (``BAND_POSITIONS``, like the
+  register of a stereo-miked piano: low left, mid centre, high right), every
+  event of a band at the same pan (``POSITION_PANS``). The position label is
+  thus audible in the mono signal. (Version 1 drew it at random, so the image
+  of a clip could not be inferred from its down-mix.)
+* High band: every event has content above ``HIGH_BAND_HZ`` (9.5 kHz) with
+  the event's envelope (``_high_band``): breath noise for tones, chords and
+  chirps, broadband hiss for noise bursts, a broadband attack for clicks, and
+  the odd harmonics of a beep's square wave continued up to 21.6 kHz. Its
+  level relative to the event is fixed per type (``HIGH_BAND``), except that
+  loud events keep their peak under ``HIGH_BAND_PEAK`` in both channels (their
+  high band is turned down, so that the clip is not peak-limited). Nothing is
+  added below 9.5 kHz (band-limited in the frequency domain), so the 16 kHz
+  file, whose anti-aliasing filter removes the high band, is what version 1
+  wrote (within 4 LSB); the loudness label is the peak of the event without
+  its high band, i.e. as heard at 16 kHz. (In version 1 the masters held
+  almost nothing above 8 kHz.)
+
+The parameter draws are those of version 1 (the position draws are made and
+discarded), so every clip's metadata other than the position, and its 16 kHz
+file, are unchanged.
 """
 
 from __future__ import annotations
@@ -91,6 +117,23 @@ POSITIONS: dict[str, tuple[float, float]] = {
     "right": (0.6, 0.9),
 }
 
+# The stereo image is a function of the pitch band (see the module doc).
+BAND_POSITIONS: dict[str, str] = {"low": "left", "mid": "center", "high": "right"}
+POSITION_PANS: dict[str, float] = {"left": -0.65, "center": 0.0, "right": 0.65}
+
+# High band of the 48 kHz masters (see the module doc): its lower edge, and per
+# type the kind of content and its RMS relative to the event (dB).
+HIGH_BAND_HZ = 9500.0
+HIGH_BAND_PEAK = 0.95
+HIGH_BAND: dict[str, tuple[str, float]] = {
+    "tone": ("breath noise", -15.0),
+    "chord": ("breath noise", -15.0),
+    "beep": ("odd harmonics (1/h, random phases) continued to 21.6 kHz", 0.0),
+    "noise_burst": ("broadband hiss", -8.0),
+    "chirp": ("breath noise", -15.0),
+    "click": ("broadband attack (noise, twice the decay rate)", -3.0),
+}
+
 COUNTS: tuple[int, ...] = (1, 2, 3, 4)
 SECONDARY_COUNTS: tuple[int, ...] = (1, 2)
 
@@ -126,7 +169,12 @@ VOCABULARY: dict[str, Any] = {
     "counts": list(COUNTS),
     "secondary_counts": list(SECONDARY_COUNTS),
     "pan_law": "left = 1 - p, right = 1 + p; mono = (left + right) / 2",
-    "loudness_reference": "peak of each event in the 48 kHz mono downmix",
+    "band_positions": dict(BAND_POSITIONS),
+    "position_pans": dict(POSITION_PANS),
+    "high_band_hz": HIGH_BAND_HZ,
+    "high_band": {k: {"content": v[0], "rms_db": v[1]} for k, v in HIGH_BAND.items()},
+    "loudness_reference": "peak of each event in the 48 kHz mono downmix, "
+    "without its high band (as heard at 16 kHz)",
 }
 
 
@@ -260,8 +308,12 @@ def _sample_group(
     if etype == "click":
         duration = max(duration, 5.0 / freq)
     loudness = str(rng.choice(list(LOUDNESS_LEVELS)))
-    position = str(rng.choice(list(POSITIONS)))
-    pan = _uniform(rng, POSITIONS[position])
+    # Version 1 drew the position and pan here; the draws are kept (and
+    # discarded) so that every other parameter stays what it was.
+    rng.choice(list(POSITIONS))
+    rng.uniform()
+    position = BAND_POSITIONS[band]
+    pan = POSITION_PANS[position]
     return EventGroup(
         etype, count, band, freq, loudness, position, pan, duration, extra
     )
@@ -387,19 +439,87 @@ def _synth_event(
     return x / peak if peak > 0 else x
 
 
-def render_clip(
-    spec: ClipSpec, rng: np.random.Generator, sr: int = SAMPLE_RATE_MASTER
+def _band_ramp(n: int, sr: int) -> np.ndarray:
+    """Gains of the ``rfft`` bins: 0 below ``HIGH_BAND_HZ``, a 500 Hz
+    raised-sine ramp, then 1."""
+    freqs = np.fft.rfftfreq(n, 1.0 / sr)
+    return np.sin(0.5 * np.pi * np.clip((freqs - HIGH_BAND_HZ) / 500.0, 0.0, 1.0))
+
+
+def _high_band(
+    g: EventGroup, x: np.ndarray, sr: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Render the clip as float64 stereo ``[samples, 2]`` at ``sr``."""
+    """Content of an event above ``HIGH_BAND_HZ`` (zero when ``sr`` has no room
+    for it): ``x`` is the event's peak-normalised waveform below it. Its
+    envelope's sidebands reach below the band edge: ``render_clip`` band-limits
+    the sum over the clip."""
+    n = len(x)
+    if sr / 2 <= HIGH_BAND_HZ * 1.05 or n < 8:
+        return np.zeros(n)
+    rms_db = HIGH_BAND[g.type][1]
+    t = np.arange(n) / sr
+    if g.type == "beep":
+        # A square wave's odd harmonics, continued where the beep stopped.
+        # (Random phases: the waveform keeps the beep's crest factor.)
+        y = np.zeros(n)
+        for h in range(7, int(0.45 * sr / g.freq_hz) + 1, 2):
+            ph = float(rng.uniform(0, 2 * np.pi))
+            if h * g.freq_hz >= HIGH_BAND_HZ:
+                y += np.sin(2 * np.pi * h * g.freq_hz * t + ph) / h
+        return _fade(y, sr, 0.003, 0.003) * 10.0 ** (rms_db / 20)
+    # Noise above the band edge (a gentle roll-off from 16 kHz), with the
+    # event's envelope (10 ms RMS) and a fixed level relative to the event.
+    freqs = np.fft.rfftfreq(n, 1.0 / sr)
+    shape = _band_ramp(n, sr) / np.sqrt(1.0 + (freqs / 16000.0) ** 4)
+    spec = rng.standard_normal(len(freqs)) + 1j * rng.standard_normal(len(freqs))
+    noise = np.fft.irfft(spec * shape, n)
+    noise /= np.sqrt(np.mean(noise**2)) + 1e-12
+    win = max(1, int(0.01 * sr))
+    env = np.sqrt(np.convolve(x**2, np.ones(win) / win, mode="same"))
+    if g.type == "click":
+        env = env * np.exp(-t / ((n / sr) / 12.0))  # twice the click's decay
+        env *= np.sqrt(np.mean(x**2)) / (np.sqrt(np.mean(env**2)) + 1e-12)
+    return noise * env * 10.0 ** (rms_db / 20)
+
+
+def render_clip(
+    spec: ClipSpec,
+    rng: np.random.Generator,
+    sr: int = SAMPLE_RATE_MASTER,
+    high_rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Render the clip as float64 stereo ``[samples, 2]`` at ``sr``.
+
+    ``rng`` draws the events below 9.5 kHz, ``high_rng`` (default: a generator
+    seeded from the clip's duration) their high band, so that the 16 kHz
+    content does not depend on the high band.
+    """
+    if high_rng is None:
+        high_rng = np.random.default_rng(int(spec.duration_s * 1000))
     total = int(round(spec.duration_s * sr))
     out = np.zeros((total, 2))
+    high_out = np.zeros((total, 2))
     for e in spec.events:
         g = spec.groups[e.group]
         start = int(round(e.onset_s * sr))
         n = min(int(round((e.offset_s - e.onset_s) * sr)), total - start)
-        x = _synth_event(g, n, sr, rng) * 10.0 ** (LOUDNESS_LEVELS[g.loudness] / 20)
-        out[start : start + n, 0] += x * (1.0 - g.pan)
-        out[start : start + n, 1] += x * (1.0 + g.pan)
+        amp = 10.0 ** (LOUDNESS_LEVELS[g.loudness] / 20)
+        x = _synth_event(g, n, sr, rng)
+        high = _high_band(g, x, sr, high_rng)
+        # Loud events: the high band gives way so that the event's peak stays
+        # under HIGH_BAND_PEAK in both channels (the clip is never limited).
+        room = HIGH_BAND_PEAK / (amp * (1.0 + abs(g.pan))) - 1.0
+        peak = float(np.max(np.abs(high))) if n else 0.0
+        if peak > room:
+            high *= max(room, 0.0) / peak
+        for c, gain in enumerate((1.0 - g.pan, 1.0 + g.pan)):
+            out[start : start + n, c] += x * amp * gain
+            high_out[start : start + n, c] += high * amp * gain
+    if np.any(high_out):
+        # Band-limited over the whole clip (nothing leaks below the band edge,
+        # so the 16 kHz down-mix is what it was without the high band).
+        ramp = _band_ramp(total, sr)[:, None]
+        out += np.fft.irfft(np.fft.rfft(high_out, axis=0) * ramp, total, axis=0)
     return out
 
 
