@@ -69,6 +69,15 @@ def test_fast_step_equals_the_hf_forward_and_recomputation(
     assert torch.allclose(fast, recomputed, atol=tol, rtol=tol)
 
 
+def test_fast_step_without_prepacking_uses_the_weights_in_place(model32, t2a_prompts):
+    weights = WeightCache(model32, prepack=False)
+    backbone = weights.backbone(6)
+    assert backbone.linear_kind == "linear"
+    fast = _steps(model32, t2a_prompts, 6, weights=weights)
+    hf = _steps(model32, t2a_prompts, 6, fast=False)
+    assert torch.allclose(fast, hf, atol=1e-4, rtol=1e-4)
+
+
 def test_beam_select_reorders_the_preallocated_cache(model, t2a_prompts):
     batch = batch_prompts(t2a_prompts)
     frames = torch.zeros(3, model.vocabulary.n_codebooks, dtype=torch.long)
