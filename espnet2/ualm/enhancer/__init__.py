@@ -5,6 +5,7 @@
 ``espnet2.bin.ualm_enhancer_train``) or ``--enhancer resample`` (plain
 resampling, the mono channel copied: for users who do not want the VAE).
 A trained VAE is loaded with :func:`load_enhancer` from its experiment dir.
+Design, recipe stage 8 and the measured mini results: ``doc/enhancer.md``.
 """
 
 from espnet2.train.class_choices import ClassChoices

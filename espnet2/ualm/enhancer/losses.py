@@ -28,7 +28,7 @@ class StereoSTFTLoss(torch.nn.Module):
     Left/right compares each channel with its reference; mid and side compare
     the down-mix and the difference signal, which carries the stereo image.
     Separate weights matter when the image cannot be inferred from a mono
-    input (the mini corpus pans at random): then only the mid term is free
+    input (e.g. sources panned at random): then only the mid term is free
     of noise the model cannot explain. Each
     is the mean over resolutions of spectral convergence plus log-magnitude L1
     (or squared log difference, ``log_distance: l2``, which is what the

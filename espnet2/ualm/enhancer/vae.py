@@ -45,6 +45,9 @@ class EnhancementVAE(AbsEnhancer):
         istft_n_fft: Optional[int] = None,
         refiner_channels: int = 0,
         refiner_layers: int = 3,
+        envelope_bands: int = 0,
+        envelope_channels: int = 64,
+        noise_phase: bool = False,
         wave_upsample_rates: Sequence[int] = (5, 4, 4, 3),
         wave_channels: Sequence[int] = (128, 64, 32, 16),
         wave_dilations: Sequence[int] = (1, 3),
@@ -69,6 +72,14 @@ class EnhancementVAE(AbsEnhancer):
             ``input_skip``, a 2-D conv refiner of that width and depth computes
             per-bin skip gains below the input's Nyquist frequency from the
             input's log-spectrogram (0: no refiner).
+        envelope_bands, envelope_channels: with a refiner, the decoder also
+            sees the input's per-frame level and its spectral envelope in that
+            many log-spaced bands below the input's Nyquist frequency, through
+            an MLP of that width (0: no envelope features; see
+            ``heads.EnvelopeFeatures``).
+        noise_phase: with a refiner, the bins above the input's Nyquist
+            frequency take the phase of a white noise's STFT (the predicted
+            magnitudes shape it) instead of predicted phases.
         wave_upsample_rates, wave_channels, wave_dilations: the ``wave`` head's
             stages; ``prod(rates)`` must equal ``prod(encoder_strides) *
             output_sample_rate / input_sample_rate``.
@@ -109,6 +120,10 @@ class EnhancementVAE(AbsEnhancer):
                 else 0,
                 refiner_channels=refiner_channels,
                 refiner_layers=refiner_layers,
+                envelope_bands=envelope_bands,
+                envelope_channels=envelope_channels,
+                sample_rate=output_sample_rate,
+                noise_phase=noise_phase,
             )
         elif head == "wave":
             if math.prod(wave_upsample_rates) != self.output_hop:
