@@ -9,6 +9,8 @@
 #   5. manifests                 dump/manifests/<split>/ (+ length statistics, plot)
 #   6. modality alignment        exp/ualm_align (backbone + encoder frozen)
 #   7. unified training          exp/ualm_unified (from stage 6 via --init_param)
+#   8. enhancer                  exp/enhancer: Enhancement VAE trained on the 48 kHz
+#                                masters, evaluated against resampling (RESULTS.md)
 #   9. packed model directory    exp/ualm_unified/packed (from_pretrained loads it)
 #  10. inference                 every task on its *_test set -> exp/ualm_unified/<decode config>/
 #  11. scoring                   exp/ualm_unified/<decode config>/scores/RESULTS.md (+ plots)
@@ -63,6 +65,11 @@ align_exp=exp/ualm_align
 unified_exp=exp/ualm_unified
 train_args=""                   # extra ualm_train options for both stages
 
+# Enhancer (stage 8), through ESPnet's GANTrainer (espnet2.bin.ualm_enhancer_train)
+enhancer_config=conf/enhancer.yaml
+enhancer_exp=exp/enhancer
+enhancer_args=""                # extra ualm_enhancer_train options
+
 # Inference, scoring, packing (stages 9-13) of the unified model
 decode_config=conf/decode.yaml  # decoding settings (espnet2.ualm.inference.pipeline.DecodeSettings)
 inference_tag=""                # decode dir name (default: the decode config's name)
@@ -79,10 +86,12 @@ help_message=$(cat << EOF
 Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--<option> <value>]
 
 Stages: 1 data, 2 audio formatting, 3 text tokenizer, 4 codec fit + tokens,
-5 manifests, 6 modality alignment, 7 unified training, 9 packed model dir,
-10 inference, 11 scoring, 12 pack, 13 upload (--hf_repo). Outputs: data/,
+5 manifests, 6 modality alignment, 7 unified training, 8 enhancer,
+9 packed model dir, 10 inference, 11 scoring, 12 pack, 13 upload (--hf_repo).
+Outputs: data/,
 dump/audio/, ${text_tokenizer_dir}/, exp/codec/, dump/codec/, dump/manifests/,
-exp/ualm_align/, exp/ualm_unified/ (training curves in images/).
+exp/ualm_align/, exp/ualm_unified/ (training curves in images/),
+dump/enhancer/, exp/enhancer/ (RESULTS.md).
 EOF
 )
 
@@ -218,6 +227,69 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     [ -f "${align_exp}/valid.loss.best.pth" ] || die "run stage 6 first: ${align_exp}/valid.loss.best.pth missing"
     train_stage "${train_unified_config}" "${unified_exp}" \
         --init_param "${align_exp}/valid.loss.best.pth"
+fi
+
+# Stage 8: enhancer
+# The Enhancement VAE (16 kHz mono codec output -> 48 kHz stereo), trained with
+# ESPnet's GANTrainer on the 48 kHz stereo masters of every *_train set that has
+# them (wav48.scp, kept by stage 2) and evaluated against plain resampling on
+# the held-out masters of every *_test set. Pairs: the codec round trip of each
+# master, cached once in dump/enhancer/<dataset>/.
+master_sets() {
+    local d
+    for d in $(data_dirs); do
+        [ ! -f "dump/audio/${d}/wav48.scp" ] || echo "${d}"
+    done
+}
+
+# $1 train|valid: one scp pair for ESPnet from the cached pairs of those sets.
+enhancer_data() {
+    local split=$1 out=${enhancer_exp}/data/$1 d
+    mkdir -p "${out}"
+    : > "${out}/wav48.scp"; : > "${out}/codec_wav.scp"
+    for d in $(master_sets | grep -E "_${split}\$" || true); do
+        cat "dump/enhancer/${d}/wav48.scp" >> "${out}/wav48.scp"
+        cat "dump/enhancer/${d}/codec_wav.scp" >> "${out}/codec_wav.scp"
+    done
+    [ -s "${out}/wav48.scp" ] || return 0
+    echo "--${split}_data_path_and_name_and_type ${out}/wav48.scp,target,sound" \
+        "--${split}_data_path_and_name_and_type ${out}/codec_wav.scp,input,sound" \
+        "--${split}_shape_file ${out}/wav48.scp"
+}
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+    log "Stage 8: enhancer (${enhancer_config}) -> ${enhancer_exp}"
+    [ -f "${enhancer_config}" ] || die "enhancer config ${enhancer_config} not found"
+    if [ -z "$(master_sets)" ]; then
+        log "  no data set has 48 kHz masters (wav48.scp): nothing to train the enhancer on"
+    else
+        for dset in $(master_sets); do
+            out=dump/enhancer/${dset}
+            if [ -f "${out}/info.json" ]; then
+                log "  ${out}: codec round trip already cached"
+                continue
+            fi
+            # shellcheck disable=SC2046
+            ${python} -m espnet2.ualm.enhancer.prepare_pairs \
+                --wav48_scp "dump/audio/${dset}/wav48.scp" \
+                --codec_config "${codec_config}" $(codec_model_opt) \
+                --output_dir "${out}" --nj "${nj}"
+        done
+        train_opts=$(enhancer_data train)
+        valid_opts=$(enhancer_data valid)
+        [ -n "${train_opts}" ] && [ -n "${valid_opts}" ] \
+            || die "the enhancer needs a *_train and a *_valid set with 48 kHz masters (wav48.scp)"
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.ualm_enhancer_train --config "${enhancer_config}" \
+            --ngpu "${ngpu}" --resume true --output_dir "${enhancer_exp}" \
+            ${train_opts} ${valid_opts} ${enhancer_args}
+        for dset in $(master_sets | grep -E '_test$' || true); do
+            ${python} -m espnet2.bin.ualm_enhancer_eval --exp_dir "${enhancer_exp}" \
+                --wav48_scp "dump/enhancer/${dset}/wav48.scp" \
+                --input_scp "dump/enhancer/${dset}/codec_wav.scp" --name "${dset}"
+        done
+        log "  evaluation table: ${enhancer_exp}/RESULTS.md"
+    fi
 fi
 
 # ----- inference, scoring, packing -------------------------------------------
