@@ -110,6 +110,9 @@ def test_alignment_and_unified_configs_share_the_model(align, corpus, tmp_path):
     a = vars(_parse(align, corpus, tmp_path))
     u = vars(_parse(unified, corpus, tmp_path))
     for key in MODEL_KEYS:
+        if key == "audio_encoder_conf":  # freezing changes training, not the model
+            a[key] = {k: v for k, v in (a[key] or {}).items() if k != "freeze"}
+            u[key] = {k: v for k, v in (u[key] or {}).items() if k != "freeze"}
         assert a[key] == u[key], key
 
 
