@@ -69,6 +69,7 @@ def write_pretrained_dir(
         model=model,
         train_config=train_conf,
         results=results,
+        enhancer=has_enhancer,
     )
     return out_dir
 

@@ -10,7 +10,7 @@ _USAGE = """\
 ```python
 from espnet2.ualm import UALM
 
-ualm = UALM.from_pretrained("{source}")
+ualm = UALM.from_pretrained("{source}")  # or the path of this directory
 clip = ualm.generate_audio(["a dog barks twice"])[0]       # .audio, .sample_rate
 print(ualm.transcribe(["speech.wav"])[0].text)
 print(ualm.caption(["clip.wav"])[0].text)
@@ -37,6 +37,7 @@ def write_model_card(
     model,
     train_config: Dict[str, Any],
     results: Optional[str] = None,
+    enhancer: bool = False,
 ) -> str:
     """Writes ``out_dir/README.md``: metadata, architecture, data, usage and
     the recipe's RESULTS.md (when given)."""
@@ -71,11 +72,14 @@ def write_model_card(
         f"| vocabulary | {vocab.size} ids: {vocab.text_vocab_size} text, "
         f"{vocab.n_codebooks} x {vocab.codebook_size} audio codes |",
         f"| audio encoder | {'yes' if model.audio_encoder is not None else 'none'} |",
+        f"| enhancer | {'yes (48 kHz stereo output)' if enhancer else 'none'} |",
         "",
     ]
     if datasets:
         lines += ["## Training data", "", ", ".join(datasets), ""]
-    lines += ["## Usage", "", _USAGE.format(source=os.path.abspath(out_dir)), ""]
+    # The hub id is unknown until upload: the card names the model, which
+    # users replace by their repository id or the local directory.
+    lines += ["## Usage", "", _USAGE.format(source=f"<owner>/{model_name}"), ""]
     path = os.path.join(out_dir, "README.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
