@@ -7,48 +7,26 @@ directories hold dialogues, read with the ``audio_dialogue`` template), and
 only the prompt's fields are read: the answers may be absent.
 """
 
-import json
 import os
-import string
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from espnet2.ualm.data.audio_format import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.inference.requests import REPLY_PLANS, Request
-from espnet2.ualm.tokens.templates import TEMPLATE_OF_TASK, TaskTemplate
-
-
-def _fields(value: str) -> List[str]:
-    return [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+from espnet2.ualm.tokens.templates import TEMPLATE_OF_TASK, TaskTemplate, format_fields
 
 
 def _prompt_fields(template: TaskTemplate) -> List[Tuple[str, str]]:
     """``(field, segment kind)`` of the messages before the answer."""
-    messages = list(template.messages)
-    while messages and messages[-1].role == "assistant":
-        messages.pop()
     out: List[Tuple[str, str]] = []
-    for message in messages:
+    for message in template.prompt_messages():
         for seg in message.segments:
-            for name in _fields(seg.value):
+            for name in format_fields(seg.value):
                 if (name, seg.kind) not in out:
                     out.append((name, seg.kind))
     return out
-
-
-def read_dialogues(path: str) -> Dict[str, list]:
-    dialogues: Dict[str, list] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                dialogues[str(row["id"])] = row["messages"]
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{lineno}: bad dialogue line: {e}") from e
-    return dialogues
 
 
 def read_requests(
@@ -78,7 +56,8 @@ def read_requests(
             raise FileNotFoundError(f"task {task} reads {path}, which does not exist")
         wavs = read_kv(wav_scp) if os.path.isfile(wav_scp) else {}
         requests = []
-        for did, messages in sorted(read_dialogues(path).items()):
+        dialogues = {str(row["id"]): row.get("messages") for row in read_jsonl(path)}
+        for did, messages in sorted(dialogues.items()):
             audio = {}
             for msg in messages:
                 for part in msg.get("content") or ():

@@ -13,8 +13,7 @@ go on with the rest of the batch.
 """
 
 import dataclasses
-import string
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import soundfile
@@ -22,7 +21,7 @@ import torch
 
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
-from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError
+from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError, format_fields
 
 AudioLike = Union[str, np.ndarray, torch.Tensor, Tuple[Any, int]]
 
@@ -97,10 +96,6 @@ def read_audio(audio: AudioLike, sample_rate: int, where: str) -> torch.Tensor:
 
         wav = torchaudio.functional.resample(wav, int(rate), int(sample_rate))
     return wav.contiguous()
-
-
-def _format_fields(value: str) -> Sequence[str]:
-    return [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
 
 
 class RequestBuilder:
@@ -190,13 +185,10 @@ class RequestBuilder:
         waves: Dict[str, torch.Tensor],
         where: str,
     ) -> Dict[str, Any]:
-        prompt_messages = list(template.messages)
-        while prompt_messages and prompt_messages[-1].role == "assistant":
-            prompt_messages.pop()
         example: Dict[str, Any] = {}
-        for message in prompt_messages:
+        for message in template.prompt_messages():
             for seg in message.segments:
-                for name in _format_fields(seg.value):
+                for name in format_fields(seg.value):
                     if name not in request.fields:
                         raise InferenceItemError(
                             f"{where}: missing field {name!r} (the {template.name} "

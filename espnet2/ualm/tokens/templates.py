@@ -90,10 +90,14 @@ class TaskTemplate:
         out: List[str] = []
         for msg in self.messages:
             for seg in msg.segments:
-                for name in _format_fields(seg.value):
+                for name in format_fields(seg.value):
                     if name not in out:
                         out.append(name)
         return tuple(out)
+
+    def prompt_messages(self) -> Tuple["MessageTemplate", ...]:
+        """The messages before the answer (the trailing assistant ones)."""
+        return tuple(_strip_trailing_assistant(self.messages))
 
     def render(
         self, example: Mapping[str, Any], prompt_only: bool = False
@@ -121,7 +125,7 @@ class TaskTemplate:
     ) -> Segment:
         if seg.kind == "text":
             return TextSegment(seg.value.format_map(_TextFields(self.name, example)))
-        field = _format_fields(seg.value)[0]
+        field = format_fields(seg.value)[0]
         value = _field(self.name, example, field)
         if seg.kind == "audio":
             if isinstance(value, AudioSegment):
@@ -231,7 +235,7 @@ def _lookup(task: str, example: Mapping[str, Any], table: str, key: str) -> Any:
     return values[key]
 
 
-def _format_fields(value: str) -> List[str]:
+def format_fields(value: str) -> List[str]:
     """Field names of a format string; raises ValueError on bad syntax."""
     return [
         name for _, name, _, _ in string.Formatter().parse(value) if name is not None

@@ -44,7 +44,6 @@ raises ``UALMDataError`` naming the example key and the file.
 import dataclasses
 import json
 import os
-import string
 from typing import (
     Any,
     Collection,
@@ -71,6 +70,7 @@ from espnet2.ualm.tokens.templates import (  # noqa: F401 (TTS_PROMPT: re-export
     TTS_PROMPT,
     TaskTemplate,
     TemplateError,
+    format_fields,
     load_task_templates,
 )
 from espnet2.ualm.train.blend import KEY_SEP, split_key
@@ -138,10 +138,6 @@ def manifest_paths(manifest_dir: str) -> Dict[str, str]:
     if not out:
         raise FileNotFoundError(f"no manifests (*.json) in {manifest_dir}")
     return out
-
-
-def _format_fields(value: str) -> List[str]:
-    return [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
 
 
 class _Source:
@@ -299,7 +295,7 @@ class UALMDataset(torch.utils.data.Dataset):
                     for m in template.messages
                     for seg in m.segments
                     if seg.kind == "text"
-                    for f in _format_fields(seg.value)
+                    for f in format_fields(seg.value)
                 }
             for what in sorted(needs):
                 if what == "codes":
@@ -365,7 +361,7 @@ class UALMDataset(torch.utils.data.Dataset):
         waves: Dict[str, np.ndarray] = {}
         for message in template.messages:
             for seg in message.segments:
-                names = _format_fields(seg.value)
+                names = format_fields(seg.value)
                 if seg.kind == "text":
                     for f in names:
                         if f not in fields:
