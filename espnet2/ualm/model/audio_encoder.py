@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 ENCODER_PREFIXES = ("model.encoder.", "encoder.", "")
+CONV_INITS = ("he", "whisper")
 
 
 def _read_state_dict(model_dir: str, keep) -> Dict[str, torch.Tensor]:
@@ -160,20 +161,36 @@ class WhisperAudioEncoder(nn.Module):
         sample_rate: int = 16000,
         hop_length: int = 160,
         n_fft: int = 400,
+        conv_init: str = "he",
         **kwargs,
     ) -> "WhisperAudioEncoder":
-        """A randomly initialised encoder (tests, CPU dry runs)."""
+        """A randomly initialised encoder (tests, CPU dry runs, the mini recipe).
+
+        ``conv_init="he"`` (default) re-initialises the two input convolutions
+        with He-normal weights and zero biases. Whisper's own init (normal,
+        std 0.02) assumes long training: at init its conv output is about 2 %
+        of the sinusoidal position embeddings it is added to, so the encoder's
+        frames hardly depend on the audio and the LM never learns to listen
+        in a short run. ``"whisper"`` keeps transformers' init.
+        """
         from transformers import WhisperConfig, WhisperFeatureExtractor
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+        if conv_init not in CONV_INITS:
+            raise ValueError(f"conv_init must be one of {CONV_INITS}, got {conv_init!r}")
         whisper_config = WhisperConfig(**config)
+        encoder = WhisperEncoder(whisper_config)
+        if conv_init == "he":
+            for conv in (encoder.conv1, encoder.conv2):
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
         fe = WhisperFeatureExtractor(
             feature_size=whisper_config.num_mel_bins,
             sampling_rate=sample_rate,
             hop_length=hop_length,
             n_fft=n_fft,
         )
-        return cls(WhisperEncoder(whisper_config), fe, **kwargs)
+        return cls(encoder, fe, **kwargs)
 
     # ----- geometry -----------------------------------------------------------
 

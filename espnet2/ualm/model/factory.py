@@ -14,7 +14,8 @@ The ESPnet task passes its YAML sections here::
 ``model_type``), ``attn_implementation``, ``dtype``,
 ``gradient_checkpointing``, ``new_row_init``. ``audio_encoder`` takes
 ``pretrained_dir`` or ``config`` (WhisperConfig fields, with
-``sample_rate``, ``hop_length``, ``n_fft`` for the log-mel), ``pool_stride``,
+``sample_rate``, ``hop_length``, ``n_fft`` for the log-mel, and
+``conv_init``), ``pool_stride``,
 ``freeze``, ``window_batch_size``. ``adapter`` takes ``type`` (``mlp`` or
 ``linear``) and ``hidden_size``. Other keyword arguments go to ``UALMModel``.
 """
@@ -63,6 +64,7 @@ def build_audio_encoder(conf: Mapping[str, Any]) -> WhisperAudioEncoder:
         "sample_rate",
         "hop_length",
         "n_fft",
+        "conv_init",
         "pool_stride",
         "freeze",
         "window_batch_size",

@@ -1,6 +1,7 @@
 """Audio encoder: Whisper's features, checkpoint loading, windows and 25 Hz frames."""
 
 import numpy as np
+import pytest
 import torch
 
 from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
@@ -69,3 +70,38 @@ def test_frozen_encoder_stays_in_eval_mode():
     assert not enc.encoder.training
     feats, _ = enc(torch.randn(1, 800), torch.tensor([800]))
     assert not feats.requires_grad
+
+
+def _tone_clips(enc: WhisperAudioEncoder) -> torch.Tensor:
+    """Two clips of one window: a 300 Hz and a 2 kHz tone burst."""
+    t = torch.arange(enc.window_samples) / enc.sample_rate
+    burst = (t < 0.1).float() * 0.3
+    return torch.stack([burst * torch.sin(2 * torch.pi * f * t) for f in (300, 2000)])
+
+
+def _relative_distance(enc: WhisperAudioEncoder) -> float:
+    """How far apart the frames of two different clips are, relative to a frame."""
+    wav = _tone_clips(enc)
+    with torch.no_grad():
+        feats, _ = enc(wav, torch.full((2,), wav.shape[1]))
+    return float(((feats[0] - feats[1]).norm(dim=-1) / feats[0].norm(dim=-1)).mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_encoder_frames_depend_on_the_audio(seed):
+    """He-initialised input convs (the default of a random encoder) make the
+    frames of two different clips differ far more than Whisper's init does,
+    where the fixed position embeddings swamp the audio."""
+    config = tiny_whisper_config()
+    torch.manual_seed(seed)
+    he = WhisperAudioEncoder.from_config(config)
+    torch.manual_seed(seed)
+    whisper = WhisperAudioEncoder.from_config(config, conv_init="whisper")
+    assert float(whisper.encoder.conv1.weight.std()) == pytest.approx(0.02, rel=0.3)
+    assert _relative_distance(he) > 0.2
+    assert _relative_distance(he) > 3 * _relative_distance(whisper)
+
+
+def test_unknown_conv_init_is_rejected():
+    with pytest.raises(ValueError, match="conv_init"):
+        WhisperAudioEncoder.from_config(tiny_whisper_config(), conv_init="xavier")
