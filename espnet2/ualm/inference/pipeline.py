@@ -48,6 +48,7 @@ DECODE_KEYS = (
     "audio_sampling",
     "beam_size",
     "enhancer",
+    "system_prompt",
 )
 
 
@@ -58,6 +59,10 @@ class DecodeSettings:
     ``beam_size`` > 1 decodes one-segment text replies with beam search;
     ``enhancer``: ``packed`` (the packed enhancer, if any), ``none`` or
     ``resample``. Sampling is reproducible: every batch starts from ``seed``.
+    ``system_prompt``: the system message :meth:`UALM.answer` and
+    :meth:`UALM.chat` put before conversations that have none (set it to the
+    one the model's dialogues were trained with; data directories keep their
+    own).
     """
 
     batch_size: int = 8
@@ -72,6 +77,7 @@ class DecodeSettings:
     audio_sampling: SamplingConfig = SamplingConfig(temperature=0.8, top_k=20)
     beam_size: int = 1
     enhancer: str = "packed"
+    system_prompt: Optional[str] = None
 
     @classmethod
     def from_dict(cls, conf: Optional[Mapping[str, Any]]) -> "DecodeSettings":
@@ -126,6 +132,17 @@ class UALMOutput:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def _user_turn(question: str) -> Dict[str, Any]:
+    """A user message: the clip ``clip``, then the question."""
+    return {
+        "role": "user",
+        "content": [
+            {"type": "audio", "audio": "clip"},
+            {"type": "text", "text": question},
+        ],
+    }
 
 
 class UALM:
@@ -241,12 +258,20 @@ class UALM:
     def answer(
         self, items: Sequence[Tuple[AudioLike, str]], **settings
     ) -> List[UALMOutput]:
-        """Questions about audio: ``[(audio, question), ...]``."""
+        """Questions about audio: ``[(audio, question), ...]``, laid out as the
+        QA dialogues of training (after the settings' ``system_prompt``)."""
+        ui = self.with_settings(**settings) if settings else self
         requests = [
-            Request(str(i), "audio_qa", {"audio": a, "question": q})
+            Request(
+                str(i),
+                "audio_qa",
+                {"messages": ui._with_system_prompt([_user_turn(q)])},
+                {"clip": a},
+                template="audio_dialogue",
+            )
             for i, (a, q) in enumerate(items)
         ]
-        return self.run(requests, **settings)
+        return ui.run(requests)
 
     def chat(
         self,
@@ -258,13 +283,30 @@ class UALM:
         """Replies to conversations of mixed text and audio messages
         (``dialogue.jsonl`` form; user audio ``{"type": "audio", "audio":
         id}`` with ``audio[id]`` given). The model chooses each reply
-        segment's modality unless ``modalities`` fixes them."""
+        segment's modality unless ``modalities`` fixes them. A conversation
+        without a system message gets the settings' ``system_prompt``."""
+        ui = self.with_settings(**settings) if settings else self
         plan = tuple(modalities) if modalities else None
         requests = [
-            Request(str(i), "chat", {"messages": list(c)}, dict(audio or {}), plan)
+            Request(
+                str(i),
+                "chat",
+                {"messages": ui._with_system_prompt(list(c))},
+                dict(audio or {}),
+                plan,
+            )
             for i, c in enumerate(conversations)
         ]
-        return self.run(requests, **settings)
+        return ui.run(requests)
+
+    def _with_system_prompt(self, messages: List[Any]) -> List[Any]:
+        prompt = self.settings.system_prompt
+        if not prompt or any(
+            isinstance(m, Mapping) and m.get("role") == "system" for m in messages
+        ):
+            return messages
+        system = {"role": "system", "content": [{"type": "text", "text": prompt}]}
+        return [system, *messages]
 
     def _run_simple(self, task, field, values, settings) -> List[UALMOutput]:
         if isinstance(values, (str, np.ndarray, torch.Tensor)):

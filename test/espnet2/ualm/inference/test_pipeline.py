@@ -144,3 +144,44 @@ def test_beam_search_for_text(ualm, clip):
 def test_a_list_is_required(ualm):
     with pytest.raises(TypeError, match="list of captions"):
         ualm.generate_audio("a dog")
+
+
+def test_answer_is_the_training_qa_dialogue_with_the_system_prompt(ualm, clip):
+    """``answer`` lays a question out as the QA dialogues of training: the
+    settings' system prompt, then the clip and the question."""
+    system = {"role": "system", "content": [{"type": "text", "text": "Be brief."}]}
+    user = {
+        "role": "user",
+        "content": [
+            {"type": "audio", "audio": "clip"},
+            {"type": "text", "text": "How many sounds?"},
+        ],
+    }
+    prompted = ualm.with_settings(system_prompt="Be brief.", max_text_tokens=8)
+    sent = []
+    prompted.run = lambda requests, **kw: sent.extend(requests) or []
+    prompted.answer([(clip, "How many sounds?")])
+    prompted.chat([[user]], audio={"clip": clip})
+    prompted.chat([[system, user]], audio={"clip": clip})
+
+    def prompt_ids(request):
+        return prompted.requests.prepare(request, 0).prompt.ids
+
+    expected = prompt_ids(
+        Request("0", "chat", {"messages": [system, user]}, {"clip": clip})
+    )
+    without = prompt_ids(Request("0", "chat", {"messages": [user]}, {"clip": clip}))
+    assert len(without) < len(expected)
+    for request in sent:  # answer, chat without and with its own system message
+        assert torch.equal(prompt_ids(request), expected)
+    assert sent[0].plan is None and prompted.requests.plan(sent[0]) == ("text",)
+
+    del prompted.run
+    got = prompted.answer([(clip, "How many sounds?"), (clip, "")])
+    assert got[0].ok and isinstance(got[0].text, str)
+    assert "empty text" in got[1].error
+    # no system prompt in the settings: none is added
+    bare = ualm.with_settings(system_prompt=None)
+    bare.run = lambda requests, **kw: sent.extend(requests) or []
+    bare.answer([(clip, "How many sounds?")])
+    assert torch.equal(prompt_ids(sent[-1]), without)
