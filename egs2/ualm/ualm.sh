@@ -69,6 +69,7 @@ train_args=""                   # extra ualm_train options for both stages
 enhancer_config=conf/enhancer.yaml
 enhancer_exp=exp/enhancer
 enhancer_args=""                # extra ualm_enhancer_train options
+enhancer_in_background=false   # train the enhancer beside stages 6-7 (2+ cores)
 
 # Inference, scoring, packing (stages 9-13) of the unified model
 decode_config=conf/decode.yaml  # decoding settings (espnet2.ualm.inference.pipeline.DecodeSettings)
@@ -217,18 +218,6 @@ train_stage() {
         --output_dir "${out}" "$@" ${train_args}
 }
 
-if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
-    log "Stage 6: modality alignment (${train_align_config}) -> ${align_exp}"
-    train_stage "${train_align_config}" "${align_exp}"
-fi
-
-if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-    log "Stage 7: unified training (${train_unified_config}) -> ${unified_exp}"
-    [ -f "${align_exp}/valid.loss.best.pth" ] || die "run stage 6 first: ${align_exp}/valid.loss.best.pth missing"
-    train_stage "${train_unified_config}" "${unified_exp}" \
-        --init_param "${align_exp}/valid.loss.best.pth"
-fi
-
 # Stage 8: enhancer
 # The Enhancement VAE (16 kHz mono codec output -> 48 kHz stereo), trained with
 # ESPnet's GANTrainer on the 48 kHz stereo masters of every *_train set that has
@@ -257,12 +246,13 @@ enhancer_data() {
         "--${split}_shape_file ${out}/wav48.scp"
 }
 
-if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+run_enhancer_stage() {
     log "Stage 8: enhancer (${enhancer_config}) -> ${enhancer_exp}"
     [ -f "${enhancer_config}" ] || die "enhancer config ${enhancer_config} not found"
     if [ -z "$(master_sets)" ]; then
         log "  no data set has 48 kHz masters (wav48.scp): nothing to train the enhancer on"
     else
+        local dset out train_opts valid_opts
         for dset in $(master_sets); do
             out=dump/enhancer/${dset}
             if [ -f "${out}/info.json" ]; then
@@ -289,6 +279,45 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
                 --input_scp "dump/enhancer/${dset}/codec_wav.scp" --name "${dset}"
         done
         log "  evaluation table: ${enhancer_exp}/RESULTS.md"
+    fi
+}
+
+# Stage 8 needs only stages 2 and 4, and LM training (stages 6-7) keeps one
+# core busy (OMP_NUM_THREADS=1): with --enhancer_in_background true the
+# enhancer trains on the other core meanwhile; stage 8 then waits for it.
+enhancer_pid=""
+enhancer_log=${enhancer_exp}/stage8.log
+if [ "${enhancer_in_background}" = true ] && [ "${stage}" -le 7 ] \
+        && [ "${stop_stage}" -ge 8 ]; then
+    mkdir -p "${enhancer_exp}"
+    log "Stage 8: enhancer starts in the background beside stages 6-7 (log ${enhancer_log})"
+    run_enhancer_stage > "${enhancer_log}" 2>&1 &
+    enhancer_pid=$!
+    # a failed or interrupted run stops the enhancer too
+    trap 'pkill -P "${enhancer_pid}" 2>/dev/null || true' EXIT
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    log "Stage 6: modality alignment (${train_align_config}) -> ${align_exp}"
+    train_stage "${train_align_config}" "${align_exp}"
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+    log "Stage 7: unified training (${train_unified_config}) -> ${unified_exp}"
+    [ -f "${align_exp}/valid.loss.best.pth" ] || die "run stage 6 first: ${align_exp}/valid.loss.best.pth missing"
+    train_stage "${train_unified_config}" "${unified_exp}" \
+        --init_param "${align_exp}/valid.loss.best.pth"
+fi
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+    if [ -n "${enhancer_pid}" ]; then
+        log "Stage 8: waiting for the enhancer (running in the background since stage 6; log ${enhancer_log})"
+        wait "${enhancer_pid}" || die "stage 8 (enhancer, in the background) failed: see ${enhancer_log}"
+        trap - EXIT
+        tail -n 12 "${enhancer_log}"
+        log "  stage 8 finished in the background: ${enhancer_exp}"
+    else
+        run_enhancer_stage
     fi
 fi
 

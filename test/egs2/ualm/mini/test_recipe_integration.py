@@ -85,6 +85,10 @@ def test_mini_recipe_end_to_end(tmp_path):
 
     # stage 8: the enhancer trained on the 48 kHz masters, evaluated on the test set
     enhancer = f"{setup}/exp/enhancer"
+    # run.sh trains it beside stages 6-7 (its own log); stage 8 waited for it
+    assert "enhancer starts in the background" in log
+    assert "stage 8 finished in the background" in log
+    assert "evaluation table" in open(f"{enhancer}/stage8.log").read()
     assert os.path.exists(f"{enhancer}/valid.generator_stft_loss.best.pth")
     table = open(f"{enhancer}/RESULTS.md").read()
     assert "## Enhancement VAE on mini_sound_test" in table
