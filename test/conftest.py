@@ -5,6 +5,17 @@ point (built once per session, on first use)."""
 import os
 
 import pytest
+import torch
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (tiny models run faster so, and
+    timings are stable); a directory's conftest makes it autouse."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ decode_config=conf/decode.yaml  # decoding settings (espnet2.ualm.inference.pipe
 inference_tag=""                # decode dir name (default: the decode config's name)
 inference_nj=2                  # parallel jobs per test set
 inference_tasks=""              # tasks to decode (default: every task of datasets_config)
-test_sets=""                    # data dirs to decode (default: every *_test of datasets_config)
+test_sets=""                    # data dirs to decode (default: every *_test of datasets_config; any split)
 packed_dir=""                   # packed model directory (default: ${unified_exp}/packed)
 pack_archive=""                 # the one-file model (default: ${unified_exp}/<model_name>.zip)
 model_name=ualm                 # name in the model card and the archive
@@ -327,15 +327,20 @@ pack_archive=${pack_archive:-${unified_exp}/${model_name}.zip}
 inference_tag=${inference_tag:-$(basename "${decode_config}" .yaml)}
 decode_dir=${unified_exp}/${inference_tag}
 
-# "<data dir> <task>" of every test set to decode, from the datasets config.
+# "<data dir> <task>" of every set to decode, from the datasets config: each
+# dataset's *_test set, or the sets --test_sets names (any split, e.g.
+# mini_sound_valid to choose decoding settings on held-out data).
 decode_pairs() {
     ${python} - "${datasets_config}" "${inference_tasks}" "${test_sets}" << 'PY'
 import sys, yaml
 conf = yaml.safe_load(open(sys.argv[1]))
 tasks, sets = sys.argv[2].split(), sys.argv[3].split()
 for d in conf["datasets"]:
-    dset = f"{d['data']}_test"
-    if (not tasks or d["task"] in tasks) and (not sets or dset in sets):
+    if tasks and d["task"] not in tasks:
+        continue
+    for dset in [s for s in sets if s.startswith(d["data"] + "_")] or (
+        [] if sets else [f"{d['data']}_test"]
+    ):
         print(dset, d["task"])
 PY
 }

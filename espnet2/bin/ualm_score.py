@@ -305,6 +305,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
         f"{r.task}/{r.test_set}": {
             "metrics": r.metrics,
             "chance": r.chance,
+            "shuffled_outputs": r.shuffled,
             "headline": headline(r),
             "models": r.models,
             "notes": r.notes,

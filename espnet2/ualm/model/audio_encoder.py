@@ -177,7 +177,9 @@ class WhisperAudioEncoder(nn.Module):
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
         if conv_init not in CONV_INITS:
-            raise ValueError(f"conv_init must be one of {CONV_INITS}, got {conv_init!r}")
+            raise ValueError(
+                f"conv_init must be one of {CONV_INITS}, got {conv_init!r}"
+            )
         whisper_config = WhisperConfig(**config)
         encoder = WhisperEncoder(whisper_config)
         if conv_init == "he":

@@ -17,14 +17,34 @@ would score:
 Generated audio gets the judge's chance level (the test clips' own metadata
 judged against the parameters of another prompt; the judge plugin's
 ``chance_data_dir``).
+
+Those levels are what a *perfect* input-ignoring model scores; a model whose
+outputs are imperfect in form (a caption phrasing the test split holds out,
+a clip the judge segments differently) can stay below them and still listen.
+So each key metric also gets a permutation test of the model's *own* outputs
+(``shuffled_outputs_test``): the metric recomputed with every output handed
+to another item (``PERMUTATIONS`` seeded derangements; QA and text within the
+answer kind), its mean, and the p-value of the observed score against that
+distribution. p < ``SIGNIFICANCE`` means the outputs depend on their inputs.
 """
 
 import math
-from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Callable,
+    Dict,
+    Hashable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 
 CHANCE_SEED = 0
+PERMUTATIONS = 200
+SIGNIFICANCE = 0.01
 # Metrics where a lower value is better (the rest: higher is better).
 LOWER_IS_BETTER = frozenset({"wer", "cer", "sentence_error_rate", "fd", "kl"})
 
@@ -87,3 +107,55 @@ def beats_chance(name: str, value: Optional[float], chance: Optional[float]):
 def pick(metrics: Mapping[str, float], keep) -> Dict[str, float]:
     """The entries of ``metrics`` whose name passes ``keep``."""
     return {k: float(v) for k, v in metrics.items() if keep(k)}
+
+
+def shuffled_outputs_test(
+    score: Callable[[Sequence[int]], Mapping[str, float]],
+    observed: Mapping[str, float],
+    n_items: int,
+    groups: Optional[Sequence[Hashable]] = None,
+    permutations: int = PERMUTATIONS,
+    seed: int = CHANCE_SEED,
+) -> Dict[str, Dict[str, float]]:
+    """Permutation test: do the model's outputs depend on their inputs?
+
+    ``score(partner)`` gives the metrics with item i's output replaced by the
+    output of item ``partner[i]``; it is called for ``permutations`` seeded
+    derangements (within ``groups`` when given). For every metric of
+    ``observed``: ``level`` (mean over the permutations), ``p_value`` ((1 +
+    permutations scoring at least as well as observed) / (1 + permutations))
+    and ``permutations``.
+    """
+    if n_items < 2:
+        return {}
+    drawn: Dict[str, List[float]] = {name: [] for name in observed}
+    for r in range(permutations):
+        if groups is None:
+            partner = derangement(n_items, seed + 1 + r)
+        else:
+            partner, _ = grouped_derangement(groups, seed + 1 + r)
+        values = score(partner)
+        for name in drawn:
+            drawn[name].append(float(values[name]))
+    out = {}
+    for name, values in drawn.items():
+        arr = np.asarray(values)
+        obs = float(observed[name])
+        if not math.isfinite(obs) or not np.isfinite(arr).all():
+            continue
+        as_good = arr <= obs if name in LOWER_IS_BETTER else arr >= obs
+        out[name] = {
+            "level": float(arr.mean()),
+            "p_value": float((1 + as_good.sum()) / (1 + permutations)),
+            "permutations": float(permutations),
+        }
+    return out
+
+
+def depends_on_input(name: str, test: Optional[Mapping[str, float]], value):
+    """True when ``value`` beats the shuffled-outputs level with p below
+    ``SIGNIFICANCE``; None when there is no test."""
+    if not test or value is None:
+        return None
+    better = beats_chance(name, value, test["level"])
+    return bool(better and test["p_value"] < SIGNIFICANCE)

@@ -4,9 +4,11 @@ Every metric row names the model that produced it; numbers from the
 always-available stand-in models carry "not comparable to published numbers"
 in the table itself, so a table copied out of the file keeps the warning.
 Each table has a ``chance`` column (the metric's chance level on the same test
-set, ``chance.py``; empty where there is none), and the file opens with a
-summary: one line per task and test set with its key metric, the chance level
-and whether the model beats it.
+set, ``chance.py``; empty where there is none) and a ``shuffled outputs``
+column (the key metrics' permutation test of the model's own outputs: mean
+and p-value), and the file opens with a summary: one line per task and test
+set with its key metric, the chance level and whether the model beats it, and
+whether its outputs depend on their inputs.
 """
 
 import datetime
@@ -17,7 +19,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from espnet2.ualm.scoring.chance import LOWER_IS_BETTER, beats_chance
+from espnet2.ualm.scoring.chance import (
+    LOWER_IS_BETTER,
+    SIGNIFICANCE,
+    beats_chance,
+    depends_on_input,
+)
 from espnet2.ualm.scoring.embeddings import NOT_COMPARABLE
 from espnet2.ualm.scoring.tasks import TASK_KINDS, ScoreResult
 
@@ -114,14 +121,24 @@ def _fmt_chance(name: str, result: ScoreResult) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.4f}"
 
 
+def _fmt_shuffled(name: str, result: ScoreResult) -> str:
+    test = result.shuffled.get(name)
+    if not test:
+        return ""
+    return f"{test['level']:.4f} (p {test['p_value']:.3f})"
+
+
 def metrics_table(result: ScoreResult) -> str:
-    """Markdown table ``metric | value | chance | model``."""
-    lines = ["| metric | value | chance | model |", "|---|---:|---:|---|"]
+    """Markdown table ``metric | value | chance | shuffled outputs | model``."""
+    lines = [
+        "| metric | value | chance | shuffled outputs | model |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name in ordered_metrics(result.metrics):
         value = _fmt(name, result.metrics[name], result.metrics)
         lines.append(
             f"| {name} | {value} | {_fmt_chance(name, result)} "
-            f"| {_model_for(name, result)} |"
+            f"| {_fmt_shuffled(name, result)} | {_model_for(name, result)} |"
         )
     return "\n".join(lines)
 
@@ -133,6 +150,7 @@ def headline(result: ScoreResult) -> List[Dict[str, Any]]:
     for name in KEY_METRICS.get(TASK_KINDS.get(result.task, ""), ()):
         value = result.metrics.get(name)
         level = result.chance.get(name)
+        test = result.shuffled.get(name)
         out.append(
             {
                 "metric": name,
@@ -140,6 +158,9 @@ def headline(result: ScoreResult) -> List[Dict[str, Any]]:
                 "chance": level,
                 "lower_is_better": name in LOWER_IS_BETTER,
                 "better_than_chance": beats_chance(name, value, level),
+                "shuffled_outputs": test["level"] if test else None,
+                "p_value": test["p_value"] if test else None,
+                "depends_on_input": depends_on_input(name, test, value),
             }
         )
     return out
@@ -160,10 +181,17 @@ def summary_lines(results: Sequence[ScoreResult]) -> List[str]:
         for h in headline(r):
             verdict = {True: "yes", False: "no", None: "n/a"}[h["better_than_chance"]]
             lower = ", lower is better" if h["lower_is_better"] else ""
-            parts.append(
+            text = (
                 f"{h['metric']} {_num(h['value'])} (chance {_num(h['chance'])}"
-                f"{lower}; better than chance: {verdict})"
+                f"{lower}; better than chance: {verdict}"
             )
+            if h["p_value"] is not None:
+                depends = "yes" if h["depends_on_input"] else "no"
+                text += (
+                    f"; own outputs shuffled {_num(h['shuffled_outputs'])}, "
+                    f"p {h['p_value']:.3f}: depends on its input: {depends}"
+                )
+            parts.append(text + ")")
         lines.append(f"{r.task} / {r.test_set}: " + ("; ".join(parts) or "n/a"))
     return lines
 
@@ -204,7 +232,10 @@ def write_results_md(
         "",
         "Chance: the same metric on the same test set for a model that ignores "
         "its input (text tasks: another item's reference; generation: the "
-        "judge's shuffled prompts); see each task's notes.",
+        "judge's shuffled prompts); see each task's notes. Own outputs "
+        "shuffled: this model's outputs each scored against another item "
+        "(permutation test); 'depends on its input' when the score beats "
+        f"that level with p < {SIGNIFICANCE}.",
     ]
     lines += ["", "## Decoding settings", ""]
     if decode_config:

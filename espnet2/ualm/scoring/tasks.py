@@ -10,7 +10,8 @@ generated audio.
 Each scorer also fills ``ScoreResult.chance``: the chance level of every metric
 where one is meaningful, computed on the same test set (``chance.py``: shuffled
 references for text tasks, the judge's shuffled prompts for generated audio),
-and says in the notes how it was obtained.
+and says in the notes how it was obtained; and ``ScoreResult.shuffled``: the
+permutation test of the model's own outputs for the key metrics.
 """
 
 import dataclasses
@@ -49,6 +50,13 @@ TASK_KINDS: Dict[str, str] = {
     "asr": "asr",
     "text_dialogue": "text",
 }
+_SHUFFLED_NOTE = (
+    "shuffled outputs: the model's own {what}s, each scored as the answer to "
+    "another item{kind} (" + str(chance.PERMUTATIONS) + " seeded derangements; "
+    "mean and permutation p-value): below p = "
+    + str(chance.SIGNIFICANCE)
+    + " the outputs depend on their inputs"
+)
 # The prompt file of each generation task (for CLAP and the plots' titles).
 PROMPT_FILES: Dict[str, str] = {"rich_text_to_audio": "rich_text"}
 
@@ -69,6 +77,9 @@ class ScoreResult:
     decode_config: Optional[Dict[str, Any]] = None
     # Chance level per metric (same test set); metrics without one are absent.
     chance: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # Permutation test of the model's own outputs per key metric
+    # (chance.shuffled_outputs_test: level, p_value, permutations).
+    shuffled: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -171,8 +182,35 @@ def score_generation(
         for k, item in report["per_item"].items():
             per_item.setdefault(k, {})["judge"] = item["scores"]
         _judge_chance(result, models.judge, report, ref_dir)
+        _judge_shuffled(result, models.judge, report, ref_dir)
     result.per_item = per_item
     return result
+
+
+def _judge_shuffled(
+    result: ScoreResult, judge: ModuleType, report: Dict[str, Any], ref_dir: str
+) -> None:
+    """Permutation test of ``judge_overall``: the generated clips judged
+    against other items' prompts (the plugin's ``shuffled_output_level``)."""
+    if not hasattr(judge, "shuffled_output_level") or len(report["per_item"]) < 2:
+        return
+    per_item = report["per_item"]
+    result.shuffled.update(
+        chance.shuffled_outputs_test(
+            lambda partner: {
+                "judge_overall": judge.shuffled_output_level(
+                    per_item, ref_dir, partner
+                )["overall"]
+            },
+            {"judge_overall": result.metrics["judge_overall"]},
+            len(per_item),
+        )
+    )
+    result.notes.append(
+        "shuffled outputs (judge_overall): the generated clips judged against "
+        f"other items' prompts ({chance.PERMUTATIONS} seeded derangements): "
+        "what these clips score when they ignore their prompts"
+    )
 
 
 def _judge_chance(
@@ -228,6 +266,17 @@ def score_captioning(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
             "caption (fixed seeded derangement): in-distribution captions that "
             "ignore the audio"
         )
+        key = ("cider_d", "bleu_4")
+        result.shuffled.update(
+            chance.shuffled_outputs_test(
+                lambda partner: captioning.caption_metrics(
+                    {k: hyps[ids[j]] for k, j in zip(ids, partner)}, refs
+                ),
+                {m: result.metrics[m] for m in key},
+                len(ids),
+            )
+        )
+        result.notes.append(_SHUFFLED_NOTE.format(what="caption", kind=""))
     n_refs = np.mean([len(v) for v in refs.values()]) if refs else 0
     result.notes.append(
         f"{n_refs:.1f} reference captions per clip; text lower-cased, punctuation "
@@ -283,6 +332,24 @@ def score_qa_dir(
         if lonely:
             note += f" ({lonely} questions alone in their kind got another kind's)"
         result.notes.append(note)
+        kinds_list = [it["kind"] for it in items]
+        result.shuffled.update(
+            chance.shuffled_outputs_test(
+                lambda partner: answers.score_qa(
+                    [
+                        {**it, "hypothesis": items[j]["hypothesis"]}
+                        for it, j in zip(items, partner)
+                    ],
+                    vocab,
+                )[0],
+                {"accuracy": result.metrics["accuracy"]},
+                len(items),
+                groups=kinds_list,
+            )
+        )
+        result.notes.append(
+            _SHUFFLED_NOTE.format(what="reply", kind=" of the same question kind")
+        )
     return result
 
 
@@ -312,6 +379,17 @@ def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
             "chance: every hypothesis replaced by another utterance's reference "
             "transcript (fixed seeded derangement)"
         )
+        hyp_list = [hyps[k] for k in ids]
+        result.shuffled.update(
+            chance.shuffled_outputs_test(
+                lambda partner: asr.error_rates(
+                    ref_list, chance.shuffled_by(hyp_list, partner)
+                ),
+                {"wer": result.metrics["wer"]},
+                len(ids),
+            )
+        )
+        result.notes.append(_SHUFFLED_NOTE.format(what="transcript", kind=""))
     result.notes.append(
         "WER/CER after normalisation: lower case, punctuation removed, digits "
         "spelled out as the corpus writes numbers"
@@ -346,6 +424,22 @@ def score_text(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
         if lonely:
             note += f" ({lonely} prompts alone in their type got the other type's)"
         result.notes.append(note)
+        result.shuffled.update(
+            chance.shuffled_outputs_test(
+                lambda partner: answers.score_text_answers(
+                    [
+                        {**it, "hypothesis": items[j]["hypothesis"]}
+                        for it, j in zip(items, partner)
+                    ]
+                )[0],
+                {"accuracy": result.metrics["accuracy"]},
+                len(items),
+                groups=[r["kind"] for r in records],
+            )
+        )
+        result.notes.append(
+            _SHUFFLED_NOTE.format(what="reply", kind=" of the same answer type")
+        )
     result.notes.append(
         "numeric answers: the last number of the reply (digits or words); others: "
         "exact match after normalisation"

@@ -21,6 +21,7 @@ or its rich/plain caption) and scores the match per attribute
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -31,7 +32,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mini_judge.analysis import SAMPLE_RATE, analyse, load_audio  # noqa: E402
+from mini_judge.analysis import (  # noqa: E402
+    SAMPLE_RATE,
+    GroupEstimate,
+    analyse,
+    load_audio,
+)
 from mini_judge.match import ATTRIBUTES, aggregate, compare, judge_clip  # noqa: E402
 from mini_judge.prompt import ExpectedGroup, from_meta, from_text  # noqa: E402
 
@@ -167,6 +173,34 @@ def chance_data_dir(
     meta = read_meta(ref_dir)
     expected = {k: from_meta(meta[k]) for k in ids}
     return chance_level(ids, expected, derangement(len(ids), seed), stereo)
+
+
+@functools.lru_cache(maxsize=8)
+def _expected_groups_cached(
+    ref_dir: str, prompt_source: str
+) -> dict[str, list[ExpectedGroup]]:
+    """``expected_groups`` read once per permutation test (callers don't mutate)."""
+    return expected_groups(ref_dir, prompt_source)
+
+
+def shuffled_output_level(
+    per_item: dict[str, dict[str, Any]],
+    ref_dir: str,
+    partner: Sequence[int],
+    prompt_source: str = "meta",
+) -> dict[str, float]:
+    """Plugin entry of ``espnet2.bin.ualm_score``: the judged clips (the
+    ``per_item`` of :func:`judge_data_dir`, ids sorted) each compared with the
+    prompt of clip ``partner[i]`` instead of their own: what the same clips
+    score when they ignore their prompts (a permutation test's draw)."""
+    ids = sorted(per_item)
+    expected = _expected_groups_cached(ref_dir, prompt_source)
+    checks = []
+    for i, j in enumerate(partner):
+        estimate = per_item[ids[i]]["estimate"]
+        found = [GroupEstimate(**g) for g in estimate["groups"]]
+        checks.append(compare(expected[ids[j]], found, estimate["stereo"]))
+    return aggregate(checks)
 
 
 def reconstruct_with_codec(clips: list[np.ndarray], codec_dir: str) -> list[np.ndarray]:

@@ -132,6 +132,26 @@ def test_judge_data_dir_scores_by_id(data_dir, tmp_path):
     json.dumps(report)  # JSON-ready
 
 
+def test_shuffled_output_level_rescores_clips_against_other_prompts(data_dir):
+    """The ground-truth clips judged against other prompts (the permutation
+    test's draws) score what the judge's own chance level says, far below
+    their own prompts; the identity pairing gives back the judged scores."""
+    ref = data_dir / "mini_sound_test"
+    wavs = {
+        k: judge.resolve_path(v, str(ref))
+        for k, v in judge.read_scp(str(ref / "wav.scp")).items()
+    }
+    report = judge.judge_data_dir(wavs, str(ref))
+    ids = sorted(report["per_item"])
+    same = judge.shuffled_output_level(report["per_item"], str(ref), range(len(ids)))
+    assert same["overall"] == pytest.approx(report["summary"]["overall"])
+    partner = judge.derangement(len(ids), seed=0)
+    shuffled = judge.shuffled_output_level(report["per_item"], str(ref), partner)
+    assert shuffled["overall"] < report["summary"]["overall"] - 0.4
+    chance = judge.chance_data_dir(ids, str(ref), seed=0, stereo=False)
+    assert shuffled["overall"] == pytest.approx(chance["overall"], abs=0.05)
+
+
 def test_judge_command_line(data_dir, tmp_path):
     ref = str(data_dir / "mini_sound_test")
     out = tmp_path / "judge.json"

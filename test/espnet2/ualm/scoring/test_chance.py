@@ -212,3 +212,60 @@ def test_text_dialogue_chance_within_the_answer_type(tmp_path):
     kinds = [rec["kind"] for rec in r.per_item]
     partner, lonely = chance.grouped_derangement(kinds)
     assert lonely == 0 and all(kinds[j] == kinds[i] for i, j in enumerate(partner))
+
+
+# --------------------------------------------------------------------------
+# Shuffled outputs: the permutation test of the model's own outputs
+# --------------------------------------------------------------------------
+
+
+def test_shuffled_outputs_test_p_values():
+    labels = [i % 4 for i in range(40)]
+
+    def accuracy(outputs):
+        return lambda partner: {
+            "accuracy": float(
+                np.mean([outputs[j] == t for t, j in zip(labels, partner)])
+            )
+        }
+
+    right = chance.shuffled_outputs_test(accuracy(labels), {"accuracy": 1.0}, 40)
+    assert right["accuracy"]["p_value"] == pytest.approx(1 / 201)
+    assert right["accuracy"]["level"] < 0.4
+    assert chance.depends_on_input("accuracy", right["accuracy"], 1.0) is True
+    constant = [0] * 40
+    const = chance.shuffled_outputs_test(accuracy(constant), {"accuracy": 0.25}, 40)
+    assert const["accuracy"] == {"level": 0.25, "p_value": 1.0, "permutations": 200.0}
+    assert chance.depends_on_input("accuracy", const["accuracy"], 0.25) is False
+    # lower is better for error rates; within groups when asked
+    wer = chance.shuffled_outputs_test(
+        lambda p: {"wer": float(np.mean([i != j for i, j in enumerate(p)]))},
+        {"wer": 0.0},
+        10,
+        groups=["a", "b"] * 5,
+        permutations=20,
+    )
+    assert wer["wer"] == {"level": 1.0, "p_value": 1 / 21, "permutations": 20.0}
+    assert chance.depends_on_input("wer", None, 0.0) is None
+
+
+def test_scorers_test_their_own_outputs_shuffled(tmp_path):
+    """ASR and captioning: exact outputs depend on the input (p = 1/201);
+    one caption for every clip, or transcripts given to the wrong
+    utterances, do not."""
+    refs = _sentences(20)
+    ids = sorted(refs)
+    _write_kv(tmp_path / "ref" / "text", refs)
+    _write_kv(tmp_path / "ok" / "text", refs)
+    _write_kv(tmp_path / "same" / "text", {k: refs[ids[0]] for k in ids})
+    ref = str(tmp_path / "ref")
+    ok = score("asr", str(tmp_path / "ok"), ref)
+    assert ok.shuffled["wer"]["p_value"] == pytest.approx(1 / 201)
+    assert ok.shuffled["wer"]["level"] > 0.7
+    same = score("asr", str(tmp_path / "same"), ref)
+    assert same.shuffled["wer"]["p_value"] == 1.0
+    caps = score("audio_caption", str(tmp_path / "same"), ref)
+    assert caps.shuffled["cider_d"]["p_value"] == 1.0
+    caps = score("audio_caption", str(tmp_path / "ok"), ref)
+    assert caps.shuffled["cider_d"]["p_value"] == pytest.approx(1 / 201)
+    assert set(caps.shuffled) == {"cider_d", "bleu_4"}

@@ -22,9 +22,12 @@ def _asr(wer: float, chance_wer: float) -> ScoreResult:
 
 def test_table_has_a_chance_column_empty_where_none():
     table = metrics_table(_asr(0.25, 0.9)).splitlines()
-    assert table[0] == "| metric | value | chance | model |"
-    assert "| wer | 0.2500 | 0.9000 |" in table[2]
-    assert any(line.startswith("| utterances | 20 |  |") for line in table)
+    assert table[0] == "| metric | value | chance | shuffled outputs | model |"
+    assert "| wer | 0.2500 | 0.9000 |  |" in table[2]
+    assert any(line.startswith("| utterances | 20 |  |  |") for line in table)
+    tested = _asr(0.25, 0.9)
+    tested.shuffled = {"wer": {"level": 0.95, "p_value": 0.005, "permutations": 200}}
+    assert "| wer | 0.2500 | 0.9000 | 0.9500 (p 0.005) |" in metrics_table(tested)
 
 
 def test_summary_line_says_whether_chance_is_beaten():
@@ -35,6 +38,9 @@ def test_summary_line_says_whether_chance_is_beaten():
         "chance": 0.9,
         "lower_is_better": True,
         "better_than_chance": True,
+        "shuffled_outputs": None,
+        "p_value": None,
+        "depends_on_input": None,
     }
     lines = summary_lines([good, bad])
     assert lines[0].startswith("asr / speech_test: wer 0.2500 (chance 0.9000")
@@ -59,4 +65,26 @@ def test_results_md_opens_with_the_summary(tmp_path):
     text = write_results_md(str(tmp_path / "RESULTS.md"), [_asr(0.25, 0.9)])
     assert text.index("## Summary") < text.index("## Decoding settings")
     assert "- asr / speech_test: wer 0.2500 (chance 0.9000" in text
-    assert "| metric | value | chance | model |" in text
+    assert "| metric | value | chance | shuffled outputs | model |" in text
+
+
+def test_summary_says_whether_outputs_depend_on_their_input():
+    """Below the reference chance level (unseen phrasings) yet clearly better
+    than the model's own outputs shuffled: the summary says both."""
+    cap = ScoreResult(
+        "audio_caption",
+        "sound_test",
+        "hyp",
+        "ref",
+        {"cider_d": 0.3, "bleu_4": 0.05},
+        chance={"cider_d": 0.8, "bleu_4": 0.2},
+        shuffled={
+            "cider_d": {"level": 0.1, "p_value": 0.005, "permutations": 200},
+            "bleu_4": {"level": 0.04, "p_value": 0.2, "permutations": 200},
+        },
+    )
+    (line,) = summary_lines([cap])
+    cider, bleu = line.split("; bleu_4")
+    assert "better than chance: no" in cider
+    assert "own outputs shuffled 0.1000, p 0.005: depends on its input: yes" in cider
+    assert "p 0.200: depends on its input: no" in bleu
