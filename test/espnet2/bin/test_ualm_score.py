@@ -138,9 +138,14 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
     assert "temperature: 0.8" in text and "cfg_scale: 3.0" in text
     assert "CLAP score skipped" in text
     # the chance column, explained in the notes, and the summary on top
-    assert text.count("| metric | value | chance | model |") == len(results)
-    assert "| clips | 10 |  |" in text
+    header = "| metric | value | chance | shuffled outputs | model |"
+    assert text.count(header) == len(results)
+    assert "| clips | 10 |  |  |" in text
     assert f"| judge_overall | 1.0000 | {ok.chance['judge_overall']:.4f} |" in text
+    # the permutation test of each key metric: right outputs depend on input
+    assert ok.shuffled["judge_overall"]["p_value"] < 0.05
+    assert asr.shuffled["wer"]["p_value"] < 0.05 and "cider_d" in cap.shuffled
+    assert "depends on its input: yes" in text
     assert "same kind" in text and "another utterance's reference" in text
     summary = text[text.index("## Summary") : text.index("## Decoding settings")]
     assert text.index("## Summary") < text.index("## text_to_audio")
