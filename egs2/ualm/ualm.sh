@@ -103,6 +103,10 @@ EOF
 . ./cmd.sh
 
 [ -f "${codec_config}" ] || die "codec config ${codec_config} not found"
+case "${enhancer_in_background}" in
+    true|false) ;;
+    *) die "--enhancer_in_background must be true or false, got '${enhancer_in_background}'" ;;
+esac
 [ -f "${datasets_config}" ] || die "datasets config ${datasets_config} not found"
 
 # Data directories of stage 1: every data/* holding wav.scp or dialogue.jsonl.

@@ -26,7 +26,7 @@ from espnet2.ualm.scoring.chance import (
     depends_on_input,
 )
 from espnet2.ualm.scoring.embeddings import NOT_COMPARABLE
-from espnet2.ualm.scoring.tasks import TASK_KINDS, ScoreResult
+from espnet2.ualm.scoring.tasks import KEY_METRICS, TASK_KINDS, ScoreResult
 
 # Metrics shown first, per task kind, then the rest in alphabetical order.
 PREFERRED_ORDER: Tuple[str, ...] = (
@@ -76,13 +76,6 @@ BAR_METRICS: Tuple[str, ...] = (
     "cider_d",
 )
 # The summary's key metrics per task kind.
-KEY_METRICS: Dict[str, Tuple[str, ...]] = {
-    "generation": ("judge_overall",),
-    "captioning": ("cider_d", "bleu_4"),
-    "qa": ("accuracy",),
-    "text": ("accuracy",),
-    "asr": ("wer",),
-}
 _COUNT_PREFIXES = ("items", "clips", "captions", "utterances", "missing", "unparsed")
 _COUNT_NAMES = {"empty_refs", "ref_words", "substitutions", "deletions", "insertions"}
 

@@ -19,7 +19,7 @@ import importlib.util
 import logging
 import os
 from types import ModuleType
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -49,6 +49,15 @@ TASK_KINDS: Dict[str, str] = {
     "audio_qa": "qa",
     "asr": "asr",
     "text_dialogue": "text",
+}
+# The headline metrics per task kind: the Summary of RESULTS.md and the
+# permutation test of the model's own outputs.
+KEY_METRICS: Dict[str, Tuple[str, ...]] = {
+    "generation": ("judge_overall",),
+    "captioning": ("cider_d", "bleu_4"),
+    "qa": ("accuracy",),
+    "text": ("accuracy",),
+    "asr": ("wer",),
 }
 _SHUFFLED_NOTE = (
     "shuffled outputs: the model's own {what}s, each scored as the answer to "
@@ -187,6 +196,18 @@ def score_generation(
     return result
 
 
+def _key_metrics(result: ScoreResult, kind: str) -> Dict[str, float]:
+    """The observed values of the kind's ``KEY_METRICS`` (the tested ones)."""
+    return {m: result.metrics[m] for m in KEY_METRICS[kind] if m in result.metrics}
+
+
+def _hypotheses_of(items: List[Dict[str, Any]], partner) -> List[Dict[str, Any]]:
+    """``items`` with item i's hypothesis replaced by item ``partner[i]``'s."""
+    return [
+        {**it, "hypothesis": items[j]["hypothesis"]} for it, j in zip(items, partner)
+    ]
+
+
 def _judge_shuffled(
     result: ScoreResult, judge: ModuleType, report: Dict[str, Any], ref_dir: str
 ) -> None:
@@ -202,7 +223,7 @@ def _judge_shuffled(
                     per_item, ref_dir, partner
                 )["overall"]
             },
-            {"judge_overall": result.metrics["judge_overall"]},
+            _key_metrics(result, "generation"),
             len(per_item),
         )
     )
@@ -266,13 +287,12 @@ def score_captioning(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
             "caption (fixed seeded derangement): in-distribution captions that "
             "ignore the audio"
         )
-        key = ("cider_d", "bleu_4")
         result.shuffled.update(
             chance.shuffled_outputs_test(
                 lambda partner: captioning.caption_metrics(
                     {k: hyps[ids[j]] for k, j in zip(ids, partner)}, refs
                 ),
-                {m: result.metrics[m] for m in key},
+                _key_metrics(result, "captioning"),
                 len(ids),
             )
         )
@@ -332,19 +352,14 @@ def score_qa_dir(
         if lonely:
             note += f" ({lonely} questions alone in their kind got another kind's)"
         result.notes.append(note)
-        kinds_list = [it["kind"] for it in items]
         result.shuffled.update(
             chance.shuffled_outputs_test(
-                lambda partner: answers.score_qa(
-                    [
-                        {**it, "hypothesis": items[j]["hypothesis"]}
-                        for it, j in zip(items, partner)
-                    ],
-                    vocab,
-                )[0],
-                {"accuracy": result.metrics["accuracy"]},
+                lambda partner: answers.score_qa(_hypotheses_of(items, partner), vocab)[
+                    0
+                ],
+                _key_metrics(result, "qa"),
                 len(items),
-                groups=kinds_list,
+                groups=[it["kind"] for it in items],
             )
         )
         result.notes.append(
@@ -385,7 +400,7 @@ def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
                 lambda partner: asr.error_rates(
                     ref_list, chance.shuffled_by(hyp_list, partner)
                 ),
-                {"wer": result.metrics["wer"]},
+                _key_metrics(result, "asr"),
                 len(ids),
             )
         )
@@ -427,12 +442,9 @@ def score_text(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
         result.shuffled.update(
             chance.shuffled_outputs_test(
                 lambda partner: answers.score_text_answers(
-                    [
-                        {**it, "hypothesis": items[j]["hypothesis"]}
-                        for it, j in zip(items, partner)
-                    ]
+                    _hypotheses_of(items, partner)
                 )[0],
-                {"accuracy": result.metrics["accuracy"]},
+                _key_metrics(result, "text"),
                 len(items),
                 groups=[r["kind"] for r in records],
             )

@@ -144,8 +144,9 @@ def _sentences(n: int, seed: int = 0) -> dict:
     }
 
 
-def test_asr_perfect_far_above_chance_shuffled_at_chance(tmp_path):
-    refs = _sentences(20)
+def _write_ref_ok_and_shuffled(tmp_path: Path, refs: dict) -> list:
+    """ref/, ok/ (the references) and shuf/ (the chance derangement) text
+    files; returns the sorted ids."""
     ids = sorted(refs)
     _write_kv(tmp_path / "ref" / "text", refs)
     _write_kv(tmp_path / "ok" / "text", refs)
@@ -153,6 +154,12 @@ def test_asr_perfect_far_above_chance_shuffled_at_chance(tmp_path):
     _write_kv(
         tmp_path / "shuf" / "text", {k: refs[ids[j]] for k, j in zip(ids, partner)}
     )
+    return ids
+
+
+def test_asr_perfect_far_above_chance_shuffled_at_chance(tmp_path):
+    refs = _sentences(20)
+    ids = _write_ref_ok_and_shuffled(tmp_path, refs)
     _write_kv(
         tmp_path / "roll" / "text", {k: refs[ids[i - 3]] for i, k in enumerate(ids)}
     )
@@ -177,13 +184,7 @@ def test_captioning_perfect_far_above_chance_shuffled_at_chance(tmp_path):
         f"while {rng.choice(things)}"
         for i in range(24)
     }
-    ids = sorted(refs)
-    _write_kv(tmp_path / "ref" / "text", refs)
-    _write_kv(tmp_path / "ok" / "text", refs)
-    partner = chance.derangement(len(ids))
-    _write_kv(
-        tmp_path / "shuf" / "text", {k: refs[ids[j]] for k, j in zip(ids, partner)}
-    )
+    _write_ref_ok_and_shuffled(tmp_path, refs)
     ref = str(tmp_path / "ref")
     ok = score("audio_caption", str(tmp_path / "ok"), ref)
     shuf = score("audio_caption", str(tmp_path / "shuf"), ref)
