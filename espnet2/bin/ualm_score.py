@@ -10,7 +10,8 @@ Example (mini recipe, from egs2/ualm/mini)::
         --eval asr exp/decode/asr/mini_speech_test data/mini_speech_test \\
         --decode_config conf/decode.yaml --judge local/judge.py \\
         --answer_words corpus/corpus_info.json \\
-        --probe_train_dir data/mini_sound_train
+        --probe_train_dir data/mini_sound_train \\
+        --caption_train_dir data/mini_sound_train
 
 Each ``--eval TASK HYP_DIR REF_DIR`` scores one task on one test set: HYP_DIR
 holds ``wav.scp`` (generated audio) and/or ``text`` (replies) keyed by the ids
@@ -26,7 +27,8 @@ not comparable to published numbers in every report.
 Every metric with a meaningful chance level gets one, computed on the same
 test set (``espnet2/ualm/scoring/chance.py``): text tasks score the references
 of other items (a fixed seeded derangement; QA within the question kind, text
-dialogue within the answer type), generated audio the judge's shuffled prompts.
+dialogue within the answer type), captions random training captions when
+``--caption_train_dir`` is given, generated audio the judge's shuffled prompts.
 At the end a summary (key metric, chance level, better than chance or not, one
 line per task and test set) is logged, printed and put at the top of RESULTS.md.
 
@@ -47,6 +49,7 @@ import yaml
 
 from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.scoring.data import (
+    caption_references,
     load_answer_words,
     load_audio,
     probe_labels,
@@ -259,6 +262,12 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON answer vocabulary per question kind (or corpus_info.json)",
     )
+    parser.add_argument(
+        "--caption_train_dir",
+        default=None,
+        help="data dir of the training captions (text, meta.jsonl): captioning's "
+        "chance level writes them without listening",
+    )
     parser.add_argument("--num_plot_clips", type=int, default=3)
     parser.add_argument(
         "--log_level", default="INFO", choices=("ERROR", "WARNING", "INFO", "DEBUG")
@@ -279,9 +288,12 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
     notes: List[str] = []
     models = build_models(args, notes)
     answer_words = load_answer_words(args.answer_words)
+    train_captions = (
+        caption_references(args.caption_train_dir) if args.caption_train_dir else None
+    )
     results: List[ScoreResult] = []
     for task, hyp_dir, ref_dir in args.eval:
-        result = score(task, hyp_dir, ref_dir, models, answer_words)
+        result = score(task, hyp_dir, ref_dir, models, answer_words, train_captions)
         if TASK_KINDS[task] == "generation":
             result.notes.extend(notes)
         result.decode_config = hyp_decode_config(hyp_dir)

@@ -16,5 +16,5 @@ cd "$(dirname "$0")"
     --decode_config conf/decode.yaml \
     --model_name ualm_mini \
     --enhancer_in_background true \
-    --score_opts "--judge local/judge.py --answer_words corpus/corpus_info.json --probe_train_dir dump/audio/mini_sound_train" \
+    --score_opts "--judge local/judge.py --answer_words corpus/corpus_info.json --probe_train_dir dump/audio/mini_sound_train --caption_train_dir dump/audio/mini_sound_train" \
     "$@"

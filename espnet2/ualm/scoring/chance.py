@@ -7,7 +7,10 @@ what a model that writes perfectly in-distribution text without listening
 would score:
 
 * ASR: another utterance's transcript (WER, CER, sentence error rate);
-* captioning: another clip's reference caption (every caption metric);
+* captioning: another clip's reference caption (every caption metric), or,
+  when the training captions are given, a random training clip's caption
+  (a test split may phrase its references in ways training never shows;
+  ``tasks.score_captioning``);
 * QA: another question's reference answer *of the same question kind*, which
   keeps the answer prior (what a model that knows the answer distribution but
   does not listen gets);

@@ -224,8 +224,9 @@ def write_results_md(
     lines += [
         "",
         "Chance: the same metric on the same test set for a model that ignores "
-        "its input (text tasks: another item's reference; generation: the "
-        "judge's shuffled prompts); see each task's notes. Own outputs "
+        "its input (text tasks: another item's reference; captions: training "
+        "captions when given; generation: the judge's shuffled prompts); see "
+        "each task's notes. Own outputs "
         "shuffled: this model's outputs each scored against another item "
         "(permutation test); 'depends on its input' when the score beats "
         f"that level with p < {SIGNIFICANCE}.",

@@ -94,6 +94,7 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
         + ["--eval", "asr", str(hyp / "asr"), str(data / "asr_test")]
         + ["--judge", JUDGE, "--answer_words", str(corpus_info)]
         + ["--probe_train_dir", str(data / "mini_sound_train"), "--num_plot_clips", "2"]
+        + ["--caption_train_dir", str(data / "mini_sound_train")]
     )  # fmt: skip
     ok, bad, qa, cap, txt, asr = results
     assert ok.metrics["clips"] == 10 and ok.metrics["missing"] == 2
@@ -125,6 +126,7 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
         cap.chance["bleu_4"] < 0.5
         and cap.chance["cider_d"] < 0.3 * cap.metrics["cider_d"]
     )
+    assert "a random training clip" in " ".join(cap.notes)  # --caption_train_dir
     assert txt.chance["accuracy"] < 0.5
     assert asr.chance["wer"] > asr.metrics["wer"]
 

@@ -196,6 +196,48 @@ def test_captioning_perfect_far_above_chance_shuffled_at_chance(tmp_path):
     assert ok.metrics["cider_d"] > 3 * ok.chance["cider_d"]
 
 
+def _phrased(contents: dict, phrasing: str) -> dict:
+    return {k: phrasing.format(v) for k, v in contents.items()}
+
+
+def test_caption_chance_from_training_captions(tmp_path):
+    """Test references in a phrasing training never shows: the chance level is
+    a random training caption's score (the other test references' level is
+    kept in the notes), and content in the training phrasing beats it."""
+    rng = np.random.default_rng(2)
+    things = ["dog barks", "bell rings", "car passes", "bird sings", "door shuts"]
+
+    def contents(n, prefix):
+        return {
+            f"{prefix}{i:03d}": f"{rng.choice(things)} and {rng.choice(things)}"
+            for i in range(n)
+        }
+
+    test = contents(30, "test")
+    refs = _phrased(test, "we hear that a {} in this recording")
+    _write_kv(tmp_path / "ref" / "text", refs)
+    _write_kv(tmp_path / "hyp" / "text", _phrased(test, "the sound of a {}"))
+    train = {
+        k: [v] for k, v in _phrased(contents(200, "tr"), "the sound of a {}").items()
+    }
+    ref, hyp = str(tmp_path / "ref"), str(tmp_path / "hyp")
+
+    with_train = score("audio_caption", hyp, ref, train_captions=train)
+    without = score("audio_caption", hyp, ref)
+    # without training captions: another test reference (known phrasing)
+    assert without.chance["cider_d"] > with_train.chance["cider_d"] + 0.5
+    assert without.metrics == with_train.metrics
+    assert with_train.metrics["cider_d"] > 3 * with_train.chance["cider_d"]
+    assert set(with_train.chance) == set(without.chance)
+    notes = " ".join(with_train.notes)
+    assert "random training clip (200 clips; mean of 10 seeded draws)" in notes
+    assert f"cider_d {without.chance['cider_d']:.4f}" in notes
+    assert "--caption_train_dir" in " ".join(without.notes)
+    # deterministic
+    again = score("audio_caption", hyp, ref, train_captions=train)
+    assert again.chance == with_train.chance
+
+
 def test_text_dialogue_chance_within_the_answer_type(tmp_path):
     answers = ["12", "7", "12", "elppa", "cat", "cat", "3", "seven"]
     ref = tmp_path / "ref"
