@@ -295,10 +295,13 @@ if [ "${enhancer_in_background}" = true ] && [ "${stage}" -le 7 ] \
         && [ "${stop_stage}" -ge 8 ]; then
     mkdir -p "${enhancer_exp}"
     log "Stage 8: enhancer starts in the background beside stages 6-7 (log ${enhancer_log})"
-    run_enhancer_stage > "${enhancer_log}" 2>&1 &
+    # Its own process group (job control on for this one job), so that a failed
+    # or interrupted run stops the whole job, the python it is running included.
+    set -m
+    run_enhancer_stage > "${enhancer_log}" 2>&1 < /dev/null &
     enhancer_pid=$!
-    # a failed or interrupted run stops the enhancer too
-    trap 'pkill -P "${enhancer_pid}" 2>/dev/null || true' EXIT
+    set +m
+    trap 'kill -- -"${enhancer_pid}" 2>/dev/null || true' EXIT
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -33,7 +34,7 @@ def _copy_recipe(dst: str) -> str:
     return dst
 
 
-def _run(setup: str, *args: str) -> str:
+def _run(setup: str, *args: str, expect_success: bool = True) -> str:
     env = dict(os.environ, UALM_MAIN_ROOT=ROOT)
     out = subprocess.run(
         ["bash", "run.sh", *args],
@@ -43,8 +44,24 @@ def _run(setup: str, *args: str) -> str:
         text=True,
         timeout=1200,
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    assert (out.returncode == 0) == expect_success, (
+        out.stdout[-3000:] + out.stderr[-5000:]
+    )
     return out.stdout + out.stderr
+
+
+def _processes_mentioning(text: str) -> list:
+    """Command lines of live processes that contain ``text``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            found.append(cmd)
+    return found
 
 
 @pytest.mark.integration
@@ -151,3 +168,33 @@ def test_mini_recipe_end_to_end(tmp_path):
         for f in os.listdir(os.path.join(d, "log"))
     ]
     assert shard_logs and all("already done, skipping" in s for s in shard_logs)
+
+    # The background enhancer's failure paths (stage 7 resumes its finished run).
+    # It fails: stage 8 stops the recipe and names its log.
+    log = _run(
+        setup,
+        "--stage", "7", "--stop_stage", "8",
+        "--train_unified_config", "conf/train_unified_fast.yaml",
+        "--enhancer_config", "conf/no_such_enhancer.yaml",
+        expect_success=False,
+    )  # fmt: skip
+    assert (
+        "stage 8 (enhancer, in the background) failed: see exp/enhancer/stage8.log"
+        in log
+    )
+    assert (
+        "conf/no_such_enhancer.yaml not found" in open(f"{enhancer}/stage8.log").read()
+    )
+    # LM training fails while the enhancer trains: the enhancer is stopped too.
+    log = _run(
+        setup,
+        "--stage", "7", "--stop_stage", "8",
+        "--train_unified_config", "conf/no_such_config.yaml",
+        "--enhancer_config", "conf/enhancer_fast.yaml",
+        "--enhancer_exp", "exp/enhancer_stopped",
+        expect_success=False,
+    )  # fmt: skip
+    assert "training config conf/no_such_config.yaml not found" in log
+    time.sleep(3)  # a surviving job would have started its trainer by now
+    assert _processes_mentioning("exp/enhancer_stopped") == []
+    assert not os.path.exists(f"{setup}/exp/enhancer_stopped/RESULTS.md")
