@@ -530,10 +530,20 @@ def main() -> None:
         help="only UALM (default settings) and MusicGen",
     )
     parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="weights and activations of both models (bfloat16: with "
+        "--no_ablations; the floor counts the bytes of this dtype)",
+    )
+    parser.add_argument(
         "--json",
         default=os.path.join(REPO, "bench", "results", "bench_generation.json"),
     )
     args = parser.parse_args()
+    if args.dtype != "float32" and not args.no_ablations:
+        parser.error("--dtype bfloat16 needs --no_ablations (the old generator)")
+    dtype = getattr(torch, args.dtype)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     import transformers
 
@@ -557,7 +567,7 @@ def main() -> None:
         builder.build_example("text_to_audio", {"caption": c}, prompt_only=True)
         for c in CAPTIONS
     ]
-    ualm = build_ualm(cfg, vocab)
+    ualm = build_ualm(cfg, vocab).to(dtype)
     fr = codec.frame_rate
     gens = {"ualm": UALMGenerator(ualm, tokenizer, frame_rate=fr)}
     if not args.no_ablations:
@@ -568,7 +578,7 @@ def main() -> None:
             ualm, tokenizer, frame_rate=fr, fast=False, prepack=False
         )
         gens["ualm_before"] = load_before_generator()(ualm, tokenizer, frame_rate=fr)
-    musicgen = build_musicgen(cfg, codec)
+    musicgen = build_musicgen(cfg, codec).to(dtype)
     n_params = {
         "ualm": sum(p.numel() for p in ualm.parameters()),
         "musicgen": sum(p.numel() for p in musicgen.parameters()),
@@ -576,7 +586,7 @@ def main() -> None:
     print(
         f"geometry from {cfg.codec_config}: {k} codebooks x {codec.codebook_size}, "
         f"{codec.frame_rate:g} Hz; clip {cfg.clip_seconds:g} s = {frames} frames; "
-        f"{args.threads} thread(s)\nmodels: hidden {cfg.hidden_size}, "
+        f"{args.threads} thread(s), {args.dtype}\nmodels: hidden {cfg.hidden_size}, "
         f"{cfg.num_layers} layers, {cfg.num_heads} heads; UALM (Qwen2, SwiGLU "
         f"{cfg.qwen2_intermediate}, vocabulary {vocab.size}) "
         f"{n_params['ualm'] / 1e6:.1f} M params; MusicGen decoder (ffn "
@@ -640,7 +650,8 @@ def main() -> None:
         nbytes = ualm_step_bytes(ualm, 2 * b, context[b])
         floor_ms = 1e3 * nbytes["total"] / (read_bw * 1e9)
         weights = nbytes["backbone_weights"] + nbytes["head_rows_needed"]
-        flops = 2 * 2 * b * weights / 4  # 2 FLOPs per weight per row, float32
+        # 2 FLOPs per weight per row
+        flops = 2 * 2 * b * weights / ualm.head_weight.element_size()
         floor[b] = {
             "bytes": nbytes,
             "mean_context": context[b],
@@ -742,6 +753,7 @@ def main() -> None:
                 "config": dataclasses.asdict(cfg),
                 "quick": args.quick,
                 "threads": args.threads,
+                "dtype": args.dtype,
                 "before_rev": None if args.no_ablations else BEFORE_REV,
                 "machine": {
                     "cpu": platform.processor() or platform.machine(),
