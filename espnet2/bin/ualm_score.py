@@ -288,9 +288,14 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
     notes: List[str] = []
     models = build_models(args, notes)
     answer_words = load_answer_words(args.answer_words)
-    train_captions = (
-        caption_references(args.caption_train_dir) if args.caption_train_dir else None
-    )
+    train_captions = None
+    if args.caption_train_dir:
+        text = os.path.join(args.caption_train_dir, "text")
+        if not os.path.isfile(text):
+            raise SystemExit(f"--caption_train_dir: {text} not found")
+        train_captions = caption_references(args.caption_train_dir)
+        if not any(train_captions.values()):
+            raise SystemExit(f"--caption_train_dir: no captions in {text}")
     results: List[ScoreResult] = []
     for task, hyp_dir, ref_dir in args.eval:
         result = score(task, hyp_dir, ref_dir, models, answer_words, train_captions)

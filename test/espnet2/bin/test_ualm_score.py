@@ -228,3 +228,15 @@ def test_unknown_task_and_missing_dirs(tmp_path):
         )
     shutil.rmtree(tmp_path)
     assert not os.path.exists(tmp_path)
+
+
+def test_caption_train_dir_must_hold_captions(hyps, tmp_path):
+    sound = str(hyps["data"] / "mini_sound_test")
+    cap = str(hyps["root"] / "cap")
+    base = ["--output_dir", str(tmp_path / "s"), "--eval", "audio_caption", cap, sound]
+    with pytest.raises(SystemExit, match="text not found"):
+        ualm_score.main(base + ["--caption_train_dir", str(tmp_path / "none")])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "text").write_text("")
+    with pytest.raises(SystemExit, match="no captions in"):
+        ualm_score.main(base + ["--caption_train_dir", str(tmp_path / "empty")])
