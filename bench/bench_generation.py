@@ -89,7 +89,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter, defaultdict
-from typing import Any, Callable, Dict, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 
@@ -219,18 +219,24 @@ def _nbytes(params: Iterable[Tuple[str, torch.Tensor]]) -> int:
     return sum(p.numel() * p.element_size() for _, p in params)
 
 
-def ualm_step_bytes(model: UALMModel, rows: int, context: float) -> Dict[str, float]:
+def ualm_step_bytes(
+    model: UALMModel, rows: int, context: float, weight_elem: Optional[int] = None
+) -> Dict[str, float]:
     """Bytes one decode step must read (``rows``: both CFG halves): backbone
     weights, each stream's codebook block of the head + stream 0's two closing
     rows (read once for both halves), the gathered embedding rows and the KV
-    cache at ``context`` positions."""
+    cache at ``context`` positions. ``weight_elem``: bytes per element of the
+    linear weights as the generator reads them (``--linear_dtype``)."""
     vocab, cfg = model.vocabulary, model.backbone.config
     dim = cfg.hidden_size
     elem = model.head_weight.element_size()
     base = model.backbone.base_model
-    layers = _nbytes(
-        (n, p) for n, p in base.named_parameters() if "embed_tokens" not in n
+    layers = (
+        _nbytes((n, p) for n, p in base.named_parameters() if "embed_tokens" not in n)
+        * (weight_elem or elem)
+        // elem
     )
+    elem_kv, elem = elem, weight_elem or elem
     kv_dim = cfg.num_key_value_heads * (dim // cfg.num_attention_heads)
     needed_heads = (vocab.n_codebooks * vocab.codebook_stride + 2) * dim * elem
     # cond and uncond: separate matmuls, stream 0 over the whole vocabulary
@@ -242,8 +248,8 @@ def ualm_step_bytes(model: UALMModel, rows: int, context: float) -> Dict[str, fl
     out = {
         "backbone_weights": layers,
         "head_rows_needed": needed_heads + model.stream_embeddings.numel() * elem,
-        "embedding_rows": rows * vocab.n_codebooks * dim * elem,
-        "kv_cache": cfg.num_hidden_layers * 2 * rows * context * kv_dim * elem,
+        "embedding_rows": rows * vocab.n_codebooks * dim * elem_kv,
+        "kv_cache": cfg.num_hidden_layers * 2 * rows * context * kv_dim * elem_kv,
         "head_rows_as_implemented": implemented_heads,
         "head_rows_before": before_heads,
     }
@@ -540,10 +546,19 @@ def main() -> None:
         "--json",
         default=os.path.join(REPO, "bench", "results", "bench_generation.json"),
     )
+    parser.add_argument(
+        "--linear_dtype",
+        default=None,
+        choices=("bfloat16",),
+        help="UALM's prepacked linear weights in this dtype, the rest in --dtype "
+        "(UALMGenerator(linear_weight_dtype=...)); the floor counts them so",
+    )
     args = parser.parse_args()
     if args.dtype != "float32" and not args.no_ablations:
         parser.error("--dtype bfloat16 needs --no_ablations (the old generator)")
     dtype = getattr(torch, args.dtype)
+    linear_dtype = getattr(torch, args.linear_dtype) if args.linear_dtype else None
+    weight_elem = None if linear_dtype is None else linear_dtype.itemsize
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     import transformers
 
@@ -569,7 +584,11 @@ def main() -> None:
     ]
     ualm = build_ualm(cfg, vocab).to(dtype)
     fr = codec.frame_rate
-    gens = {"ualm": UALMGenerator(ualm, tokenizer, frame_rate=fr)}
+    gens = {
+        "ualm": UALMGenerator(
+            ualm, tokenizer, frame_rate=fr, linear_weight_dtype=linear_dtype
+        )
+    }
     if not args.no_ablations:
         gens["ualm_no_prepack"] = UALMGenerator(
             ualm, tokenizer, frame_rate=fr, prepack=False
@@ -586,7 +605,9 @@ def main() -> None:
     print(
         f"geometry from {cfg.codec_config}: {k} codebooks x {codec.codebook_size}, "
         f"{codec.frame_rate:g} Hz; clip {cfg.clip_seconds:g} s = {frames} frames; "
-        f"{args.threads} thread(s), {args.dtype}\nmodels: hidden {cfg.hidden_size}, "
+        f"{args.threads} thread(s), {args.dtype}"
+        f"{', linear weights ' + args.linear_dtype if linear_dtype else ''}\n"
+        f"models: hidden {cfg.hidden_size}, "
         f"{cfg.num_layers} layers, {cfg.num_heads} heads; UALM (Qwen2, SwiGLU "
         f"{cfg.qwen2_intermediate}, vocabulary {vocab.size}) "
         f"{n_params['ualm'] / 1e6:.1f} M params; MusicGen decoder (ffn "
@@ -647,11 +668,11 @@ def main() -> None:
     ratios = {b: results["ualm"][b]["fps_over_musicgen"] for b in cfg.batch_sizes}
     floor: Dict[int, Dict[str, Any]] = {}
     for b in cfg.batch_sizes:
-        nbytes = ualm_step_bytes(ualm, 2 * b, context[b])
+        nbytes = ualm_step_bytes(ualm, 2 * b, context[b], weight_elem)
         floor_ms = 1e3 * nbytes["total"] / (read_bw * 1e9)
         weights = nbytes["backbone_weights"] + nbytes["head_rows_needed"]
         # 2 FLOPs per weight per row
-        flops = 2 * 2 * b * weights / ualm.head_weight.element_size()
+        flops = 2 * 2 * b * weights / (weight_elem or ualm.head_weight.element_size())
         floor[b] = {
             "bytes": nbytes,
             "mean_context": context[b],
@@ -754,6 +775,7 @@ def main() -> None:
                 "quick": args.quick,
                 "threads": args.threads,
                 "dtype": args.dtype,
+                "linear_dtype": args.linear_dtype,
                 "before_rev": None if args.no_ablations else BEFORE_REV,
                 "machine": {
                     "cpu": platform.processor() or platform.machine(),

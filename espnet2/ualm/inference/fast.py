@@ -145,31 +145,51 @@ def linear_fn(
     bias: Optional[torch.Tensor],
     rows: int,
     prepack: bool = True,
+    weight_dtype: Optional[torch.dtype] = None,
 ) -> Tuple[LinearFn, str]:
     """``x -> x W^T + b`` for inputs of about ``rows`` rows, and its kind.
 
     With ``prepack`` on a CPU float32/bfloat16 weight: oneDNN-prepacked
     (checked once against ``F.linear``); otherwise ``F.linear``.
+    ``weight_dtype=torch.bfloat16`` (with ``prepack``, on CPU): a bfloat16
+    copy is packed and the input cast to it, the output cast back, so only
+    the matmul runs in bfloat16 (``bench/bench_decode_matmul.py``: it streams
+    its weight ~1.5-2x faster than float32's best kernel on one core).
     """
     weight = weight.detach()
     bias = None if bias is None else bias.detach()
+    out_dtype = weight.dtype
+    if prepack and weight_dtype is not None and weight_dtype != weight.dtype:
+        weight = weight.to(weight_dtype)
+        bias = None if bias is None else bias.to(weight_dtype)
     if prepack and _mkldnn_usable(weight):
         try:
             packed = torch.ops.mkldnn._reorder_linear_weight(weight, max(rows, 1))
             op = torch.ops.mkldnn._linear_pointwise
 
-            def packed_fn(x: torch.Tensor) -> torch.Tensor:
-                return op(x, packed, bias, "none", [], "")
+            if weight.dtype == out_dtype:
+
+                def packed_fn(x: torch.Tensor) -> torch.Tensor:
+                    return op(x, packed, bias, "none", [], "")
+
+            else:
+
+                def packed_fn(x: torch.Tensor) -> torch.Tensor:
+                    y = op(x.to(weight.dtype), packed, bias, "none", [], "")
+                    return y.to(out_dtype)
 
             probe = torch.randn(
-                max(rows, 1), weight.shape[1], dtype=weight.dtype, device=weight.device
+                max(rows, 1), weight.shape[1], dtype=out_dtype, device=weight.device
             )
-            got, want = packed_fn(probe).float(), F.linear(probe, weight, bias).float()
+            got = packed_fn(probe).float()
+            want = F.linear(probe.to(weight.dtype), weight, bias).float()
             tol = 1e-3 if weight.dtype == torch.float32 else 5e-2
             if got.shape == want.shape and torch.allclose(
                 got, want, rtol=tol, atol=tol * float(want.abs().max() + 1)
             ):
-                return packed_fn, "onednn"
+                return packed_fn, "onednn" + (
+                    "" if weight.dtype == out_dtype else f"-{str(weight.dtype)[6:]}"
+                )
             logging.warning("oneDNN-prepacked linear disagrees with F.linear: not used")
         except (RuntimeError, AttributeError) as err:  # pragma: no cover - platform
             logging.warning(f"oneDNN-prepacked linear unavailable ({err}): F.linear")
@@ -222,7 +242,10 @@ def fast_backbone_unsupported(model: UALMModel) -> Optional[str]:
 
 
 def _stacked_linear(
-    linears: Sequence[torch.nn.Linear], rows: int, prepack: bool
+    linears: Sequence[torch.nn.Linear],
+    rows: int,
+    prepack: bool,
+    weight_dtype: Optional[torch.dtype] = None,
 ) -> Tuple[LinearFn, str]:
     """The outputs of ``linears`` (same input) concatenated, as one function.
 
@@ -242,7 +265,7 @@ def _stacked_linear(
                     for b, w in zip(biases, weights)
                 ]
             )
-        return linear_fn(torch.cat(weights), bias, rows, prepack)
+        return linear_fn(torch.cat(weights), bias, rows, prepack, weight_dtype)
     parts = [linear_fn(m.weight, m.bias, rows, prepack=False)[0] for m in linears]
     return (lambda x: torch.cat([f(x) for f in parts], dim=-1)), "linear"
 
@@ -250,14 +273,19 @@ def _stacked_linear(
 class _Layer:
     """One decoder layer's prepared weights."""
 
-    def __init__(self, layer, rows: int, prepack: bool):
+    def __init__(
+        self, layer, rows: int, prepack: bool, weight_dtype: Optional[torch.dtype]
+    ):
         attn, mlp = layer.self_attn, layer.mlp
+        wd = weight_dtype
         self.qkv, self.kind = _stacked_linear(
-            (attn.q_proj, attn.k_proj, attn.v_proj), rows, prepack
+            (attn.q_proj, attn.k_proj, attn.v_proj), rows, prepack, wd
         )
-        self.o, _ = linear_fn(attn.o_proj.weight, None, rows, prepack)
-        self.gate_up, _ = _stacked_linear((mlp.gate_proj, mlp.up_proj), rows, prepack)
-        self.down, _ = linear_fn(mlp.down_proj.weight, None, rows, prepack)
+        self.o, _ = linear_fn(attn.o_proj.weight, None, rows, prepack, wd)
+        self.gate_up, _ = _stacked_linear(
+            (mlp.gate_proj, mlp.up_proj), rows, prepack, wd
+        )
+        self.down, _ = linear_fn(mlp.down_proj.weight, None, rows, prepack, wd)
         self.intermediate = mlp.gate_proj.weight.shape[0]
         self.n_q = attn.q_proj.weight.shape[0] // attn.head_dim
         self.n_kv = attn.k_proj.weight.shape[0] // attn.head_dim
@@ -277,13 +305,21 @@ class FastBackbone:
     (0, or -inf on left padding) in the model dtype, or ``None``.
     """
 
-    def __init__(self, model: UALMModel, rows: int, prepack: bool = True):
+    def __init__(
+        self,
+        model: UALMModel,
+        rows: int,
+        prepack: bool = True,
+        weight_dtype: Optional[torch.dtype] = None,
+    ):
         why = fast_backbone_unsupported(model)
         if why:
             raise ValueError(f"FastBackbone does not support this backbone: {why}")
         base = model.backbone.base_model
         self.base = base
-        self.layers = [_Layer(layer, rows, prepack) for layer in base.layers]
+        self.layers = [
+            _Layer(layer, rows, prepack, weight_dtype) for layer in base.layers
+        ]
         self.linear_kind = self.layers[0].kind if self.layers else "linear"
         self.n_kv = self.layers[0].n_kv
         if any(layer.n_kv != self.n_kv for layer in self.layers):
@@ -382,7 +418,13 @@ class AudioHeads:
     its vocabulary id.
     """
 
-    def __init__(self, model: UALMModel, rows: int, prepack: bool = True):
+    def __init__(
+        self,
+        model: UALMModel,
+        rows: int,
+        prepack: bool = True,
+        weight_dtype: Optional[torch.dtype] = None,
+    ):
         vocab = model.vocabulary
         k, stride = vocab.n_codebooks, vocab.codebook_stride
         self.n_streams, self.codebook_size = k, vocab.codebook_size
@@ -398,7 +440,9 @@ class AudioHeads:
         bias = torch.einsum("kwd,kd->kw", fused, shift)
         self.weight = fused.reshape(k * self.width, dim)
         self.bias = bias.reshape(-1)
-        self.linear, self.kind = linear_fn(self.weight, self.bias, rows, prepack)
+        self.linear, self.kind = linear_fn(
+            self.weight, self.bias, rows, prepack, weight_dtype
+        )
         device = weight.device
         never = torch.zeros(k, self.width, dtype=torch.bool, device=device)
         never[:, stride - 1] = True  # pads
@@ -437,9 +481,16 @@ class WeightCache:
     does not repack every call).
     """
 
-    def __init__(self, model: UALMModel, prepack: bool = True, keep: int = 2):
+    def __init__(
+        self,
+        model: UALMModel,
+        prepack: bool = True,
+        keep: int = 2,
+        weight_dtype: Optional[torch.dtype] = None,
+    ):
         self.model = model
         self.prepack = prepack
+        self.weight_dtype = weight_dtype
         self.keep = keep
         self._entries: Dict[Tuple, object] = {}
         self._stamp: Optional[Tuple] = None
@@ -464,10 +515,8 @@ class WeightCache:
         key = (kind, rows)
         entry = self._entries.pop(key, None)
         if entry is None:
-            if kind == "backbone":
-                entry = FastBackbone(self.model, rows, self.prepack)
-            else:
-                entry = AudioHeads(self.model, rows, self.prepack)
+            cls = FastBackbone if kind == "backbone" else AudioHeads
+            entry = cls(self.model, rows, self.prepack, self.weight_dtype)
         self._entries[key] = entry  # most recent last
         same_kind = [k for k in self._entries if k[0] == kind]
         for old in same_kind[: -self.keep]:

@@ -175,6 +175,11 @@ class UALMGenerator:
         prepack: on CPU, oneDNN-prepacked copies of the backbone's and the
             audio heads' linear weights (float32/bfloat16; rebuilt when a
             weight changes).
+        linear_weight_dtype: with ``prepack`` on CPU, the dtype of those
+            copies (``torch.bfloat16`` for a float32 model: the fast path's
+            matmuls run in bfloat16, everything else in the model's dtype;
+            the tokens may then differ from float32 decoding). ``None``: the
+            model's dtype.
 
     Audio steps compute every stream's logits in one matmul (``AudioHeads``)
     over both CFG halves, guide them once and sample all streams of all
@@ -189,10 +194,13 @@ class UALMGenerator:
         frame_rate: Optional[float] = None,
         fast: bool = True,
         prepack: bool = True,
+        linear_weight_dtype: Optional[torch.dtype] = None,
     ):
         self.model = model
         self.fast = bool(fast)
-        self.weights = WeightCache(model, prepack=prepack)
+        self.weights = WeightCache(
+            model, prepack=prepack, weight_dtype=linear_weight_dtype
+        )
         self.vocab: UALMVocabulary = model.vocabulary
         self.tokenizer = tokenizer
         self.frame_rate = None if frame_rate is None else float(frame_rate)

@@ -188,3 +188,34 @@ def test_float32_generation_with_prepacked_weights(model32, tokenizer, t2a_promp
     for prompt, result in zip(t2a_prompts, batched):
         (alone,) = gen.generate([prompt], **SHORT, **config)
         assert torch.equal(alone.ids, result.ids)
+
+
+@pytest.mark.skipif(
+    not torch.backends.mkldnn.is_available(), reason="oneDNN (CPU) only"
+)
+def test_bfloat16_linear_weights_of_a_float32_model(model32, tokenizer, t2a_prompts):
+    """``linear_weight_dtype=bfloat16``: the matmuls run on bfloat16 copies,
+    inputs and outputs stay float32, the step stays close to float32's, and
+    generation runs (batched == one by one)."""
+    w, b = torch.randn(40, 24), torch.randn(40)
+    fn, kind = linear_fn(w, b, rows=4, weight_dtype=torch.bfloat16)
+    x = torch.randn(4, 24)
+    y = fn(x)
+    assert kind == "onednn-bfloat16" and y.dtype == torch.float32
+    ref = torch.nn.functional.linear(x, w, b)
+    assert torch.allclose(y, ref, atol=0.05 * float(ref.abs().max()))
+    assert not torch.equal(y, ref)  # it did run in bfloat16
+    cache = WeightCache(model32, weight_dtype=torch.bfloat16)
+    assert cache.backbone(2).linear_kind == "onednn-bfloat16"
+    bf16 = _steps(model32, t2a_prompts, 6, weights=cache)
+    f32 = _steps(model32, t2a_prompts, 6, weights=WeightCache(model32))
+    assert bf16.dtype == torch.float32
+    assert 0 < (bf16 - f32).norm() < 0.05 * f32.norm()
+    gen = UALMGenerator(
+        model32, tokenizer, frame_rate=25.0, linear_weight_dtype=torch.bfloat16
+    )
+    config = dict(modalities="audio", audio_sampling=GREEDY, text_sampling=GREEDY)
+    batched = gen.generate(t2a_prompts, **SHORT, **config)
+    for prompt, result in zip(t2a_prompts, batched):
+        (alone,) = gen.generate([prompt], **SHORT, **config)
+        assert torch.equal(alone.ids, result.ids)

@@ -136,6 +136,20 @@ def test_decode_settings_reject_unknown_keys():
     assert s.text_sampling.temperature == 0.5
 
 
+def test_bfloat16_linear_weights_setting(ualm):
+    """``linear_weight_dtype: bfloat16`` reaches the generator (its own, the
+    original keeps float32) and still generates; other values are rejected."""
+    with pytest.raises(ValueError, match="linear_weight_dtype"):
+        DecodeSettings.from_dict({"linear_weight_dtype": "float16"})
+    fast = ualm.with_settings(linear_weight_dtype="bfloat16")
+    assert fast.generator is not ualm.generator
+    assert fast.generator.weights.weight_dtype == torch.bfloat16
+    assert ualm.generator.weights.weight_dtype is None
+    assert ualm.with_settings(seed=3).generator is ualm.generator
+    out = fast.generate_audio(["one beep"], enhancer="none")[0]
+    assert out.ok and out.codes.shape[0] > 0
+
+
 def test_beam_search_for_text(ualm, clip):
     out = ualm.caption([clip], beam_size=3)[0]
     assert out.ok and isinstance(out.text, str)
