@@ -150,46 +150,47 @@ def linear_fn(
     """``x -> x W^T + b`` for inputs of about ``rows`` rows, and its kind.
 
     With ``prepack`` on a CPU float32/bfloat16 weight: oneDNN-prepacked
-    (checked once against ``F.linear``); otherwise ``F.linear``.
-    ``weight_dtype=torch.bfloat16`` (with ``prepack``, on CPU): a bfloat16
-    copy is packed and the input cast to it, the output cast back, so only
-    the matmul runs in bfloat16 (``bench/bench_decode_matmul.py``: it streams
-    its weight ~1.5-2x faster than float32's best kernel on one core).
+    (checked once against ``F.linear``); otherwise ``F.linear`` on the weight
+    as it is. ``weight_dtype=torch.bfloat16`` (with ``prepack``, on CPU): a
+    bfloat16 copy is packed, the input cast to it and the output cast back,
+    so only the matmul runs in bfloat16 (``bench/bench_decode_matmul.py``: it
+    streams its weight ~1.5-2x faster than float32's best kernel on one core).
     """
     weight = weight.detach()
     bias = None if bias is None else bias.detach()
-    out_dtype = weight.dtype
-    if prepack and weight_dtype is not None and weight_dtype != weight.dtype:
-        weight = weight.to(weight_dtype)
-        bias = None if bias is None else bias.to(weight_dtype)
-    if prepack and _mkldnn_usable(weight):
+    dtype = weight.dtype if weight_dtype is None else weight_dtype
+    if (
+        prepack
+        and _mkldnn_usable(weight)
+        and _mkldnn_usable(weight.new_empty(0, dtype=dtype))
+    ):
         try:
-            packed = torch.ops.mkldnn._reorder_linear_weight(weight, max(rows, 1))
+            w = weight.to(dtype)
+            b = None if bias is None else bias.to(dtype)
+            packed = torch.ops.mkldnn._reorder_linear_weight(w, max(rows, 1))
             op = torch.ops.mkldnn._linear_pointwise
 
-            if weight.dtype == out_dtype:
+            if dtype == weight.dtype:
 
                 def packed_fn(x: torch.Tensor) -> torch.Tensor:
-                    return op(x, packed, bias, "none", [], "")
+                    return op(x, packed, b, "none", [], "")
 
-            else:
+            else:  # only the matmul in ``dtype``
 
                 def packed_fn(x: torch.Tensor) -> torch.Tensor:
-                    y = op(x.to(weight.dtype), packed, bias, "none", [], "")
-                    return y.to(out_dtype)
+                    return op(x.to(dtype), packed, b, "none", [], "").to(x.dtype)
 
             probe = torch.randn(
-                max(rows, 1), weight.shape[1], dtype=out_dtype, device=weight.device
+                max(rows, 1), w.shape[1], dtype=weight.dtype, device=w.device
             )
             got = packed_fn(probe).float()
-            want = F.linear(probe.to(weight.dtype), weight, bias).float()
-            tol = 1e-3 if weight.dtype == torch.float32 else 5e-2
+            want = F.linear(probe.to(dtype), w, b).float()
+            tol = 1e-3 if dtype == torch.float32 else 5e-2
             if got.shape == want.shape and torch.allclose(
                 got, want, rtol=tol, atol=tol * float(want.abs().max() + 1)
             ):
-                return packed_fn, "onednn" + (
-                    "" if weight.dtype == out_dtype else f"-{str(weight.dtype)[6:]}"
-                )
+                suffix = "" if dtype == weight.dtype else "-" + str(dtype).split(".")[1]
+                return packed_fn, "onednn" + suffix
             logging.warning("oneDNN-prepacked linear disagrees with F.linear: not used")
         except (RuntimeError, AttributeError) as err:  # pragma: no cover - platform
             logging.warning(f"oneDNN-prepacked linear unavailable ({err}): F.linear")

@@ -205,6 +205,12 @@ def test_bfloat16_linear_weights_of_a_float32_model(model32, tokenizer, t2a_prom
     ref = torch.nn.functional.linear(x, w, b)
     assert torch.allclose(y, ref, atol=0.05 * float(ref.abs().max()))
     assert not torch.equal(y, ref)  # it did run in bfloat16
+    # where it cannot pack (prepack off, a float64 weight), the weight is used
+    # as it is, with no dtype clash
+    plain, kind = linear_fn(w, b, rows=4, prepack=False, weight_dtype=torch.bfloat16)
+    assert kind == "linear" and torch.equal(plain(x), ref)
+    f64, kind = linear_fn(w.double(), None, rows=4, weight_dtype=torch.bfloat16)
+    assert kind == "linear" and f64(x.double()).dtype == torch.float64
     cache = WeightCache(model32, weight_dtype=torch.bfloat16)
     assert cache.backbone(2).linear_kind == "onednn-bfloat16"
     bf16 = _steps(model32, t2a_prompts, 6, weights=cache)
