@@ -51,8 +51,10 @@ the backbone, not a UALM cost).
 What-ifs (same model and weights): the other ``audio_softmax`` (``audio``:
 streams 1..K-1 over all 8,200 audio rows, the default before), the step
 without the encoder (features precomputed: the placeholders' rows stand
-in), and the loss in one chunk (no checkpoint recomputation) when some
-``linear_cross_entropy`` call has more rows than ``logits_chunk_size``.
+in), the step under bfloat16 autocast (the model's ``autocast_dtype``;
+matmuls in bfloat16, the loss in float32), and the loss in one chunk
+(no checkpoint recomputation) when some ``linear_cross_entropy`` call
+has more rows than ``logits_chunk_size``.
 
 Batch (``make_rows``): rows packed to exactly ``T`` positions with
 text-to-audio (caption -> codes; clips 10 s at 50 Hz, 15 % shorter), audio
@@ -62,12 +64,12 @@ their share; a text dialogue fills each row's end. Text: random words of a
 word-level tokenizer.
 
 Shapes: ``mini``: the mini recipe's default training config, read from
-``egs2/ualm/mini/conf/train_unified.yaml``: Qwen2 hidden 256, 4 layers, 4
-heads (2 KV), MLP 1024, untied head; its Whisper encoder (d 128, 2 layers,
-80 mels, 4 s windows) and MLP adapter; its ``model_conf`` (CFG dropout
-0.05, ``audio_softmax``); its batch (``rows_per_batch`` x
-``max_tokens_per_row``: 2 x 1024); text vocabulary 1,000 (the recipe's BPE
-size). ``qwen0.5b-2l``: Qwen2.5-0.5B's width (896, 14 heads / 2 KV, MLP
+``egs2/ualm/mini/conf/train_unified.yaml``: its Qwen2 backbone (hidden 256,
+4 layers, 4 heads / 2 KV, MLP 1024, tied head when this was written), its
+Whisper encoder and MLP adapter, its ``model_conf`` but ``autocast_dtype``
+(float32 like the HF step; the what-if has it), its batch (``rows_per_batch``
+x ``max_tokens_per_row``); text vocabulary 1,000 (the recipe's BPE size).
+``qwen0.5b-2l``: Qwen2.5-0.5B's width (896, 14 heads / 2 KV, MLP
 4864, 151,936 text rows, tied head) cut to 2 layers, random weights, 1 x
 512 positions (its 160k-row head makes a step ~5-7 CPU-s), Whisper-tiny's
 encoder shape (d 384, 4 layers, 30 s windows), CFG dropout 0.05 (release).
@@ -127,7 +129,12 @@ def mini_shape(path: str = MINI_CONFIG) -> Dict:
         length=int(conf["max_tokens_per_row"]),
         encoder=encoder,
         adapter={"type": conf.get("audio_adapter", "mlp")},
-        model_conf=dict(conf.get("model_conf") or {}),
+        # float32 like the HF step; the what-if runs the config's autocast
+        model_conf={
+            k: v
+            for k, v in (conf.get("model_conf") or {}).items()
+            if k != "autocast_dtype"
+        },
         config=os.path.relpath(path, REPO),
     )
 
@@ -495,15 +502,16 @@ def bench_shape(name: str, args) -> Dict:
         _clear(hf)
         hf(**hf_batch, use_cache=False).loss.backward()
 
-    def ualm_step_softmax(softmax, b=batch):
-        """The model with another ``audio_softmax`` (same weights)."""
+    def ualm_step_with(option: str, value, b=batch):
+        """The model with one option set otherwise (same weights)."""
 
         def run():
-            default, model.audio_softmax = model.audio_softmax, softmax
+            default = getattr(model, option)
+            setattr(model, option, value)
             try:
                 ualm_step(b)
             finally:
-                model.audio_softmax = default
+                setattr(model, option, default)
 
         return run
 
@@ -514,10 +522,14 @@ def bench_shape(name: str, args) -> Dict:
     other_softmax = "audio" if model.audio_softmax == "codebook" else "codebook"
     e2e = {"hf": hf_step, "ualm": ualm_step}
     if args.what_if:
-        e2e[f"ualm_{other_softmax}_softmax"] = ualm_step_softmax(other_softmax)
+        e2e[f"ualm_{other_softmax}_softmax"] = ualm_step_with(
+            "audio_softmax", other_softmax
+        )
         if model.audio_encoder is not None:
             # encoder features precomputed: the placeholders' own rows stand in
             e2e["ualm_no_encoder"] = lambda: ualm_step(no_audio)
+        if model.autocast_dtype is None:
+            e2e["ualm_bf16_autocast"] = ualm_step_with("autocast_dtype", "bfloat16")
     times = run_interleaved(e2e, args.repeats, args.warmup)
 
     # ---- parts, each against its HF counterpart, forward + backward ----
@@ -607,6 +619,7 @@ E2E_LABELS = {
     "ualm_audio_softmax": "what-if: streams over all audio ids",
     "ualm_codebook_softmax": "what-if: streams over own codebook",
     "ualm_no_encoder": "what-if: encoder features given",
+    "ualm_bf16_autocast": "what-if: autocast_dtype bfloat16",
 }
 PART_LABELS = {
     "embed": "input embeddings: sum of K streams",

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.model.cfg_dropout import drop_condition, example_index
@@ -280,3 +281,39 @@ def test_audio_softmax_option(make_model, examples, vocab, direct_loss):
     torch.testing.assert_close(loss[0].double(), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="audio_softmax"):
         make_model(audio_softmax="full")
+
+
+def test_bfloat16_autocast_option(make_model, examples):
+    """Matmuls in bfloat16, the loss and every gradient in float32, and the
+    same loss and gradient directions as the float32 step (same weights)."""
+    t2a, cap, dialogue, waves = examples
+    batch = collate_sequences([[t2a], [cap, dialogue]], waves)
+    with pytest.raises(ValueError, match="autocast_dtype"):
+        make_model(autocast_dtype="float16")
+    plain = make_model().train()
+    amp = make_model(seed=1, autocast_dtype="bfloat16").train()
+    amp.load_state_dict(plain.state_dict())
+    dtypes = []
+    amp.backbone.model.layers[0].self_attn.q_proj.register_forward_hook(
+        lambda module, inputs, output: dtypes.append(output.dtype)
+    )
+    losses = {}
+    for name, model in (("amp", amp), ("plain", plain)):
+        torch.manual_seed(0)  # the same CFG dropout draw
+        losses[name] = model(**batch)[0]
+        losses[name].sum().backward()
+    assert dtypes == [torch.bfloat16]
+    assert losses["amp"].dtype == torch.float32
+    torch.testing.assert_close(losses["amp"], losses["plain"], rtol=0.02, atol=0.0)
+    n_compared = 0
+    for (name, p_amp), p_plain in zip(amp.named_parameters(), plain.parameters()):
+        assert (p_amp.grad is None) == (p_plain.grad is None), name
+        if p_plain.grad is None or not p_plain.grad.any():
+            continue
+        assert p_amp.dtype == p_amp.grad.dtype == torch.float32, name
+        cosine = F.cosine_similarity(
+            p_amp.grad.flatten(), p_plain.grad.flatten(), dim=0
+        )
+        assert cosine > 0.98, (name, float(cosine))
+        n_compared += 1
+    assert n_compared > 20
