@@ -292,16 +292,28 @@ run_enhancer_stage() {
 # Stage 8 needs only stages 2 and 4, and LM training (stages 6-7) keeps one
 # core busy (OMP_NUM_THREADS=1): with --enhancer_in_background true the
 # enhancer trains on the other core meanwhile; stage 8 then waits for it.
+# When the enhancer is done it writes the cores this job may use into
+# ${lm_threads_file}, and the LM takes those threads from its next epoch on
+# (ualm_train --num_threads_file). nproc without OMP_NUM_THREADS, which it
+# would report instead.
 enhancer_pid=""
 enhancer_log=${enhancer_exp}/stage8.log
+lm_threads_file=${enhancer_exp}/lm_num_threads
 if [ "${enhancer_in_background}" = true ] && [ "${stage}" -le 7 ] \
         && [ "${stop_stage}" -ge 8 ]; then
     mkdir -p "${enhancer_exp}"
+    rm -f "${lm_threads_file}"
+    train_args+=" --num_threads_file ${lm_threads_file}"
     log "Stage 8: enhancer starts in the background beside stages 6-7 (log ${enhancer_log})"
     # Its own process group (job control on for this one job), so that a failed
     # or interrupted run stops the whole job, the python it is running included.
     set -m
-    run_enhancer_stage > "${enhancer_log}" 2>&1 < /dev/null &
+    # (a list, not "&&": errexit must stay on inside run_enhancer_stage)
+    {
+        run_enhancer_stage
+        env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc > "${lm_threads_file}"
+    } \
+        > "${enhancer_log}" 2>&1 < /dev/null &
     enhancer_pid=$!
     set +m
     trap 'kill -- -"${enhancer_pid}" 2>/dev/null || true' EXIT

@@ -89,6 +89,7 @@ from espnet2.ualm.train.sampler import (
     RankSampler,
     shard_batches,
 )
+from espnet2.ualm.train.threads import ThreadCountFromFile
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool, str_or_none
@@ -351,6 +352,15 @@ class UALMTask(AbsTask):
             help="YAML file (or mapping) of extra task templates",
         )
 
+        group.add_argument(
+            "--num_threads_file",
+            type=str_or_none,
+            default=None,
+            help="a file holding a thread count: read at the start of every "
+            "training epoch and, once it exists, the intra-op threads are set to "
+            "it (ualm.sh writes it when the background enhancer is done, handing "
+            "its core to the LM; espnet2/ualm/train/threads.py)",
+        )
         group = parser.add_argument_group(description="UALM data related")
         group.add_argument(
             "--train_manifest_dir",
@@ -678,7 +688,7 @@ class UALMTask(AbsTask):
             if world_size > 1:
                 batches = shard_batches(batches, rank, world_size)
         logging.info(f"[{mode}] {dataset}; batches: {batches!r:.300}")
-        return SequenceIterFactory(
+        factory = SequenceIterFactory(
             dataset=dataset,
             batches=batches,
             seed=args.seed,
@@ -688,3 +698,6 @@ class UALMTask(AbsTask):
             collate_fn=cls.build_collate_fn(args, train=mode == "train"),
             pin_memory=args.ngpu > 0,
         )
+        if mode == "train" and getattr(args, "num_threads_file", None):
+            return ThreadCountFromFile(factory, args.num_threads_file)
+        return factory

@@ -25,6 +25,7 @@ from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 from espnet2.ualm.train.dataset import AudioInputGeometry, sources_of_batch
 from espnet2.ualm.train.sampler import ROW_SEP
+from espnet2.ualm.train.threads import ThreadCountFromFile
 from espnet2.ualm.train.tiny_corpus import (
     tiny_train_args,
     tiny_train_config,
@@ -139,6 +140,27 @@ def test_iterators_pack_bucket_and_single_dataset_validation(corpus, tmp_path):
         seen += keys
     manifests = glob.glob(os.path.join(corpus["manifests_train"], "tiny_*.json"))
     assert len(seen) == sum(json.load(open(m))["num_examples"] for m in manifests)
+
+
+def test_train_iterator_takes_the_threads_the_file_names(corpus, tmp_path):
+    threads_file = tmp_path / "lm_num_threads"
+    args = _args(corpus, tmp_path, "--num_threads_file", str(threads_file))
+    UALMTask.build_vocabulary(args)
+    single = DistributedOption()
+    assert not isinstance(
+        UALMTask.build_iter_factory(args, single, "valid"), ThreadCountFromFile
+    )
+    train = UALMTask.build_iter_factory(args, single, "train")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        next(iter(train.build_iter(1)))  # no file yet: unchanged
+        assert torch.get_num_threads() == 1
+        threads_file.write_text("2\n")
+        keys, batch = next(iter(train.build_iter(2)))
+        assert torch.get_num_threads() == 2 and batch["ids"].shape[0] == len(keys)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_vocabulary_mismatch_on_resume_is_an_error(corpus, tmp_path):

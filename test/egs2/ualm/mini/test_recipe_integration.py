@@ -106,6 +106,10 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert "enhancer starts in the background" in log
     assert "stage 8 finished in the background" in log
     assert "evaluation table" in open(f"{enhancer}/stage8.log").read()
+    # ... and then offered the LM the cores this job may use (the LM reads the
+    # file at each epoch: ualm_train --num_threads_file)
+    with open(f"{enhancer}/lm_num_threads") as f:
+        assert int(f.read()) == len(os.sched_getaffinity(0))
     assert os.path.exists(f"{enhancer}/valid.generator_stft_loss.best.pth")
     table = open(f"{enhancer}/RESULTS.md").read()
     assert "## Enhancement VAE on mini_sound_test" in table
@@ -185,6 +189,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     assert (
         "conf/no_such_enhancer.yaml not found" in open(f"{enhancer}/stage8.log").read()
     )
+    assert not os.path.exists(f"{enhancer}/lm_num_threads")  # no core was freed
     # LM training fails while the enhancer trains: the enhancer is stopped too.
     log = _run(
         setup,
