@@ -2,6 +2,7 @@
 """Audio-token generation speed: UALM's generator against MusicGen's decoder.
 
     tools/venv/bin/python bench/bench_generation.py [--quick] [--no_ablations]
+        [--shape bench|qwen2.5-0.5b] [--linear_dtype bfloat16] [--dtype ...]
         [--threads N] [--repeats N] [--json PATH]
 
 Generates a 10 s clip (500 frames at 50 Hz, 8 codebooks x 1024 codes, delay
@@ -20,12 +21,13 @@ forward per step over the doubled batch) at batch 1 and batch 8, with
 
 same width, depth and heads (``BenchConfig``: hidden 512, 6 layers, 8 heads,
 multi-head attention, MLP parameters matched: MusicGen's GELU MLP ffn 2048,
-Qwen2's SwiGLU 2/3 of it), random weights from a fixed seed, float32, sdpa
-attention, the same sampling (temperature 0.8, top-k 20), and the full
-length forced (UALM: min = max audio seconds; MusicGen: min_new_tokens =
-max_new_tokens, no EOS). Geometry (codebooks, codebook size, frame rate)
-comes from the mini recipe's codec config through the codec object, as
-``UALMVocabulary.for_codec`` takes it.
+Qwen2's SwiGLU 2/3 of it; ``--shape qwen2.5-0.5b``: Qwen2.5-0.5B's backbone,
+24 layers, width 896, 14 heads, UALM with its 2 KV heads), random weights
+from a fixed seed, float32, sdpa attention, the same sampling (temperature
+0.8, top-k 20), and the full length forced (UALM: min = max audio seconds;
+MusicGen: min_new_tokens = max_new_tokens, no EOS). Geometry (codebooks,
+codebook size, frame rate) comes from the mini recipe's codec config through
+the codec object, as ``UALMVocabulary.for_codec`` takes it.
 
 What a run counts: a UALM reply is the ``<audio>`` marker, the 500 frames, the
 closing frame and 7 delay steps, so 1 prefill + 508 decode steps for 500
@@ -119,11 +121,14 @@ class BenchConfig:
     clip_seconds: float = 10.0
     # text ids in the UALM vocabulary: the mini recipe's BPE (ualm.sh)
     text_vocab_size: int = 2000
-    # model shape, the same for both (multi-head attention in both)
+    # model shape, the same width, depth and query heads for both (``SHAPES``)
+    shape: str = "bench"
     hidden_size: int = 512
     num_layers: int = 6
     num_heads: int = 8
+    num_kv_heads: Optional[int] = None  # UALM's KV heads (None: multi-head)
     ffn_dim: int = 2048  # MusicGen fc1/fc2; Qwen2's SwiGLU: 2/3 of it
+    intermediate_size: Optional[int] = None  # Qwen2's SwiGLU (None: from ffn_dim)
     # sampling (release: temperature 0.8, top-k 20; paper: CFG scale 3)
     cfg_scale: float = 3.0
     temperature: float = 0.8
@@ -137,10 +142,34 @@ class BenchConfig:
     def qwen2_intermediate(self) -> int:
         """SwiGLU width with the parameters of a 2-matrix MLP of ``ffn_dim``
         (3 * d * i = 2 * d * f), rounded to a multiple of 32."""
+        if self.intermediate_size is not None:
+            return self.intermediate_size
         return int(round(2 * self.ffn_dim / 3 / 32)) * 32
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_heads if self.num_kv_heads is None else self.num_kv_heads
 
 
 QUICK = {"clip_seconds": 1.0, "repeats": 1, "profile_seconds": 0.5}
+
+# --shape: "bench" (30 M parameters, what every earlier figure used) and the
+# backbone of Qwen2.5-0.5B, the size of a real UALM backbone (the paper's LMs
+# are Qwen2.5 1.5B-7B): 24 layers, width 896, 14 query heads over 2 KV heads,
+# SwiGLU 4864; MusicGen gets the same width, depth and heads (multi-head
+# attention: it has no grouped KV) and the MLP parameters of the SwiGLU
+# (2 x 896 x 7296 = 3 x 896 x 4864).
+SHAPES = {
+    "bench": {},
+    "qwen2.5-0.5b": {
+        "hidden_size": 896,
+        "num_layers": 24,
+        "num_heads": 14,
+        "num_kv_heads": 2,
+        "intermediate_size": 4864,
+        "ffn_dim": 7296,
+    },
+}
 
 # AudioCaps-style captions, one per batch row
 CAPTIONS = (
@@ -185,7 +214,7 @@ def build_ualm(cfg: BenchConfig, vocab: UALMVocabulary) -> UALMModel:
             "intermediate_size": cfg.qwen2_intermediate,
             "num_hidden_layers": cfg.num_layers,
             "num_attention_heads": cfg.num_heads,
-            "num_key_value_heads": cfg.num_heads,
+            "num_key_value_heads": cfg.kv_heads,
             "max_position_embeddings": 4096,
             "tie_word_embeddings": False,
         },
@@ -529,6 +558,12 @@ def main() -> None:
         "--quick", action="store_true", help="1 s clips, one round (smoke test)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--shape",
+        default="bench",
+        choices=tuple(SHAPES),
+        help="model shape of both generators (SHAPES)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="rounds")
     parser.add_argument(
         "--no_ablations",
@@ -569,7 +604,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     wall_start = time.perf_counter()
 
-    cfg = BenchConfig(**(QUICK if args.quick else {}))
+    cfg = BenchConfig(
+        shape=args.shape, **SHAPES[args.shape], **(QUICK if args.quick else {})
+    )
     if args.repeats is not None:
         cfg = dataclasses.replace(cfg, repeats=args.repeats)
     codec = codec_from_config(os.path.join(REPO, cfg.codec_config))
@@ -608,7 +645,8 @@ def main() -> None:
         f"{args.threads} thread(s), {args.dtype}"
         f"{', linear weights ' + args.linear_dtype if linear_dtype else ''}\n"
         f"models: hidden {cfg.hidden_size}, "
-        f"{cfg.num_layers} layers, {cfg.num_heads} heads; UALM (Qwen2, SwiGLU "
+        f"{cfg.num_layers} layers, {cfg.num_heads} heads ({cfg.shape}); UALM "
+        f"(Qwen2, {cfg.kv_heads} KV heads, SwiGLU "
         f"{cfg.qwen2_intermediate}, vocabulary {vocab.size}) "
         f"{n_params['ualm'] / 1e6:.1f} M params; MusicGen decoder (ffn "
         f"{cfg.ffn_dim}) {n_params['musicgen'] / 1e6:.1f} M params"
