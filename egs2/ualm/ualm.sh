@@ -311,7 +311,9 @@ if [ "${enhancer_in_background}" = true ] && [ "${stage}" -le 7 ] \
     # (a list, not "&&": errexit must stay on inside run_enhancer_stage)
     {
         run_enhancer_stage
-        env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc > "${lm_threads_file}"
+        # written whole, then renamed: the LM never reads a half-written file
+        env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc > "${lm_threads_file}.tmp"
+        mv "${lm_threads_file}.tmp" "${lm_threads_file}"
     } \
         > "${enhancer_log}" 2>&1 < /dev/null &
     enhancer_pid=$!
