@@ -18,6 +18,7 @@ both.
 """
 
 import dataclasses
+import logging
 import math
 from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Union
 
@@ -30,6 +31,7 @@ from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
 if TYPE_CHECKING:
     from espnet2.ualm.inference.fast import FastBackbone, WeightCache
+    from espnet2.ualm.inference.static_step import StaticStep
 
 Prompt = Union[BuiltSequence, torch.Tensor]
 Waveforms = Union[Mapping[str, torch.Tensor], Sequence[Mapping[str, torch.Tensor]]]
@@ -178,6 +180,10 @@ class Decoder:
     are prepared here), else the HF forward over the same cache.
     ``fast=False`` forces the HF forward. Without the cache every step
     recomputes the whole sequence through the HF forward (the reference).
+    ``cuda_graph`` / ``compile_step``: the fast decode step runs as a
+    ``StaticStep`` (replayed as a CUDA graph / compiled by ``torch.compile``)
+    over a capacity rounded up to ``CAPACITY_QUANTUM``, until the cache
+    outgrows it or ``select`` reorders it (then ``FastBackbone.step``).
     """
 
     def __init__(
@@ -187,8 +193,14 @@ class Decoder:
         capacity: Optional[int] = None,
         weights: Optional["WeightCache"] = None,
         fast: bool = True,
+        cuda_graph: bool = False,
+        compile_step: bool = False,
     ):
         self.model = model
+        self.cuda_graph = cuda_graph
+        self.compile_step = compile_step
+        self.static_step: Optional["StaticStep"] = None
+        self._static_tried = False
         self.use_cache = use_cache
         self.capacity = capacity
         self.weights = weights
@@ -257,6 +269,10 @@ class Decoder:
         )
         rows, length = batch.attention_mask.shape
         capacity = max(self.capacity or 0, length + 1)
+        if self._static_mode:
+            from espnet2.ualm.inference.static_step import static_capacity
+
+            capacity = static_capacity(capacity)
         self._mask = batch.attention_mask.new_ones(rows, capacity)
         self._mask[:, :length] = batch.attention_mask
         self._positions = batch.position_ids.new_zeros(rows, capacity)
@@ -300,8 +316,48 @@ class Decoder:
         fast = self.backbone_step
         if fast is None:
             return self._run_hf(embeds[:, None], position[:, None])
+        static = self._static(length)
+        if static is not None:
+            return static(embeds, length, position)
         fast.rope_table(length + 1)  # positions never exceed the column index
         return fast.step(embeds, self.cache.layers, length, position, self._attn_bias)
+
+    @property
+    def _static_mode(self) -> bool:
+        return self.use_cache and self.fast and (self.cuda_graph or self.compile_step)
+
+    def _static(self, length: int) -> Optional["StaticStep"]:
+        """The ``StaticStep`` for a step writing column ``length``: built at the
+        first step, ``None`` once the cache no longer fits it."""
+        if not self._static_mode:
+            return None
+        static = self.static_step
+        if static is not None and static.fits(self.cache.layers, length + 1):
+            return static
+        if static is not None:
+            logging.info(
+                "static decode step ends at position %d (the cache outgrew its "
+                "%d positions or was reordered)",
+                length,
+                static.capacity,
+            )
+            self.static_step = None
+        if not self._static_tried:
+            self._static_tried = True
+            from espnet2.ualm.inference.static_step import StaticStep
+
+            capacity = self.cache.layers[0].capacity
+            if length + 1 <= capacity:
+                self.static_step = StaticStep(
+                    self.backbone_step,
+                    self.cache.layers,
+                    capacity,
+                    length,
+                    self._attn_bias,
+                    cuda_graph=self.cuda_graph,
+                    compile_step=self.compile_step,
+                )
+        return self.static_step
 
     def select(self, index: torch.Tensor) -> None:
         """Keeps rows ``index`` (in that order; repeats allowed)."""

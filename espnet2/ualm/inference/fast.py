@@ -25,6 +25,9 @@ step cheap here:
   Prepacked weights are copies: ``WeightCache`` rebuilds them when a weight
   changes (its version counter moves).
 
+``static_step.StaticStep`` runs the same step over fixed buffers, for CUDA
+graphs and ``torch.compile``.
+
 ``AudioHeads`` is the head of every audio stream as one matrix: the
 ``K`` codebook blocks of the LM head (codes and pad), stream 0's block
 followed by the ``<eos>``/``<eot>`` rows, each other stream's by two zero
@@ -140,6 +143,21 @@ def _mkldnn_usable(weight: torch.Tensor) -> bool:
     )
 
 
+@torch.library.custom_op("ualm::onednn_linear", mutates_args=())
+def onednn_linear(
+    x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor], n_out: int
+) -> torch.Tensor:
+    """``mkldnn._linear_pointwise`` as an opaque op for ``torch.compile``:
+    inductor cannot lower the prepacked (opaque) weight itself, but calls this
+    as an external kernel between the kernels it fuses (``StaticStep``)."""
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+@onednn_linear.register_fake
+def _onednn_linear_fake(x, packed, bias, n_out):
+    return x.new_empty(x.shape[0], n_out)
+
+
 def linear_fn(
     weight: torch.Tensor,
     bias: Optional[torch.Tensor],
@@ -168,17 +186,20 @@ def linear_fn(
             w = weight.to(dtype)
             b = None if bias is None else bias.to(dtype)
             packed = torch.ops.mkldnn._reorder_linear_weight(w, max(rows, 1))
-            op = torch.ops.mkldnn._linear_pointwise
+            n_out = w.shape[0]
+
+            def op(x: torch.Tensor) -> torch.Tensor:
+                if torch.compiler.is_compiling():
+                    return onednn_linear(x, packed, b, n_out)
+                # eagerly the op itself: the custom op adds ~7 us a call
+                return torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
 
             if dtype == weight.dtype:
-
-                def packed_fn(x: torch.Tensor) -> torch.Tensor:
-                    return op(x, packed, b, "none", [], "")
-
+                packed_fn = op
             else:  # only the matmul in ``dtype``
 
                 def packed_fn(x: torch.Tensor) -> torch.Tensor:
-                    return op(x.to(dtype), packed, b, "none", [], "").to(x.dtype)
+                    return op(x.to(dtype)).to(x.dtype)
 
             probe = torch.randn(
                 max(rows, 1), w.shape[1], dtype=weight.dtype, device=w.device
@@ -355,6 +376,57 @@ class FastBackbone:
             x.dtype
         )
 
+    def qkv_rope(
+        self, layer: "_Layer", h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Layer input ``[R, D]`` -> query ``[R, n_q, Dh]`` and the new key and
+        value ``[R, n_kv, Dh]`` of the position (RoPE applied to q and k)."""
+        rows, dim = h.shape[0], self.head_dim
+        n_q, n_kv = layer.n_q, layer.n_kv
+        qkv = layer.qkv(self._norm(h, layer.ln1))
+        qk = qkv[:, : (n_q + n_kv) * dim].view(rows, n_q + n_kv, dim)
+        qk = torch.addcmul(qk * cos, qk.roll(self.half, -1), sin)
+        value = qkv[:, (n_q + n_kv) * dim :].view(rows, n_kv, dim)
+        return qk[:, :n_q], qk[:, n_q:], value
+
+    def attend_and_mlp(
+        self,
+        layer: "_Layer",
+        h: torch.Tensor,
+        q: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        bias: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """The rest of the layer: attention of the one query over ``keys`` /
+        ``values`` ``[R, n_kv, L, Dh]`` (views of the cache buffers) with the
+        additive ``bias`` ``[R * n_kv, 1, L]`` (or ``None``), then the MLP."""
+        rows, dim = h.shape[0], self.head_dim
+        n_q, n_kv = layer.n_q, layer.n_kv
+        end = keys.shape[2]
+        # attention of one query position as two batched matmuls over the
+        # buffers (no copy; q heads grouped by their KV head): on CPU several
+        # times faster than sdpa's kernel for a single query
+        q = q.reshape(rows * n_kv, n_q // n_kv, dim)
+        keys = keys.view(rows * n_kv, end, dim)
+        values = values.view(rows * n_kv, end, dim)
+        if bias is None:
+            scores = torch.bmm(q, keys.transpose(1, 2)).mul_(layer.scaling)
+        else:
+            scores = torch.baddbmm(bias, q, keys.transpose(1, 2), alpha=layer.scaling)
+        if scores.dtype in (torch.float16, torch.bfloat16):
+            probs = torch.softmax(scores, -1, dtype=torch.float32).to(scores.dtype)
+        else:
+            probs = torch.softmax(scores, -1)
+        attn = torch.bmm(probs, values)  # [R * n_kv, group, dim]
+        h = h + layer.o(attn.view(rows, n_q * dim))
+        gate_up = layer.gate_up(self._norm(h, layer.ln2))
+        n = layer.intermediate
+        return h + layer.down(F.silu(gate_up[:, :n]) * gate_up[:, n:])
+
+    def final_norm(self, h: torch.Tensor) -> torch.Tensor:
+        return self._norm(h, self.base.norm)
+
     def step(
         self,
         embeds: torch.Tensor,
@@ -364,7 +436,6 @@ class FastBackbone:
         attn_bias: Optional[torch.Tensor],
     ) -> torch.Tensor:
         rows = embeds.shape[0]
-        dim = self.head_dim
         cos = self._cos.index_select(0, positions)[:, None]  # [R, 1, Dh]
         sin = self._sin.index_select(0, positions)[:, None]
         h = embeds
@@ -373,37 +444,14 @@ class FastBackbone:
         if attn_bias is not None:
             bias = attn_bias[..., :end].view(rows * self.n_kv, 1, end)
         for layer, kv in zip(self.layers, cache_layers):
-            n_q, n_kv = layer.n_q, layer.n_kv
-            qkv = layer.qkv(self._norm(h, layer.ln1))
-            qk = qkv[:, : (n_q + n_kv) * dim].view(rows, n_q + n_kv, dim)
-            qk = torch.addcmul(qk * cos, qk.roll(self.half, -1), sin)
+            q, key, value = self.qkv_rope(layer, h, cos, sin)
             kv.reserve(end)
-            kv.k_buf[:, :, length] = qk[:, n_q:]
-            kv.v_buf[:, :, length] = qkv[:, (n_q + n_kv) * dim :].view(rows, n_kv, dim)
+            kv.k_buf[:, :, length] = key
+            kv.v_buf[:, :, length] = value
             kv.set_length(end)
-            # attention of one query position as two batched matmuls over the
-            # buffers (no copy; q heads grouped by their KV head): on CPU several
-            # times faster than sdpa's kernel for a single query
-            group = n_q // n_kv
-            q = qk[:, :n_q].reshape(rows * n_kv, group, dim)
-            keys = kv.k_buf[:, :, :end].view(rows * n_kv, end, dim)
-            values = kv.v_buf[:, :, :end].view(rows * n_kv, end, dim)
-            if bias is None:
-                scores = torch.bmm(q, keys.transpose(1, 2)).mul_(layer.scaling)
-            else:
-                scores = torch.baddbmm(
-                    bias, q, keys.transpose(1, 2), alpha=layer.scaling
-                )
-            if scores.dtype in (torch.float16, torch.bfloat16):
-                probs = torch.softmax(scores, -1, dtype=torch.float32).to(scores.dtype)
-            else:
-                probs = torch.softmax(scores, -1)
-            attn = torch.bmm(probs, values)  # [R * n_kv, group, dim]
-            h = h + layer.o(attn.view(rows, n_q * dim))
-            gate_up = layer.gate_up(self._norm(h, layer.ln2))
-            n = layer.intermediate
-            h = h + layer.down(F.silu(gate_up[:, :n]) * gate_up[:, n:])
-        return self._norm(h, self.base.norm)
+            keys, values = kv.k_buf[:, :, :end], kv.v_buf[:, :, :end]
+            h = self.attend_and_mlp(layer, h, q, keys, values, bias)
+        return self.final_norm(h)
 
 
 # ----- fused audio heads ----------------------------------------------------------

@@ -50,6 +50,8 @@ DECODE_KEYS = (
     "enhancer",
     "system_prompt",
     "linear_weight_dtype",
+    "cuda_graph",
+    "compile_step",
 )
 
 
@@ -66,7 +68,10 @@ class DecodeSettings:
     own). ``linear_weight_dtype``: ``bfloat16`` runs the CPU decode step's
     matmuls on bfloat16 copies of a float32 model's weights (about 1.3-1.6x
     faster generation on one core, ``bench/README.md``; tokens may differ
-    from float32 decoding); ``None``: the model's dtype.
+    from float32 decoding); ``None``: the model's dtype. ``cuda_graph``
+    (CUDA models) replays each decode step as one CUDA graph;
+    ``compile_step`` runs it through ``torch.compile`` (the first batch of
+    each size compiles; on a CPU it was no faster, ``bench/README.md``).
     """
 
     batch_size: int = 8
@@ -83,6 +88,8 @@ class DecodeSettings:
     enhancer: str = "packed"
     system_prompt: Optional[str] = None
     linear_weight_dtype: Optional[str] = None
+    cuda_graph: bool = False
+    compile_step: bool = False
 
     @classmethod
     def from_dict(cls, conf: Optional[Mapping[str, Any]]) -> "DecodeSettings":
@@ -100,6 +107,11 @@ class DecodeSettings:
                 "decode settings: linear_weight_dtype must be bfloat16 or "
                 f"float32, got {conf['linear_weight_dtype']!r}"
             )
+        for key in ("cuda_graph", "compile_step"):
+            if not isinstance(conf.get(key, False), bool):
+                raise ValueError(
+                    f"decode settings: {key} must be true or false, got {conf[key]!r}"
+                )
         return cls(**conf)
 
     @property
@@ -246,6 +258,8 @@ class UALM:
             self.tokenizer,
             self.codec.frame_rate,
             linear_weight_dtype=self.settings.linear_torch_dtype,
+            cuda_graph=self.settings.cuda_graph,
+            compile_step=self.settings.compile_step,
         )
 
     def with_settings(self, **overrides) -> "UALM":
@@ -254,7 +268,8 @@ class UALM:
         other.settings = DecodeSettings.from_dict(
             {**dataclasses.asdict(self.settings), **overrides}
         )
-        if other.settings.linear_torch_dtype != self.settings.linear_torch_dtype:
+        step = ("linear_weight_dtype", "cuda_graph", "compile_step")
+        if any(getattr(other.settings, k) != getattr(self.settings, k) for k in step):
             other.generator = other._make_generator()
         return other
 
