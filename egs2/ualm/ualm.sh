@@ -12,7 +12,7 @@
 #   8. enhancer                  exp/enhancer: Enhancement VAE trained on the 48 kHz
 #                                masters, evaluated against resampling (RESULTS.md)
 #   9. packed model directory    exp/ualm_unified/packed (from_pretrained loads it)
-#  10. inference                 every task on its *_test set -> exp/ualm_unified/<decode config>/
+#  10. inference                 every task on its test sets -> exp/ualm_unified/<decode config>/
 #  11. scoring                   exp/ualm_unified/<decode config>/scores/RESULTS.md (+ plots)
 #  12. pack                      the model card with the results, one .zip (ESPnet pack)
 #  13. upload                    to the Hugging Face hub (only with --hf_repo)
@@ -58,7 +58,11 @@ tokenize_batch_size=16
 audio_input_frame_rate=25      # continuous encoder frames per second (length stats)
 
 # Training (stages 6-7), through ESPnet's Trainer (espnet2.bin.ualm_train)
-ngpu=0                          # GPUs per node (0: CPU)
+ngpu=0                          # GPUs per node (0: CPU); > 0 also puts tokenization
+                                # and inference jobs on a GPU (--device cuda)
+train_launcher=""               # runs ualm_train, e.g. "torchrun --nproc_per_node 8"
+                                # (with train_args "--multiprocessing_distributed false
+                                # --dist_backend nccl"); empty: ${python}
 train_align_config=conf/train_align.yaml
 train_unified_config=conf/train_unified.yaml
 align_exp=exp/ualm_align
@@ -76,7 +80,7 @@ decode_config=conf/decode.yaml  # decoding settings (espnet2.ualm.inference.pipe
 inference_tag=""                # decode dir name (default: the decode config's name)
 inference_nj=2                  # parallel jobs per test set
 inference_tasks=""              # tasks to decode (default: every task of datasets_config)
-test_sets=""                    # data dirs to decode (default: every *_test of datasets_config; any split)
+test_sets=""                    # data dirs to decode (default: the test sets of datasets_config; any split)
 packed_dir=""                   # packed model directory (default: ${unified_exp}/packed)
 pack_archive=""                 # the one-file model (default: ${unified_exp}/<model_name>.zip)
 model_name=ualm                 # name in the model card and the archive
@@ -108,6 +112,9 @@ case "${enhancer_in_background}" in
     *) die "--enhancer_in_background must be true or false, got '${enhancer_in_background}'" ;;
 esac
 [ -f "${datasets_config}" ] || die "datasets config ${datasets_config} not found"
+[[ "${ngpu}" =~ ^[0-9]+$ ]] || die "--ngpu must be a number of GPUs, got '${ngpu}'"
+device=cpu
+[ "${ngpu}" -eq 0 ] || device=cuda
 
 # Data directories of stage 1: every data/* holding wav.scp or dialogue.jsonl.
 data_dirs() {
@@ -150,8 +157,22 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     done
 fi
 
-train_sets() { data_dirs | grep -E '_train$' || true; }
-valid_sets() { data_dirs | grep -E '_valid$' || true; }
+# The data directories of split $1 (train, valid, test) in the datasets config that
+# stage 1 made, sorted.
+split_sets() {
+    local made d
+    made=" $(data_dirs | tr '\n' ' ') "
+    for d in $(${python} - "${datasets_config}" "$1" << 'PY'
+import sys
+from espnet2.ualm.data.datasets_config import load_datasets_config, split_dirs
+print(*split_dirs(load_datasets_config(sys.argv[1]), sys.argv[2]))
+PY
+    ); do
+        if [[ "${made}" == *" ${d} "* ]]; then echo "${d}"; fi
+    done
+}
+train_sets() { split_sets train; }
+valid_sets() { split_sets valid; }
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     if [ -n "${hf_tokenizer_dir}" ]; then
@@ -162,7 +183,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
         log "Stage 3: sentencepiece BPE (${bpe_vocab_size}) on the training texts"
         opts=""
         for dset in $(train_sets); do opts+=" --data_dir dump/audio/${dset}"; done
-        [ -n "${opts}" ] || die "no *_train data directory for the tokenizer"
+        [ -n "${opts}" ] || die "no train data directory (in ${datasets_config}) for the tokenizer"
         # shellcheck disable=SC2086
         ${python} -m espnet2.bin.ualm_text_tokenizer ${opts} \
             --vocab_size "${bpe_vocab_size}" --output_dir "${text_tokenizer_dir}"
@@ -195,7 +216,8 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
             ${python} -m espnet2.bin.ualm_tokenize_audio \
                 --codec_config "${codec_config}" $(codec_model_opt) \
                 --wav_scp "dump/audio/${dset}/wav.scp" --output_dir "${out}" \
-                --batch_size "${tokenize_batch_size}" --job JOB --num_jobs "${nj}" \
+                --batch_size "${tokenize_batch_size}" --device "${device}" \
+                --job JOB --num_jobs "${nj}" \
             || die "tokenization of ${dset} failed; logs in ${out}/log (re-run resumes)"
         ${python} -m espnet2.bin.ualm_tokenize_audio --merge \
             --output_dir "${out}" --num_jobs "${nj}"
@@ -215,7 +237,8 @@ train_stage() {
     local config=$1 out=$2; shift 2
     [ -f "${config}" ] || die "training config ${config} not found"
     # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.ualm_train --config "${config}" --ngpu "${ngpu}" \
+    # shellcheck disable=SC2086
+    ${train_launcher:-${python}} -m espnet2.bin.ualm_train --config "${config}" --ngpu "${ngpu}" \
         --resume true --text_tokenizer "${text_tokenizer_dir}" \
         --train_manifest_dir dump/manifests/train \
         --valid_manifest_dir dump/manifests/valid \
@@ -227,13 +250,21 @@ train_stage() {
 
 # Stage 8: enhancer
 # The Enhancement VAE (16 kHz mono codec output -> 48 kHz stereo), trained with
-# ESPnet's GANTrainer on the 48 kHz stereo masters of every *_train set that has
-# them (wav48.scp, kept by stage 2) and evaluated against plain resampling on
-# the held-out masters of every *_test set. Pairs: the codec round trip of each
-# master, cached once in dump/enhancer/<dataset>/.
+# ESPnet's GANTrainer on the 48 kHz stereo masters of every training set that
+# has them (wav48.scp, kept by stage 2) and evaluated against plain resampling
+# on the held-out masters of every test set (splits: the datasets config).
+# Pairs: the codec round trip of each master, cached once in
+# dump/enhancer/<dataset>/.
 master_sets() {
     local d
     for d in $(data_dirs); do
+        [ ! -f "dump/audio/${d}/wav48.scp" ] || echo "${d}"
+    done
+}
+# $1 train|valid|test: the sets of that split with masters.
+split_masters() {
+    local d
+    for d in $(split_sets "$1"); do
         [ ! -f "dump/audio/${d}/wav48.scp" ] || echo "${d}"
     done
 }
@@ -243,7 +274,7 @@ enhancer_data() {
     local split=$1 out=${enhancer_exp}/data/$1 d
     mkdir -p "${out}"
     : > "${out}/wav48.scp"; : > "${out}/codec_wav.scp"
-    for d in $(master_sets | grep -E "_${split}\$" || true); do
+    for d in $(split_masters "${split}"); do
         cat "dump/enhancer/${d}/wav48.scp" >> "${out}/wav48.scp"
         cat "dump/enhancer/${d}/codec_wav.scp" >> "${out}/codec_wav.scp"
     done
@@ -275,12 +306,12 @@ run_enhancer_stage() {
         train_opts=$(enhancer_data train)
         valid_opts=$(enhancer_data valid)
         [ -n "${train_opts}" ] && [ -n "${valid_opts}" ] \
-            || die "the enhancer needs a *_train and a *_valid set with 48 kHz masters (wav48.scp)"
+            || die "the enhancer needs a train and a valid set (${datasets_config}) with 48 kHz masters (wav48.scp)"
         # shellcheck disable=SC2086
         ${python} -m espnet2.bin.ualm_enhancer_train --config "${enhancer_config}" \
             --ngpu "${ngpu}" --resume true --output_dir "${enhancer_exp}" \
             ${train_opts} ${valid_opts} ${enhancer_args}
-        for dset in $(master_sets | grep -E '_test$' || true); do
+        for dset in $(split_masters test); do
             ${python} -m espnet2.bin.ualm_enhancer_eval --exp_dir "${enhancer_exp}" \
                 --wav48_scp "dump/enhancer/${dset}/wav48.scp" \
                 --input_scp "dump/enhancer/${dset}/codec_wav.scp" --name "${dset}"
@@ -352,20 +383,17 @@ inference_tag=${inference_tag:-$(basename "${decode_config}" .yaml)}
 decode_dir=${unified_exp}/${inference_tag}
 
 # "<data dir> <task>" of every set to decode, from the datasets config: each
-# dataset's *_test set, or the sets --test_sets names (any split, e.g.
-# mini_sound_valid to choose decoding settings on held-out data).
+# dataset's test directories (<data>_test, or its dirs: test:), or the sets
+# --test_sets names (any split, e.g. mini_sound_valid to choose decoding
+# settings on held-out data: a set belongs to a dataset that lists it in its
+# dirs:, or, without dirs:, whose name starts with <data>_).
 decode_pairs() {
     ${python} - "${datasets_config}" "${inference_tasks}" "${test_sets}" << 'PY'
-import sys, yaml
-conf = yaml.safe_load(open(sys.argv[1]))
-tasks, sets = sys.argv[2].split(), sys.argv[3].split()
-for d in conf["datasets"]:
-    if tasks and d["task"] not in tasks:
-        continue
-    for dset in [s for s in sets if s.startswith(d["data"] + "_")] or (
-        [] if sets else [f"{d['data']}_test"]
-    ):
-        print(dset, d["task"])
+import sys
+from espnet2.ualm.data.datasets_config import decode_sets, load_datasets_config
+conf = load_datasets_config(sys.argv[1])
+for dset, task in decode_sets(conf, sys.argv[2].split(), sys.argv[3].split()):
+    print(dset, task)
 PY
 }
 
@@ -398,7 +426,8 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
         ${train_cmd} JOB=1:"${inference_nj}" "${out}/logdir/inference.JOB.log" \
             ${python} -m espnet2.bin.ualm_inference --model "${packed_dir}" \
                 --task "${task}" --data_dir "dump/audio/${dset}" --output_dir "${out}" \
-                --decode_config "${decode_config}" --job JOB --num_jobs "${inference_nj}" \
+                --decode_config "${decode_config}" --device "${device}" \
+                --job JOB --num_jobs "${inference_nj}" \
             || die "inference of ${task} on ${dset} failed; logs in ${out}/logdir (re-run resumes)"
         ${python} -m espnet2.bin.ualm_inference --merge --output_dir "${out}" \
             --num_jobs "${inference_nj}"

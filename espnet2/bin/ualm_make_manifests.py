@@ -5,12 +5,16 @@
         --audio_root dump/audio --codes_root dump/codec \
         --text_tokenizer data/text_tokenizer --out_dir dump/manifests
 
-``conf/datasets.yaml``::
+``conf/datasets.yaml`` (format: ``espnet2/ualm/data/datasets_config.py``)::
 
     splits: [train, valid, test]
     datasets:                      # data dir = <audio_root>/<data>_<split>
       - {data: mini_sound, task: text_to_audio}
       - {data: mini_speech, task: asr}
+
+Each (data, task) gives one manifest per split, named ``<data>_<task>``
+(with several directories in a split, one per directory:
+``<data>_<task>-<directory>``).
 """
 
 import argparse
@@ -22,10 +26,9 @@ import os
 import sys
 from typing import List, Optional
 
-import yaml
-
 from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.codes_io import read_geometry
+from espnet2.ualm.data.datasets_config import load_datasets_config, manifest_dirs
 from espnet2.ualm.data.manifest import (
     TASK_FILES,
     LengthModel,
@@ -33,23 +36,6 @@ from espnet2.ualm.data.manifest import (
     plot_length_histograms,
 )
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
-
-
-def load_datasets_config(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        conf = yaml.safe_load(f) or {}
-    if not isinstance(conf.get("datasets"), list) or not conf["datasets"]:
-        raise ValueError(f"{path}: needs a non-empty 'datasets:' list")
-    for i, entry in enumerate(conf["datasets"]):
-        if not isinstance(entry, dict) or {"data", "task"} - set(entry):
-            raise ValueError(f"{path}: datasets[{i}] needs 'data' and 'task'")
-        if entry["task"] not in TASK_FILES:
-            raise ValueError(
-                f"{path}: datasets[{i}] has unknown task {entry['task']!r}; "
-                f"known: {sorted(TASK_FILES)}"
-            )
-    conf.setdefault("splits", ["train", "valid", "test"])
-    return conf
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -74,7 +60,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
     setup_logging(logging.INFO)
     try:
-        conf = load_datasets_config(args.datasets)
+        conf = load_datasets_config(args.datasets, known_tasks=TASK_FILES)
     except (OSError, ValueError) as e:
         sys.exit(f"ualm_make_manifests: {e}")
     geometries = glob.glob(os.path.join(args.codes_root, "*", "codec.json"))
@@ -91,11 +77,17 @@ def main(cmd: Optional[List[str]] = None) -> None:
     )
     for split in conf["splits"]:
         manifests = []
-        for entry in conf["datasets"]:
-            data = f"{entry['data']}_{split}"
+        pairs = [
+            (entry, data, name)
+            for entry in conf["datasets"]
+            for data, name in manifest_dirs(entry, split)
+        ]
+        if not pairs:
+            sys.exit(f"ualm_make_manifests: no dataset has a {split} directory")
+        for entry, data, name in pairs:
             try:
                 m = build_manifest(
-                    name=f"{entry['data']}_{entry['task']}",
+                    name=name,
                     task=entry["task"],
                     split=split,
                     data_dir=os.path.join(args.audio_root, data),

@@ -129,3 +129,60 @@ def test_unknown_task_is_a_clear_error(recipe):
     (recipe / "datasets.yaml").write_text(yaml.safe_dump(conf))
     with pytest.raises(SystemExit, match="unknown task 'text_to_smell'"):
         _make(recipe)
+
+
+def test_dirs_name_each_splits_directories(recipe):
+    """``dirs``: corpora whose directories are not ``<data>_<split>``; a list
+    gives one manifest per directory, a split left out gives none."""
+    import shutil
+
+    audio, codes = recipe / "dump/audio", recipe / "dump/codec"
+    for name in ("clips_a", "clips_b", "clips_dev"):
+        shutil.copytree(audio / "snd_train", audio / name)
+        shutil.copytree(codes / "snd_train", codes / name)
+    conf = {
+        "splits": ["train", "valid"],
+        "datasets": [
+            {
+                "data": "clips",
+                "task": "text_to_audio",
+                "dirs": {"train": ["clips_a", "clips_b"], "valid": "clips_dev"},
+            },
+            {"data": "snd", "task": "audio_caption", "dirs": {"train": "snd_train"}},
+        ],
+    }
+    (recipe / "datasets.yaml").write_text(yaml.safe_dump(conf))
+    _make(recipe)
+    train = json.loads((recipe / "manifests/train/stats.json").read_text())
+    valid = json.loads((recipe / "manifests/valid/stats.json").read_text())
+    assert train["manifests"] == [
+        "clips_text_to_audio-clips_a",
+        "clips_text_to_audio-clips_b",
+        "snd_audio_caption",
+    ]
+    assert valid["manifests"] == ["clips_text_to_audio"]
+    m = json.loads((recipe / "manifests/valid/clips_text_to_audio.json").read_text())
+    assert m["num_examples"] == 2 and "clips_dev" in m["files"]["codes"]
+
+
+@pytest.mark.parametrize(
+    "dirs, message",
+    [
+        ({"test": "x"}, r"names splits \['test'\] not in \['train'\]"),
+        ({"train": ""}, "must be a directory name or a list of them"),
+        ({"train": []}, "must be a directory name or a list of them"),
+        (["x"], "must map splits to directory names"),
+    ],
+)
+def test_bad_dirs_are_clear_errors(recipe, dirs, message):
+    conf = {
+        "splits": ["train"],
+        "datasets": [{"data": "snd", "task": "text_to_audio", "dirs": dirs}],
+    }
+    (recipe / "datasets.yaml").write_text(yaml.safe_dump(conf))
+    with pytest.raises(SystemExit, match=message):
+        _make(recipe)
+    conf["datasets"] = [{"data": "snd", "task": "asr"}, {"data": "snd", "task": "asr"}]
+    (recipe / "datasets.yaml").write_text(yaml.safe_dump(conf))
+    with pytest.raises(SystemExit, match=r"repeats manifests \['snd_asr'\]"):
+        _make(recipe)

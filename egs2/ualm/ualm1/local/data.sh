@@ -15,6 +15,7 @@ die() {
 
 # Options (--name value, ESPnet style).
 corpora="audiocaps clotho"   # any of: audiocaps clotho librispeech af3 etta text_instruct
+                             # (spaces or commas between them: "audiocaps,clotho")
 audiocaps_splits="train val test"
 audiocaps_audio_pattern="{youtube_id}.wav Y{youtube_id}.wav {audiocap_id}.wav"
 clotho_splits="development validation evaluation"
@@ -25,7 +26,7 @@ librispeech_text_norm=none   # none, lower or sentence
 python=python3
 log_level=INFO
 
-help_message="Usage: $0 [--corpora \"audiocaps clotho librispeech af3 etta text_instruct\"] [--<option> <value>]"
+help_message="Usage: $0 [--corpora \"audiocaps clotho librispeech af3 etta text_instruct\" (or comma-separated)] [--<option> <value>]"
 
 if [ $# -gt 0 ]; then
     parse_options="$(dirname "$0")/../../scripts/parse_options.sh"
@@ -42,6 +43,7 @@ fi
 [ -f "${db_sh}" ] || die "${db_sh} not found"
 . "${db_sh}"
 
+corpora=${corpora//,/ }   # ualm.sh passes --local_data_opts word-split: commas keep one word
 known="audiocaps clotho librispeech af3 etta text_instruct"
 declare -A path_var=(
     [audiocaps]=AUDIOCAPS [clotho]=CLOTHO [librispeech]=LIBRISPEECH
