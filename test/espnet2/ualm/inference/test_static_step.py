@@ -145,8 +145,10 @@ def test_compiled_step_gives_the_eager_tokens(model32, tokenizer, t2a_prompts):
     eager = UALMGenerator(model32, tokenizer, frame_rate=25.0)
     compiled = UALMGenerator(model32, tokenizer, frame_rate=25.0, compile_step=True)
     want = eager.generate(t2a_prompts, **config)
+    before = counters["stats"]["unique_graphs"]
     got = compiled.generate(t2a_prompts, **config)
     graphs = counters["stats"]["unique_graphs"]
+    assert graphs > before  # the step did go through dynamo
     again = compiled.generate(t2a_prompts, **config)
     assert counters["stats"]["unique_graphs"] == graphs  # no recompilation
     for a, b, c in zip(want, got, again):
