@@ -42,6 +42,9 @@ min_sec=0.1           # shortest audio kept (stage 2)
 max_sec=30.0          # longest audio kept (stage 2)
 min_input_fs=""       # lowest input rate accepted (default: the codec's rate)
 audio_format=flac     # formatted audio files: flac or wav
+master_fs=""          # e.g. 48000: stage 2 also keeps a stereo copy of each stereo
+                      # source at this rate (wav48.scp, the enhancer's target) where
+                      # a data directory has no wav48.scp of its own; empty: none
 
 # Text tokenizer (stage 3)
 hf_tokenizer_dir=""   # a Hugging Face tokenizer directory (Qwen2.5); empty: train BPE
@@ -143,6 +146,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "Stage 2: audio formatting (codec rate, mono, ${min_sec}-${max_sec} s)"
     fs_opt=""
     [ -z "${min_input_fs}" ] || fs_opt="--min_input_fs ${min_input_fs}"
+    [ -z "${master_fs}" ] || fs_opt+=" --master_fs ${master_fs}"
     for dset in $(data_dirs); do
         # shellcheck disable=SC2086
         ${python} -m espnet2.bin.ualm_format_audio \
@@ -154,6 +158,10 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     for dset in $(data_dirs); do
         n_rej=$(($(wc -l < "dump/audio/${dset}/rejected.tsv") - 1))
         [ "${n_rej}" -eq 0 ] || log "  ${dset}: ${n_rej} rejected, see dump/audio/${dset}/rejected.tsv"
+        if [ -f "dump/audio/${dset}/no_master.tsv" ]; then
+            n_no=$(($(wc -l < "dump/audio/${dset}/no_master.tsv") - 1))
+            [ "${n_no}" -eq 0 ] || log "  ${dset}: ${n_no} items without a ${master_fs} Hz stereo master, see dump/audio/${dset}/no_master.tsv"
+        fi
     done
 fi
 
@@ -258,14 +266,14 @@ train_stage() {
 master_sets() {
     local d
     for d in $(data_dirs); do
-        [ ! -f "dump/audio/${d}/wav48.scp" ] || echo "${d}"
+        [ ! -s "dump/audio/${d}/wav48.scp" ] || echo "${d}"
     done
 }
 # $1 train|valid|test: the sets of that split with masters.
 split_masters() {
     local d
     for d in $(split_sets "$1"); do
-        [ ! -f "dump/audio/${d}/wav48.scp" ] || echo "${d}"
+        [ ! -s "dump/audio/${d}/wav48.scp" ] || echo "${d}"
     done
 }
 

@@ -2,7 +2,7 @@
 """Stage 2: format a data directory's audio for the codec (rate, mono, length).
 
     python -m espnet2.bin.ualm_format_audio --codec_config conf/codec.yaml \
-        --in_dir data/train --out_dir dump/audio/train --nj 4
+        --in_dir data/train --out_dir dump/audio/train --nj 4 [--master_fs 48000]
 """
 
 import argparse
@@ -35,6 +35,20 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min_sec", type=float, default=0.1)
     parser.add_argument("--max_sec", type=float, default=30.0)
     parser.add_argument("--audio_format", default="flac", choices=["flac", "wav"])
+    parser.add_argument(
+        "--master_fs",
+        type=int,
+        default=None,
+        help="also keep a stereo copy of each stereo source at this rate "
+        "(48000: the Enhancement VAE's target, wav48.scp) unless the data "
+        "directory has its own wav48.scp; default: none",
+    )
+    parser.add_argument(
+        "--min_master_fs",
+        type=int,
+        default=44100,
+        help="sources recorded below this rate get no master",
+    )
     parser.add_argument("--nj", type=int, default=1, help="parallel processes")
     return parser
 
@@ -54,6 +68,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
         min_sec=args.min_sec,
         max_sec=args.max_sec,
         audio_format=args.audio_format,
+        master_sample_rate=args.master_fs or None,
+        min_master_sample_rate=args.min_master_fs,
     )
     try:
         format_data_dir(args.in_dir, args.out_dir, opts, nj=args.nj)

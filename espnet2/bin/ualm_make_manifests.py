@@ -28,7 +28,11 @@ from typing import List, Optional
 
 from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.codes_io import read_geometry
-from espnet2.ualm.data.datasets_config import load_datasets_config, manifest_dirs
+from espnet2.ualm.data.datasets_config import (
+    dataset_name,
+    load_datasets_config,
+    manifest_dirs,
+)
 from espnet2.ualm.data.manifest import (
     TASK_FILES,
     LengthModel,
@@ -94,6 +98,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
                     codes_dir=os.path.join(args.codes_root, data),
                     lengths=lengths,
                     out_dir=os.path.join(args.out_dir, split),
+                    dataset=dataset_name(entry),
                 )
             except (OSError, ValueError) as e:
                 sys.exit(f"ualm_make_manifests: {e}")

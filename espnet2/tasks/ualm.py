@@ -51,7 +51,17 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Collection, Dict, List, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Collection,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -150,19 +160,35 @@ def blend_conf(
     return conf
 
 
+def manifest_dataset(manifest: Mapping[str, Any]) -> str:
+    """The datasets-config entry of a manifest (its name, for manifests
+    written before stage 5 recorded it)."""
+    return manifest.get("dataset", manifest["name"])
+
+
 def valid_blend_conf(args: argparse.Namespace) -> Dict[str, Any]:
-    """``--valid_blend``; without datasets, the training blend's names."""
+    """``--valid_blend``; without datasets, every validation manifest of the
+    training blend's datasets-config entries (a corpus may have several
+    training directories and one validation directory, or the reverse)."""
     conf = dict(args.valid_blend or {})
     if not conf.get("datasets"):
         train = blend_conf(args.blend, args.train_manifest_dir)
-        names = [read_manifest(e["manifest"])["name"] for e in train["datasets"]]
+        wanted: List[str] = []  # in the training blend's order
+        for entry in train["datasets"]:
+            dataset = manifest_dataset(read_manifest(entry["manifest"]))
+            if dataset not in wanted:
+                wanted.append(dataset)
         if args.valid_manifest_dir is None:
             raise ValueError("--valid_manifest_dir or valid_blend datasets needed")
-        present = manifest_paths(args.valid_manifest_dir)
-        missing = [n for n in names if n not in present]
+        valid: Dict[str, List[str]] = {}
+        for name, path in manifest_paths(args.valid_manifest_dir).items():
+            valid.setdefault(manifest_dataset(read_manifest(path)), []).append(name)
+        missing = [d for d in wanted if d not in valid]
         if missing:
             logging.warning(f"no validation manifests for {missing}")
-        conf["datasets"] = [{"name": n} for n in names if n in present]
+        conf["datasets"] = [
+            {"name": name} for d in wanted for name in sorted(valid.get(d, []))
+        ]
     return blend_conf(conf, args.valid_manifest_dir)
 
 

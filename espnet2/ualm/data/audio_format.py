@@ -7,6 +7,14 @@ with the utterance id, the file and the reason. Conversions that keep the item
 (resampling, down-mixing several channels) are counted and logged. The other
 files of the data directory are copied, filtered to the kept ids;
 conversations that refer to rejected audio are rejected too.
+
+With ``master_sample_rate`` set (real corpora: 48 kHz), each kept item whose
+source is stereo and recorded at ``min_master_sample_rate`` or above also gets
+a stereo copy at that rate, ``masters/<id>.flac`` in ``wav48.scp``: the
+Enhancement VAE's training target (stage 8). A data directory that brings its
+own ``wav48.scp`` (the mini corpus) keeps it instead. Items left without a
+master (mono or low-rate sources) stay in the data set; they are counted by
+reason and listed in ``no_master.tsv``.
 """
 
 import collections
@@ -41,6 +49,8 @@ class FormatOptions:
     min_sec: float = 0.1
     max_sec: float = 30.0
     audio_format: str = "flac"
+    master_sample_rate: Optional[int] = None  # None: no masters (see module doc)
+    min_master_sample_rate: int = 44100
 
 
 @dataclass
@@ -82,9 +92,16 @@ def read_audio_items(data_dir: str, rejects: RejectLog) -> List[AudioItem]:
 
 
 def format_one(
-    item: AudioItem, out_path: str, opts: FormatOptions
+    item: AudioItem,
+    out_path: str,
+    opts: FormatOptions,
+    master_path: Optional[str] = None,
 ) -> Tuple[Optional[int], List[str], Optional[str]]:
-    """Formats one item. Returns (num_samples or None, conversions, reject reason)."""
+    """Formats one item. Returns (num_samples or None, conversions, reject reason).
+
+    With ``master_path``, a kept item's stereo master is written there too; a
+    conversion starting with ``NO_MASTER`` says why none was.
+    """
     if "|" in item.path:
         return None, [], "pipes in wav.scp are not supported; give a file path"
     if not os.path.isfile(item.path):
@@ -122,6 +139,7 @@ def format_one(
             (f"sample rate {fs} Hz below the minimum {opts.min_input_sample_rate} Hz"),
         )
     conversions = []
+    source = wav
     if wav.shape[1] > 1:
         conversions.append(f"downmixed {wav.shape[1]} channels")
         wav = wav.mean(axis=1, keepdims=True)
@@ -143,7 +161,41 @@ def format_one(
         conversions.append("rescaled to avoid clipping")
         wav = wav / peak * 0.99
     soundfile.write(out_path, wav, opts.sample_rate, format=opts.audio_format.upper())
+    if master_path is not None:
+        conversions.append(write_master(source, fs, master_path, opts))
     return len(wav), conversions, None
+
+
+NO_MASTER = "no master: "
+
+
+def write_master(
+    source: np.ndarray, fs: int, master_path: str, opts: FormatOptions
+) -> str:
+    """Writes the stereo master of ``source`` (frames x channels) at
+    ``opts.master_sample_rate``; returns what was done or, after ``NO_MASTER``,
+    why nothing was."""
+    assert opts.master_sample_rate is not None
+    if source.shape[1] < 2:
+        return NO_MASTER + "mono source"
+    if fs < opts.min_master_sample_rate:
+        return NO_MASTER + f"source at {fs} Hz, below {opts.min_master_sample_rate} Hz"
+    stereo = source[:, :2]
+    note = "master made"
+    if source.shape[1] > 2:
+        note += f" from the first 2 of {source.shape[1]} channels"
+    if fs != opts.master_sample_rate:
+        note += f", resampled from {fs} Hz"
+        stereo = torchaudio.functional.resample(
+            torch.from_numpy(np.ascontiguousarray(stereo.T)),
+            fs,
+            opts.master_sample_rate,
+        ).T.numpy()
+    peak = float(np.abs(stereo).max())
+    if peak > 1.0:
+        stereo = stereo / peak * 0.99
+    soundfile.write(master_path, stereo, opts.master_sample_rate, format="FLAC")
+    return note
 
 
 def wav_is_truncated(path: str) -> bool:
@@ -197,8 +249,22 @@ def _format_audio(in_dir, out_dir, opts, nj, rejects, logger) -> Dict[str, int]:
     items = read_audio_items(in_dir, rejects)
     audio_dir = os.path.join(out_dir, "data")
     os.makedirs(audio_dir, exist_ok=True)
+    master_dir = None
+    if opts.master_sample_rate is not None:
+        if os.path.exists(os.path.join(in_dir, "wav48.scp")):
+            logger.info("%s has its own wav48.scp: kept, no masters made", in_dir)
+        else:
+            master_dir = os.path.join(out_dir, "masters")
+            os.makedirs(master_dir, exist_ok=True)
     jobs = [
-        (it, os.path.join(audio_dir, f"{it.utt_id}.{opts.audio_format}"), opts)
+        (
+            it,
+            os.path.join(audio_dir, f"{it.utt_id}.{opts.audio_format}"),
+            opts,
+            None
+            if master_dir is None
+            else os.path.join(master_dir, f"{it.utt_id}.flac"),
+        )
         for it in items
     ]
     if nj > 1 and len(jobs) > 1:
@@ -219,20 +285,42 @@ def _format_audio(in_dir, out_dir, opts, nj, rejects, logger) -> Dict[str, int]:
         ]
     kept: Dict[str, int] = {}
     kept_paths: Dict[str, str] = {}
+    masters: Dict[str, str] = {}
+    # items without a master stay in the data set: counted, listed, not warned
+    no_master = RejectLog("masters", logger, warn_each=False)
     conversion_counts = collections.Counter()
-    for (item, out_path, _), (n, conversions, reason) in zip(jobs, results):
+    for (item, out_path, _, master_path), (n, conversions, reason) in zip(
+        jobs, results
+    ):
         if reason is not None:
             rejects.add(item.utt_id, item.path, reason)
             continue
         kept[item.utt_id] = n
         kept_paths[item.utt_id] = os.path.abspath(out_path)
         for c in conversions:
+            if c.startswith(NO_MASTER):
+                no_master.add(item.utt_id, item.path, c[len(NO_MASTER) :])
+                continue
+            if master_path is not None and c.startswith("master made"):
+                masters[item.utt_id] = os.path.abspath(master_path)
             conversion_counts[c] += 1
             logger.info("%s (%s): %s", item.utt_id, item.path, c)
     for what, n in conversion_counts.most_common():
         logger.info("format_audio: %s: %d items", what, n)
     write_kv(os.path.join(out_dir, "wav.scp"), kept_paths.items())
     write_kv(os.path.join(out_dir, "utt2num_samples"), kept.items())
+    if master_dir is not None:
+        write_kv(os.path.join(out_dir, "wav48.scp"), masters.items())
+        no_master.write(os.path.join(out_dir, "no_master.tsv"))
+        why = ", ".join(f"{n} {r}" for r, n in no_master.reason_counts().items())
+        logger.info(
+            "%s: stereo masters at %d Hz (wav48.scp) for %d of %d kept items%s",
+            out_dir,
+            opts.master_sample_rate,
+            len(masters),
+            len(kept),
+            f"; none for {why} (listed in no_master.tsv)" if why else "",
+        )
     return kept
 
 

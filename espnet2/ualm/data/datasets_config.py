@@ -85,10 +85,16 @@ def dataset_dirs(entry: Mapping, split: str) -> List[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
+def dataset_name(entry: Mapping) -> str:
+    """``<data>_<task>``: the name of a ``datasets`` entry in every split (its
+    manifests are named so, or ``<data>_<task>-<directory>`` for a list)."""
+    return f"{entry['data']}_{entry['task']}"
+
+
 def manifest_dirs(entry: Mapping, split: str) -> List[Tuple[str, str]]:
     """``(data directory, manifest name)`` of a ``datasets`` entry in ``split``."""
     dirs = dataset_dirs(entry, split)
-    name = f"{entry['data']}_{entry['task']}"
+    name = dataset_name(entry)
     if len(dirs) == 1:
         return [(dirs[0], name)]
     return [(d, f"{name}-{d}") for d in dirs]

@@ -117,11 +117,15 @@ def build_manifest(
     lengths: LengthModel,
     out_dir: str,
     templates: Optional[Mapping[str, TaskTemplate]] = None,
+    dataset: Optional[str] = None,
 ) -> dict:
     """Writes ``<out_dir>/<name>.json``, ``.shape`` and ``.rejected.tsv``.
 
     ``templates``: task name -> template (default: the built-in ones); the
     task's template (``template_of_task``) gives the example lengths.
+    ``dataset``: the datasets-config entry (``<data>_<task>``) the manifest
+    belongs to, the same in every split (default: ``name``); training matches
+    its validation manifests by it.
     """
     if task not in TASK_FILES:
         raise ValueError(f"{name}: unknown task {task!r}; known: {sorted(TASK_FILES)}")
@@ -170,6 +174,7 @@ def build_manifest(
     values = np.array(list(shape.values()) or [0])
     manifest = {
         "name": name,
+        "dataset": dataset or name,
         "task": task,
         "split": split,
         "data_dir": os.path.abspath(data_dir),

@@ -20,15 +20,26 @@ class Rejected(NamedTuple):
 class RejectLog:
     """Collects rejected items of one stage run."""
 
-    def __init__(self, stage: str, logger: Optional[logging.Logger] = None):
+    def __init__(
+        self,
+        stage: str,
+        logger: Optional[logging.Logger] = None,
+        warn_each: bool = True,
+    ):
         self.stage = stage
         self.items: List[Rejected] = []
         self.logger = logger or logging.getLogger(stage)
+        self.warn_each = warn_each  # False: only counted and written
 
     def add(self, utt_id: str, source: str, reason: str) -> None:
         item = Rejected(str(utt_id), str(source), " ".join(str(reason).split()))
         self.items.append(item)
-        self.logger.warning("%s: rejected %s (%s): %s", self.stage, *item)
+        if self.warn_each:
+            self.logger.warning("%s: rejected %s (%s): %s", self.stage, *item)
+
+    def reason_counts(self) -> "collections.Counter[str]":
+        """How many items per reason (the text before the first colon)."""
+        return collections.Counter(r.reason.split(":")[0] for r in self.items)
 
     def extend(self, other: "RejectLog") -> None:
         self.items.extend(other.items)
@@ -37,7 +48,7 @@ class RejectLog:
         return len(self.items)
 
     def summary(self, total: int) -> str:
-        by_reason = collections.Counter(r.reason.split(":")[0] for r in self.items)
+        by_reason = self.reason_counts()
         detail = ", ".join(f"{n} {reason}" for reason, n in by_reason.most_common())
         return (
             f"{self.stage}: kept {total - len(self.items)} of {total} items, "

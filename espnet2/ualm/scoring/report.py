@@ -136,11 +136,30 @@ def metrics_table(result: ScoreResult) -> str:
     return "\n".join(lines)
 
 
+# Headline metrics of a task kind when none of its KEY_METRICS was computed:
+# generation on real corpora has no judge (it is the mini corpus's), so FD and
+# the CLAP score, as in the paper's tables.
+HEADLINE_FALLBACK: Dict[str, Tuple[str, ...]] = {"generation": ("fd", "clap")}
+
+
+def headline_metrics(result: ScoreResult) -> Tuple[str, ...]:
+    """The metric names of ``result``'s headline (see ``HEADLINE_FALLBACK``)."""
+    kind = TASK_KINDS.get(result.task, "")
+    names = KEY_METRICS.get(kind, ())
+    if not any(n in result.metrics for n in names):
+        fallback = tuple(
+            n for n in HEADLINE_FALLBACK.get(kind, ()) if n in result.metrics
+        )
+        if fallback:
+            return fallback
+    return names
+
+
 def headline(result: ScoreResult) -> List[Dict[str, Any]]:
     """The key metrics of ``result`` (``KEY_METRICS``): name, value, chance
     level and whether the value beats it (None: not known)."""
     out = []
-    for name in KEY_METRICS.get(TASK_KINDS.get(result.task, ""), ()):
+    for name in headline_metrics(result):
         value = result.metrics.get(name)
         level = result.chance.get(name)
         test = result.shuffled.get(name)

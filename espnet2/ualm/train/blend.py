@@ -214,6 +214,14 @@ class Blend:
                     f"groups {sorted(set(groups))} (no weight for {missing}, "
                     f"no source for {empty})"
                 )
+            # deliberate in alignment (no text-only data), a slip elsewhere
+            unused = sorted(g for g in set(groups) if self.group_weights[g] == 0)
+            if unused:
+                logging.info(
+                    "blend: group(s) %s have sources but weight 0: never drawn "
+                    "(set their group_weights to use them)",
+                    unused,
+                )
             total = sum(self.group_weights[g] for g in set(groups))
             shares = np.zeros(len(self.sources))
             for g in set(groups):

@@ -1,6 +1,7 @@
 """UALMTask: model from a tiny config, options, and short trainings through
 ESPnet's Trainer (checkpoints, plots, loss, curriculum with --init_param)."""
 
+import argparse
 import glob
 import json
 import os
@@ -15,6 +16,7 @@ from espnet2.tasks.ualm import (
     audio_input_geometry,
     loss_as_sum,
     report_loss_per_dataset,
+    valid_blend_conf,
 )
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
@@ -293,3 +295,41 @@ def test_deepspeed_gets_the_loss_summed_over_targets():
     loss, weight = torch.tensor([2.0]), torch.tensor([5.0])
     summed, stats, w = loss_as_sum(None, (), {}, (loss, {"loss": loss}, weight))
     assert float(summed) == 10.0 and stats["loss"] is loss and w is weight
+
+
+def _manifest(split_dir, name, dataset=None):
+    """A stage-5 manifest file (only what the validation choice reads)."""
+    os.makedirs(split_dir, exist_ok=True)
+    m = {"name": name, "task": "asr", "data_dir": "d", "files": {}, "shape_file": "s"}
+    if dataset is not None:
+        m["dataset"] = dataset
+    with open(os.path.join(split_dir, f"{name}.json"), "w") as f:
+        json.dump(m, f)
+
+
+def test_validation_takes_every_manifest_of_the_training_datasets(tmp_path, caplog):
+    """ualm1's LibriSpeech: three training directories, one validation one
+    (and the reverse for another corpus): matched by datasets-config entry,
+    not by manifest name."""
+    train, valid = str(tmp_path / "train"), str(tmp_path / "valid")
+    for d in ("train_clean_100", "train_clean_360"):
+        _manifest(train, f"ls_asr-{d}", "ls_asr")
+    _manifest(valid, "ls_asr", "ls_asr")
+    _manifest(train, "caps_tta", "caps_tta")
+    for d in ("val_a", "val_b"):
+        _manifest(valid, f"caps_tta-{d}", "caps_tta")
+    _manifest(train, "only_train", "only_train")
+    _manifest(valid, "not_trained", "not_trained")
+    _manifest(train, "old_style")  # written before manifests named their dataset
+    _manifest(valid, "old_style")
+    args = argparse.Namespace(
+        blend=None, valid_blend=None, train_manifest_dir=train, valid_manifest_dir=valid
+    )
+    conf = valid_blend_conf(args)
+    assert [e["name"] for e in conf["datasets"]] == [
+        "caps_tta-val_a",
+        "caps_tta-val_b",
+        "ls_asr",
+        "old_style",
+    ]
+    assert "no validation manifests for ['only_train']" in caplog.text

@@ -29,7 +29,8 @@ log_level=INFO
 help_message="Usage: $0 [--corpora \"audiocaps clotho librispeech af3 etta text_instruct\" (or comma-separated)] [--<option> <value>]"
 
 if [ $# -gt 0 ]; then
-    parse_options="$(dirname "$0")/../../scripts/parse_options.sh"
+    # the recipe's own scripts/ link (egs2/ualm/scripts), also in a copied recipe
+    parse_options="$(dirname "$0")/../scripts/parse_options.sh"
     [ -f "${parse_options}" ] || die "options need ${parse_options}"
     . "${parse_options}"
 fi

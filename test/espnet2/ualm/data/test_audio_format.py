@@ -190,3 +190,77 @@ def test_text_only_dir_copies_dialogues(tmp_path):
     assert len(rejects) == 0
     assert not (tmp_path / "out" / "wav.scp").exists()
     assert json.loads((tmp_path / "out" / "dialogue.jsonl").read_text()) == row
+
+
+def _masters_dir(tmp_path):
+    """Sources of every kind a master is made or refused for."""
+    audio, d = tmp_path / "audio", tmp_path / "data"
+    audio.mkdir()
+    d.mkdir()
+    left = _tone(1.0, fs=48000, freq=300.0)
+    right = _tone(1.0, fs=48000, freq=900.0)
+    sources = {
+        "st48": (np.stack([left, right], axis=1), 48000),
+        "st44": (_tone(1.0, fs=44100, channels=2), 44100),
+        "quad48": (_tone(1.0, fs=48000, channels=4), 48000),
+        "mono48": (_tone(1.0, fs=48000), 48000),
+        "st32": (_tone(1.0, fs=32000, channels=2), 32000),
+    }
+    for utt, (x, fs) in sources.items():
+        soundfile.write(audio / f"{utt}.wav", x, fs)
+    (d / "wav.scp").write_text(
+        "".join(f"{utt} {audio / utt}.wav\n" for utt in sorted(sources))
+    )
+    return d, left, right
+
+
+def test_masters_from_stereo_sources(tmp_path):
+    d, left, right = _masters_dir(tmp_path)
+    out = tmp_path / "out"
+    format_main(
+        ["--in_dir", str(d), "--out_dir", str(out), "--fs", str(FS)]
+        + ["--min_input_fs", "0", "--master_fs", "48000", "--nj", "2"]
+    )
+    assert set(read_kv(str(out / "wav.scp"))) == {
+        "st48",
+        "st44",
+        "quad48",
+        "mono48",
+        "st32",
+    }  # every item kept: a missing master rejects nothing
+    masters = read_kv(str(out / "wav48.scp"))
+    assert set(masters) == {"st48", "st44", "quad48"}
+    for utt, path in masters.items():
+        assert path == str(out / "masters" / f"{utt}.flac")
+        x, fs = soundfile.read(path, always_2d=True)
+        assert fs == 48000 and x.shape == (48000, 2), utt
+    # the channels keep their own content (not a down-mix copied twice)
+    x, _ = soundfile.read(masters["st48"])
+    assert np.abs(x[:, 0] - left).max() < 1e-4
+    assert np.abs(x[:, 1] - right).max() < 1e-4
+    missing = {r.utt_id: r.reason for r in RejectLog.read(str(out / "no_master.tsv"))}
+    assert missing == {
+        "mono48": "mono source",
+        "st32": "source at 32000 Hz, below 44100 Hz",
+    }
+    assert RejectLog.read(str(out / "rejected.tsv")) == []
+
+
+def test_a_data_dir_with_its_own_masters_keeps_them(tmp_path):
+    d, _, _ = _masters_dir(tmp_path)
+    (d / "wav48.scp").write_text("st48 /corpus/masters/st48.flac\n")
+    opts = FormatOptions(
+        sample_rate=FS, min_input_sample_rate=0, master_sample_rate=48000
+    )
+    format_data_dir(str(d), str(tmp_path / "out"), opts)
+    assert read_kv(str(tmp_path / "out" / "wav48.scp")) == {
+        "st48": "/corpus/masters/st48.flac"
+    }
+    assert not (tmp_path / "out" / "masters").exists()
+
+
+def test_no_masters_unless_asked(corpus, tmp_path):
+    opts = FormatOptions(sample_rate=FS, min_input_sample_rate=FS, max_sec=2.0)
+    format_data_dir(str(corpus), str(tmp_path / "out"), opts)
+    assert not (tmp_path / "out" / "wav48.scp").exists()
+    assert not (tmp_path / "out" / "no_master.tsv").exists()

@@ -56,9 +56,24 @@ def test_summary_line_says_whether_chance_is_beaten():
     )
     (line,) = summary_lines([cap])
     assert "cider_d 1.5000 (chance 0.4000" in line and "bleu_4 0.3000" in line
-    gen = ScoreResult("text_to_audio", "sound_test", "hyp", "ref", {"fd": 3.0})
+    gen = ScoreResult("text_to_audio", "sound_test", "hyp", "ref", {"clips": 2.0})
     (line,) = summary_lines([gen])
     assert "judge_overall n/a (chance n/a; better than chance: n/a)" in line
+
+
+def test_generation_without_a_judge_is_summed_up_by_fd_and_clap():
+    """Real corpora (ualm1) have no judge: FD and CLAP are the headline."""
+    gen = ScoreResult(
+        "text_to_audio", "audiocaps_test", "hyp", "ref", {"fd": 3.0, "clap": 0.25}
+    )
+    (line,) = summary_lines([gen])
+    assert line.startswith("text_to_audio / audiocaps_test: fd 3.0000 (chance n/a")
+    assert "lower is better" in line and "; clap 0.2500 (chance n/a" in line
+    assert "judge" not in line
+    judged = ScoreResult(
+        "text_to_audio", "sound_test", "hyp", "ref", {"fd": 3.0, "judge_overall": 0.4}
+    )
+    assert [h["metric"] for h in headline(judged)] == ["judge_overall"]
 
 
 def test_results_md_opens_with_the_summary(tmp_path):

@@ -208,6 +208,29 @@ def test_blend_config_errors():
         _source("x", "asr", [1, 2], weight=0.5, factor=2.0)
 
 
+def test_a_group_weighted_zero_is_renormalised_away_with_a_warning(caplog):
+    """The ualm1 configs: text-only data weighted 0 when there is none; if
+    there is some, it is never drawn, and the log says so."""
+    caplog.set_level(logging.INFO)
+    weights = dict(PAPER_GROUP_WEIGHTS, text=0.0)
+    without_text = [s for s in _sources() if s.group != "text"]
+    blend = Blend(without_text, group_weights=weights)
+    by_group = {}
+    for src, share in zip(blend.sources, blend.shares):
+        by_group[src.group] = by_group.get(src.group, 0.0) + share
+    present = PAPER_GROUP_WEIGHTS["generation"] + PAPER_GROUP_WEIGHTS["understanding"]
+    for group, share in by_group.items():
+        assert share == pytest.approx(PAPER_GROUP_WEIGHTS[group] / present)
+    assert "weight 0" not in caplog.text
+    blend = Blend(_sources(), group_weights=weights)
+    assert all(
+        share == 0
+        for src, share in zip(blend.sources, blend.shares)
+        if src.group == "text"
+    )
+    assert "['text'] have sources but weight 0: never drawn" in caplog.text
+
+
 @pytest.mark.parametrize("sampler_cls", [PackedBatchSampler, BucketBatchSampler])
 def test_deterministic_per_seed_and_epoch(sampler_cls):
     def build():
