@@ -124,19 +124,26 @@ def shuffled_outputs_test(
 
     ``score(partner)`` gives the metrics with item i's output replaced by the
     output of item ``partner[i]``; it is called for ``permutations`` seeded
-    derangements (within ``groups`` when given). For every metric of
-    ``observed``: ``level`` (mean over the permutations), ``p_value`` ((1 +
-    permutations scoring at least as well as observed) / (1 + permutations))
-    and ``permutations``.
+    derangements (within ``groups`` when given), each distinct one once: a
+    small test set has few (2 items: one, 3 items: two), and counting a
+    repeated one again would claim a p-value that so few pairings cannot
+    give. For every metric of ``observed``: ``level`` (mean over the
+    derangements), ``p_value`` ((1 + derangements scoring at least as well as
+    observed) / (1 + derangements)) and ``permutations`` (the distinct
+    derangements scored).
     """
     if n_items < 2:
         return {}
     drawn: Dict[str, List[float]] = {name: [] for name in observed}
+    seen = set()
     for r in range(permutations):
         if groups is None:
             partner = derangement(n_items, seed + 1 + r)
         else:
             partner, _ = grouped_derangement(groups, seed + 1 + r)
+        if tuple(partner) in seen:
+            continue
+        seen.add(tuple(partner))
         values = score(partner)
         for name in drawn:
             drawn[name].append(float(values[name]))
@@ -149,8 +156,8 @@ def shuffled_outputs_test(
         as_good = arr <= obs if name in LOWER_IS_BETTER else arr >= obs
         out[name] = {
             "level": float(arr.mean()),
-            "p_value": float((1 + as_good.sum()) / (1 + permutations)),
-            "permutations": float(permutations),
+            "p_value": float((1 + as_good.sum()) / (1 + len(arr))),
+            "permutations": float(len(arr)),
         }
     return out
 

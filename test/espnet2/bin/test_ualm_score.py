@@ -146,7 +146,9 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
     assert f"| judge_overall | 1.0000 | {ok.chance['judge_overall']:.4f} |" in text
     # the permutation test of each key metric: right outputs depend on input
     assert ok.shuffled["judge_overall"]["p_value"] < 0.05
-    assert asr.shuffled["wer"]["p_value"] < 0.05 and "cider_d" in cap.shuffled
+    assert "cider_d" in cap.shuffled
+    # two utterances have one other pairing: p cannot go below 1/2
+    assert asr.shuffled["wer"] == {"level": 1.0, "p_value": 0.5, "permutations": 1.0}
     assert "depends on its input: yes" in text
     assert "same kind" in text and "another utterance's reference" in text
     summary = text[text.index("## Summary") : text.index("## Decoding settings")]

@@ -5,6 +5,10 @@ their real formats: AudioCaps (CSV, 48 kHz stereo clips), Clotho (CSV with
 five captions, 44.1 kHz mono), LibriSpeech (speaker/chapter folders of FLAC
 with .trans.txt), and tiny random checkpoints saved by the libraries' own
 ``save_pretrained`` (Qwen2 with a byte-level BPE tokenizer, Whisper, X-codec).
+Two more corpora are added the way run.sh's header says (``--corpora`` and
+entries in conf/datasets.yaml): AudioSkills-style QA (AF3 JSON with ``<sound>``
+turns) and Alpaca-style text instructions, with the unified config's text
+weight set back to the paper's 0.277 as its comment says.
 The recipe's own run.sh, datasets config and training configs run every stage;
 only what a CPU cannot do is overridden on the command line, as a user of a
 machine without GPUs would: 2 jobs, sdpa instead of flash-attn, float32, short
@@ -12,7 +16,9 @@ rows, two steps, the tiny enhancer, torchrun with gloo.
 """
 
 import csv
+import json
 import os
+import re
 import shutil
 import subprocess
 from typing import Dict
@@ -47,7 +53,17 @@ LIBRISPEECH_SPLITS = (
     "test-clean",
     "test-other",
 )
-DECODED = {  # (task, test set) pairs of conf/datasets.yaml
+MORE_DATASETS = """
+  - data: af3
+    task: audio_qa
+    dirs: {train: af3_skills_train, valid: af3_skills_valid, test: af3_skills_test}
+  - data: text
+    task: text_dialogue
+    dirs: {train: text_alpaca_train, valid: text_alpaca_valid, test: text_alpaca_test}
+"""
+DECODED = {  # (task, test set) pairs of conf/datasets.yaml + MORE_DATASETS
+    ("audio_qa", "af3_skills_test"),
+    ("text_dialogue", "text_alpaca_test"),
     ("text_to_audio", "audiocaps_test"),
     ("audio_caption", "audiocaps_test"),
     ("text_to_audio", "clotho_evaluation"),
@@ -114,6 +130,39 @@ def _librispeech(root: str) -> None:
             f.writelines(lines)
 
 
+def _af3(root: str) -> None:
+    """skills_<split>.json: AudioSkills conversations about clips/<n>.wav."""
+    splits = (("train", 4), ("valid", 1), ("test", 2))
+    for split, count in splits:
+        items = []
+        for k in range(count):
+            clip = f"clips/{split}{k}.wav"
+            _tone(f"{root}/{clip}", 1.0, 16000, 1, 60 + k)
+            turns = [
+                {"from": "human", "value": "<sound>\nHow many tones are there?"},
+                {"from": "gpt", "value": ("One.", "Two.", "Three.")[k % 3]},
+            ]
+            items.append({"id": f"{split}{k}", "sound": clip, "conversations": turns})
+        with open(f"{root}/skills_{split}.json", "w") as f:
+            json.dump(items, f)
+
+
+def _text_instruct(root: str) -> None:
+    """alpaca_<split>.json: instruction / input / output records."""
+    os.makedirs(root)
+    for split, count in (("train", 4), ("valid", 1), ("test", 2)):
+        items = [
+            {
+                "instruction": "Add the numbers.",
+                "input": f"{k} and 2",
+                "output": str(k + 2),
+            }
+            for k in range(count)
+        ]
+        with open(f"{root}/alpaca_{split}.json", "w") as f:
+            json.dump(items, f)
+
+
 def _checkpoints(root: str) -> Dict[str, str]:
     from espnet2.ualm.codec.tiny import save_tiny_xcodec
     from espnet2.ualm.model.tiny import save_tiny_qwen2, save_tiny_whisper
@@ -150,6 +199,13 @@ def _setup(dst: str, xcodec: str) -> str:
         decode = decode.replace(f"\n{key}:", f"\n{key}: {value}  #", 1)
     with open(f"{dst}/conf/decode_cpu.yaml", "w") as f:
         f.write(decode)
+    with open(f"{dst}/conf/datasets.yaml", "a") as f:
+        f.write(MORE_DATASETS)
+    unified = f"{dst}/conf/train_unified_qwen2.5_1.5b.yaml"
+    with open(unified) as f:
+        config = f.read()
+    with open(unified, "w") as f:
+        f.write(config.replace("text: 0.0}", "text: 0.277}"))
     return dst
 
 
@@ -159,6 +215,8 @@ def test_ualm1_recipe_runs_every_stage_on_stand_ins(tmp_path):
     _audiocaps(str(corpora / "audiocaps"))
     _clotho(str(corpora / "clotho"))
     _librispeech(str(corpora / "librispeech"))
+    _af3(str(corpora / "af3"))
+    _text_instruct(str(corpora / "text_instruct"))
     models = _checkpoints(str(tmp_path / "models"))
     setup = _setup(str(tmp_path / "ualm1"), models["xcodec"])
 
@@ -168,6 +226,8 @@ def test_ualm1_recipe_runs_every_stage_on_stand_ins(tmp_path):
         AUDIOCAPS=str(corpora / "audiocaps"),
         CLOTHO=str(corpora / "clotho"),
         LIBRISPEECH=str(corpora / "librispeech"),
+        AF3=str(corpora / "af3"),
+        TEXT_INSTRUCT=str(corpora / "text_instruct"),
         QWEN_DIR=models["qwen"],
         WHISPER_DIR=models["whisper"],
         NGPU="1",
@@ -185,16 +245,19 @@ def test_ualm1_recipe_runs_every_stage_on_stand_ins(tmp_path):
     out = subprocess.run(
         [
             "bash", "run.sh", "--nj", "2", "--ngpu", "0", "--inference_nj", "1",
+            "--local_data_opts",
+            "--corpora audiocaps,clotho,librispeech,af3,text_instruct",
             "--train_launcher", "torchrun --nproc_per_node 1",
             "--train_args", cpu_train_args,
             "--codec_config", "conf/codec_cpu.yaml",
             "--enhancer_config", "conf/enhancer_cpu.yaml",
             "--decode_config", "conf/decode_cpu.yaml",
         ],
-        cwd=setup, env=env, capture_output=True, text=True, timeout=1500,
+        cwd=setup, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=1500,
     )  # fmt: skip
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
+    log = out.stdout  # stages and their logs in order (split by stage below)
+    assert out.returncode == 0, log[-8000:]
     assert "Successfully finished stages 1-100" in log
 
     # stages 1-2: every corpus converted from its own format; masters for
@@ -223,7 +286,10 @@ def test_ualm1_recipe_runs_every_stage_on_stand_ins(tmp_path):
     for exp in ("ualm_align", "ualm_unified"):
         assert os.path.exists(f"{setup}/exp/{exp}/valid.loss.best.pth"), exp
     unified = log.split("Stage 7: unified training", 1)[1].split("Stage 8", 1)[0]
-    assert "group(s) ['text']" not in unified  # no text data: weight 0, no warning
+    shares = re.search(r"token share by group: ([^\n]*)", unified).group(1)
+    assert "text" in shares and "understanding" in shares, shares
+    aligned = log.split("Stage 6: modality alignment", 1)[1].split("Stage 7", 1)[0]
+    assert "group(s) ['text'] have sources but weight 0" in aligned  # on purpose
 
     # stage 8: the enhancer on the AudioCaps masters, evaluated on their test set
     with open(f"{setup}/exp/enhancer/RESULTS.md") as f:
@@ -242,6 +308,8 @@ def test_ualm1_recipe_runs_every_stage_on_stand_ins(tmp_path):
         results = f.read()
     assert "- text_to_audio / audiocaps_test: fd " in results
     assert "- asr / librispeech_test_other: wer " in results
+    assert "- audio_qa / af3_skills_test: accuracy " in results
+    assert "- text_dialogue / text_alpaca_test: accuracy " in results
 
     from espnet2.ualm import UALM
     from espnet2.ualm.inference.data_dir import read_requests

@@ -288,8 +288,25 @@ def test_shuffled_outputs_test_p_values():
         groups=["a", "b"] * 5,
         permutations=20,
     )
-    assert wer["wer"] == {"level": 1.0, "p_value": 1 / 21, "permutations": 20.0}
+    # 2 x 5 items: 24 x 24 pairings; one of the 20 seeded draws repeats one
+    assert wer["wer"] == {"level": 1.0, "p_value": 1 / 20, "permutations": 19.0}
     assert chance.depends_on_input("wer", None, 0.0) is None
+
+
+@pytest.mark.parametrize("n, distinct", [(2, 1), (3, 2), (4, 6)])
+def test_few_items_give_no_smaller_p_value_than_their_pairings_allow(n, distinct):
+    """Two items have one derangement: however right the outputs, p is 1/2,
+    not 1/201 (each of the 200 draws was that same pairing)."""
+    calls = []
+
+    def accuracy(partner):
+        calls.append(tuple(partner))
+        return {"accuracy": float(np.mean([i == j for i, j in enumerate(partner)]))}
+
+    test = chance.shuffled_outputs_test(accuracy, {"accuracy": 1.0}, n)
+    assert test["accuracy"]["permutations"] == distinct == len(set(calls)) == len(calls)
+    assert test["accuracy"]["p_value"] == pytest.approx(1 / (1 + distinct))
+    assert chance.depends_on_input("accuracy", test["accuracy"], 1.0) is False
 
 
 def test_scorers_test_their_own_outputs_shuffled(tmp_path):
