@@ -166,7 +166,8 @@ def format_one(
     return len(wav), conversions, None
 
 
-NO_MASTER = "no master: "
+NO_MASTER = "no master: "  # format_one's conversion notes about masters
+MASTER_MADE = "master made"
 
 
 def write_master(
@@ -181,7 +182,7 @@ def write_master(
     if fs < opts.min_master_sample_rate:
         return NO_MASTER + f"source at {fs} Hz, below {opts.min_master_sample_rate} Hz"
     stereo = source[:, :2]
-    note = "master made"
+    note = MASTER_MADE
     if source.shape[1] > 2:
         note += f" from the first 2 of {source.shape[1]} channels"
     if fs != opts.master_sample_rate:
@@ -301,7 +302,7 @@ def _format_audio(in_dir, out_dir, opts, nj, rejects, logger) -> Dict[str, int]:
             if c.startswith(NO_MASTER):
                 no_master.add(item.utt_id, item.path, c[len(NO_MASTER) :])
                 continue
-            if master_path is not None and c.startswith("master made"):
+            if master_path is not None and c.startswith(MASTER_MADE):
                 masters[item.utt_id] = os.path.abspath(master_path)
             conversion_counts[c] += 1
             logger.info("%s (%s): %s", item.utt_id, item.path, c)

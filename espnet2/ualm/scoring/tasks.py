@@ -63,7 +63,9 @@ KEY_METRICS: Dict[str, Tuple[str, ...]] = {
 CAPTION_PRIOR_DRAWS = 10
 _SHUFFLED_NOTE = (
     "shuffled outputs: the model's own {what}s, each scored as the answer to "
-    "another item{kind} (" + str(chance.PERMUTATIONS) + " seeded derangements; "
+    "another item{kind} ("
+    + str(chance.PERMUTATIONS)
+    + " distinct seeded derangements at most; "
     "mean and permutation p-value): below p = "
     + str(chance.SIGNIFICANCE)
     + " the outputs depend on their inputs"
@@ -231,8 +233,9 @@ def _judge_shuffled(
     )
     result.notes.append(
         "shuffled outputs (judge_overall): the generated clips judged against "
-        f"other items' prompts ({chance.PERMUTATIONS} seeded derangements): "
-        "what these clips score when they ignore their prompts"
+        f"other items' prompts ({chance.PERMUTATIONS} distinct seeded "
+        "derangements at most): what these clips score when they ignore their "
+        "prompts"
     )
 
 
