@@ -27,6 +27,7 @@ import numpy as np
 import soundfile
 import torch
 
+from espnet2.ualm.data.io import load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.enhancer.metrics import enhancement_metrics
 from espnet2.ualm.enhancer.pairs import make_input
@@ -55,18 +56,13 @@ def evaluate(
     per_clip: Dict[str, Dict[str, Dict[str, float]]] = dict(baseline={}, vae={})
     rate = enhancer.output_sample_rate
     for utt_id, path in masters.items():
-        ref, ref_rate = soundfile.read(path, dtype="float32", always_2d=True)
-        if ref_rate != rate:
-            raise ValueError(f"{path}: {ref_rate} Hz, the enhancer makes {rate} Hz")
+        # as stored: the reference keeps its channels and must be at the rate
+        # the enhancer makes; the input must be mono at the rate it takes
+        ref, _ = load_audio(path, rate, mono=False, strict=True)
         if inputs is not None:
-            x, x_rate = soundfile.read(inputs[utt_id], dtype="float32")
-            if x_rate != enhancer.input_sample_rate:
-                raise ValueError(
-                    f"{inputs[utt_id]}: {x_rate} Hz, the enhancer takes "
-                    f"{enhancer.input_sample_rate} Hz"
-                )
+            x, _ = load_audio(inputs[utt_id], enhancer.input_sample_rate, strict=True)
         else:
-            x = make_input(ref, ref_rate, codec)
+            x = make_input(ref, rate, codec)
         outputs = dict(baseline=baseline.enhance(x), vae=enhancer.enhance(x))
         for system, est in outputs.items():
             per_clip[system][utt_id] = enhancement_metrics(

@@ -21,7 +21,6 @@ import time
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
-import soundfile
 import torch
 from tqdm import tqdm
 
@@ -29,6 +28,7 @@ from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.codec import AbsCodec, build_codec, codec_choices
 from espnet2.ualm.codec.config import load_codec_config
 from espnet2.ualm.codec.metrics import reconstruction_metrics
+from espnet2.ualm.data.io import AudioReadError, load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv
 
 
@@ -48,20 +48,11 @@ def read_scp_audio(
                     f"{scp}: {utt_id}: piped commands are not supported ({path})"
                 )
             try:
-                wav, rate = soundfile.read(path, dtype="float32", always_2d=True)
-            except (OSError, RuntimeError) as e:
-                raise ValueError(f"{scp}: {utt_id}: cannot read {path}: {e}") from e
-            if rate != sample_rate:
-                raise ValueError(
-                    f"{scp}: {utt_id}: {path} is at {rate} Hz but the codec takes "
-                    f"{sample_rate} Hz; re-format the audio first"
-                )
-            if wav.shape[1] != 1:
-                raise ValueError(
-                    f"{scp}: {utt_id}: {path} has {wav.shape[1]} channels, the codec "
-                    "takes mono audio; re-format the audio first"
-                )
-            yield utt_id, wav[:, 0]
+                wav, _ = load_audio(path, sample_rate, strict=True)
+            except AudioReadError as e:
+                hint = "" if e.detail else "; re-format the audio first (stage 2)"
+                raise ValueError(f"{scp}: {utt_id}: {e}{hint}") from e
+            yield utt_id, wav
 
 
 def measure(

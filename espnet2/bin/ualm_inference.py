@@ -47,6 +47,7 @@ from espnet2.ualm.data.codes_io import (
     flatten_codes,
     write_geometry,
 )
+from espnet2.ualm.data.io import JsonlError, iter_jsonl
 from espnet2.ualm.data.kaldi_dir import write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
@@ -68,13 +69,11 @@ def finished_ids(path: str) -> Dict[str, dict]:
     """Results already written by an earlier run of this shard."""
     done: Dict[str, dict] = {}
     if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    break  # a line cut by a kill: that batch is redone
+        try:
+            for _, row in iter_jsonl(path):
                 done[row["id"]] = row
+        except JsonlError:
+            pass  # a line cut by a kill: that batch and the rest are redone
     return done
 
 

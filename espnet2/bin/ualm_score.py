@@ -48,10 +48,10 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.data.io import load_audio, resample
 from espnet2.ualm.scoring.data import (
     caption_references,
     load_answer_words,
-    load_audio,
     probe_labels,
     read_text_file,
     read_wav_scp,
@@ -66,7 +66,6 @@ from espnet2.ualm.scoring.embeddings import (
     build_embedder,
     build_tagger,
     build_text_audio_model,
-    resample,
 )
 from espnet2.ualm.scoring.report import (
     headline,
@@ -130,7 +129,7 @@ def fit_probe(train_dir: str, out_path: str, max_clips: int) -> ProbeTagger:
     ids = sorted(k for k in labels if k in wavs)[:max_clips]
     clips = []
     for k in ids:
-        wav, rate = load_audio(wavs[k])
+        wav, rate = load_audio(wavs[k], dtype="float64", allow_empty=True)
         clips.append(resample(wav, rate, probe.sample_rate))
     stats = probe.fit(clips, [labels[k] for k in ids])
     probe.save(out_path)
@@ -198,7 +197,11 @@ def spectrogram_plot(result: ScoreResult, out_dir: str, num: int) -> Optional[st
     if not ids:
         return None
     items = [
-        (f"{k}: {prompts.get(k, '')}", load_audio(hyps[k]), load_audio(refs[k]))
+        (
+            f"{k}: {prompts.get(k, '')}",
+            load_audio(hyps[k], dtype="float64", allow_empty=True),
+            load_audio(refs[k], dtype="float64", allow_empty=True),
+        )
         for k in ids
     ]
     path = os.path.join(

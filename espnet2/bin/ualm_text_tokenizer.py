@@ -11,13 +11,13 @@ trained from scratch), or record a Hugging Face tokenizer directory (Qwen2.5):
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
 from typing import Iterator, List, Optional
 
 from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.data.io import iter_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.text.tokenizer import train_sentencepiece, write_hf_pointer
 
@@ -32,12 +32,11 @@ def iter_texts(data_dir: str) -> Iterator[str]:
             yield from read_kv(path).values()
     path = os.path.join(data_dir, "dialogue.jsonl")
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                for msg in json.loads(line)["messages"]:
-                    for seg in msg["content"]:
-                        if seg.get("type") == "text":
-                            yield seg["text"]
+        for _, row in iter_jsonl(path):
+            for msg in row["messages"]:
+                for seg in msg["content"]:
+                    if seg.get("type") == "text":
+                        yield seg["text"]
 
 
 def get_parser() -> argparse.ArgumentParser:

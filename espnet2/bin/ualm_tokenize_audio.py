@@ -21,13 +21,12 @@ import time
 from typing import List, Optional, Tuple
 
 import kaldiio
-import numpy as np
-import soundfile
 import torch
 from tqdm import tqdm
 
 from espnet2.ualm.cli import setup_logging
 from espnet2.ualm.data.codes_io import codec_geometry, flatten_codes, write_geometry
+from espnet2.ualm.data.io import AudioReadError, load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
@@ -48,17 +47,6 @@ def shard_paths(output_dir: str, job: int) -> Tuple[str, str, str, str, str]:
         os.path.join(d, f"rejected.{job}.tsv"),
         os.path.join(d, f".done.{job}"),
     )
-
-
-def load_audio(path: str, sample_rate: int) -> np.ndarray:
-    wav, fs = soundfile.read(path, dtype="float32", always_2d=True)
-    if fs != sample_rate:
-        raise ValueError(f"sample rate {fs} Hz, codec wants {sample_rate} Hz")
-    if wav.shape[1] != 1:
-        raise ValueError(f"{wav.shape[1]} channels, codec wants mono")
-    if wav.shape[0] == 0:
-        raise ValueError("empty audio")
-    return wav[:, 0]
 
 
 def tokenize_shard(args: argparse.Namespace) -> None:
@@ -92,11 +80,12 @@ def tokenize_shard(args: argparse.Namespace) -> None:
         for i in range(0, len(order), args.batch_size):
             batch, audio = [], []
             for k in order[i : i + args.batch_size]:
-                try:
-                    audio.append(load_audio(wavs[k], codec.sample_rate))
+                try:  # stage 2 made it mono at the codec's rate: convert nothing
+                    wav, _ = load_audio(wavs[k], codec.sample_rate, strict=True)
+                    audio.append(wav)
                     batch.append(k)
-                except Exception as e:  # soundfile raises several types
-                    rejects.add(k, wavs[k], f"unreadable for the codec: {e}")
+                except AudioReadError as e:
+                    rejects.add(k, wavs[k], f"unreadable for the codec: {e.reason}")
             bar.update(len(order[i : i + args.batch_size]))
             if not batch:
                 continue

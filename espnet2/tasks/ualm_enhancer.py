@@ -29,7 +29,6 @@ import logging
 from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
-import soundfile
 import torch
 from typeguard import typechecked
 
@@ -45,6 +44,7 @@ from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.gan_trainer import GANTrainer
+from espnet2.ualm.data.io import AudioReadError, audio_info
 from espnet2.ualm.enhancer import AbsEnhancer, enhancer_choices
 from espnet2.ualm.enhancer.espnet_model import ESPnetEnhancerGANModel
 from espnet2.ualm.enhancer.pairs import EnhancerPairPreprocessor, log_pair_setup
@@ -233,9 +233,9 @@ def _check_sample_rates(
             continue
         audio = first[1].strip()
         try:
-            rate = soundfile.info(audio).samplerate
-        except (OSError, RuntimeError) as e:
-            logging.warning(f"{path}: cannot check the rate of {audio}: {e}")
+            rate = audio_info(audio).samplerate
+        except AudioReadError as e:
+            logging.warning(f"{path}: cannot check the rate of {audio}: {e.detail}")
             continue
         if rate != expected[name]:
             raise ValueError(

@@ -29,9 +29,16 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import soundfile
 import torch
-import torchaudio.functional
 from tqdm import tqdm
 
+from espnet2.ualm.data.io import (
+    AudioReadError,
+    audio_info,
+    downmix,
+    read_audio,
+    read_jsonl,
+    resample,
+)
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
@@ -107,7 +114,7 @@ def format_one(
     if not os.path.isfile(item.path):
         return None, [], "missing file"
     try:
-        info = soundfile.info(item.path)
+        info = audio_info(item.path)
         start = 0 if item.start is None else int(round(item.start * info.samplerate))
         stop = None if item.end is None else int(round(item.end * info.samplerate))
         if stop is not None and stop > info.frames:
@@ -119,11 +126,9 @@ def format_one(
                     f"{info.frames / info.samplerate:.2f} s"
                 ),
             )
-        wav, fs = soundfile.read(
-            item.path, start=start, stop=stop, dtype="float32", always_2d=True
-        )
-    except Exception as e:  # soundfile raises several types for bad files
-        return None, [], f"unreadable audio: {type(e).__name__}: {e}"
+        wav, fs = read_audio(item.path, start=start, stop=stop, dtype="float32")
+    except AudioReadError as e:
+        return None, [], f"unreadable audio: {e.detail}"
     if (stop is not None and wav.shape[0] < stop - start) or wav_is_truncated(
         item.path
     ):
@@ -142,13 +147,10 @@ def format_one(
     source = wav
     if wav.shape[1] > 1:
         conversions.append(f"downmixed {wav.shape[1]} channels")
-        wav = wav.mean(axis=1, keepdims=True)
-    wav = wav[:, 0]
+    wav = downmix(wav)
     if fs != opts.sample_rate:
         conversions.append(f"resampled {fs} Hz")
-        wav = torchaudio.functional.resample(
-            torch.from_numpy(wav), fs, opts.sample_rate
-        ).numpy()
+        wav = resample(wav, fs, opts.sample_rate).astype(np.float32)
     seconds = len(wav) / opts.sample_rate
     if seconds < opts.min_sec:
         return None, conversions, f"too short: {seconds:.3f} s < {opts.min_sec} s"
@@ -187,11 +189,7 @@ def write_master(
         note += f" from the first 2 of {source.shape[1]} channels"
     if fs != opts.master_sample_rate:
         note += f", resampled from {fs} Hz"
-        stereo = torchaudio.functional.resample(
-            torch.from_numpy(np.ascontiguousarray(stereo.T)),
-            fs,
-            opts.master_sample_rate,
-        ).T.numpy()
+        stereo = resample(stereo, fs, opts.master_sample_rate).astype(np.float32)
     peak = float(np.abs(stereo).max())
     if peak > 1.0:
         stereo = stereo / peak * 0.99
@@ -361,33 +359,6 @@ def _copy_side_files(
                 continue
             good.append(conv)
         _write_jsonl(os.path.join(out_dir, "dialogue.jsonl"), good)
-
-
-def read_jsonl(path: str, rejects: Optional[RejectLog] = None) -> List[dict]:
-    """JSON lines with an "id"; malformed lines are reported with their number."""
-    rows, seen = [], set()
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            where = f"{path}:{lineno}"
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-                if not isinstance(row, dict) or "id" not in row:
-                    raise ValueError('not a JSON object with an "id"')
-            except (UnicodeDecodeError, ValueError) as e:
-                if rejects is None:
-                    raise ValueError(f"{where}: {e}") from e
-                rejects.add(f"line{lineno}", where, f"malformed JSON line: {e}")
-                continue
-            if row["id"] in seen:
-                if rejects is None:
-                    raise ValueError(f"{where}: duplicate id {row['id']}")
-                rejects.add(row["id"], where, "duplicate id (first occurrence kept)")
-                continue
-            seen.add(row["id"])
-            rows.append(row)
-    return rows
 
 
 def dialogue_audio_ids(conversation: dict) -> List[str]:

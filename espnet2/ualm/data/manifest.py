@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from espnet2.ualm.data.audio_format import read_jsonl
+from espnet2.ualm.data.io import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.tokens.templates import TaskTemplate, template_of_task
@@ -76,12 +76,10 @@ class LengthModel:
         as ``AudioInputGeometry.num_frames`` counts them after resampling."""
         n = int(num_samples)
         rate = self.audio_input_sample_rate or self.sample_rate
-        if rate != self.sample_rate:  # torchaudio.functional.resample's length
-            import torch
-
+        if rate != self.sample_rate:  # data.io.resample's length, exactly
             g = math.gcd(int(self.sample_rate), int(rate))
             orig, new = int(self.sample_rate) // g, int(rate) // g
-            n = int(torch.ceil(torch.as_tensor(new * n / orig)).long())
+            n = -(-n * new // orig)
         per_frame = Fraction(rate) / Fraction(self.audio_input_frame_rate)
         return max(1, math.ceil(Fraction(n) / per_frame))
 

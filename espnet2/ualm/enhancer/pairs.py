@@ -13,22 +13,9 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
 from espnet2.ualm.codec.abs_codec import AbsCodec
-
-
-def downmix(wav: np.ndarray) -> np.ndarray:
-    """``[N, C]`` (or ``[N]``) -> ``[N]`` mean of the channels: ``(L + R) / 2``
-    keeps a panned source's level under the corpus' pan law."""
-    return wav.mean(axis=1) if wav.ndim == 2 else wav
-
-
-def resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling along the first axis (what the corpus uses)."""
-    if from_rate == to_rate:
-        return wav
-    return resample_poly(wav, to_rate, from_rate, axis=0)
+from espnet2.ualm.data.io import downmix, resample
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ import torch
 
 from espnet2.ualm.codec.abs_codec import AbsCodec
 from espnet2.ualm.codec.config import codec_from_config, load_codec_config
+from espnet2.ualm.data.io import AudioReadError, read_audio
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.enhancer.pairs import make_input
@@ -52,9 +53,9 @@ def _process(
     codec = _worker_codec
     assert codec is not None
     try:
-        wav, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (OSError, RuntimeError) as e:
-        return utt_id, "", f"unreadable: {e}"
+        wav, rate = read_audio(path, dtype="float32")
+    except AudioReadError as e:
+        return utt_id, "", e.reason
     if rate != target_rate:
         return utt_id, "", f"sample rate: {rate} Hz, expected {target_rate} Hz"
     if wav.shape[1] > 2:

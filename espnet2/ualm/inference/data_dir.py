@@ -10,7 +10,7 @@ only the prompt's fields are read: the answers may be absent.
 import os
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from espnet2.ualm.data.audio_format import read_jsonl
+from espnet2.ualm.data.io import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.data.rejects import RejectLog

@@ -16,9 +16,9 @@ import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
-import soundfile
 import torch
 
+from espnet2.ualm.data.io import AudioReadError, load_audio
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
 from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError, format_fields
@@ -68,34 +68,13 @@ class PreparedRequest:
 
 
 def read_audio(audio: AudioLike, sample_rate: int, where: str) -> torch.Tensor:
-    """Mono float32 waveform at ``sample_rate`` from any ``AudioLike``."""
-    rate = sample_rate
-    if isinstance(audio, str):
-        try:
-            wav, rate = soundfile.read(audio, dtype="float32", always_2d=True)
-        except (OSError, RuntimeError, soundfile.LibsndfileError) as e:
-            raise InferenceItemError(f"{where}: audio {audio} unreadable: {e}") from e
-        wav = torch.from_numpy(wav).mean(dim=1)
-    else:
-        if isinstance(audio, tuple):
-            audio, rate = audio
-        wav = torch.as_tensor(np.asarray(audio), dtype=torch.float32)
-        if wav.dim() == 2:  # [channels, samples]
-            wav = wav.mean(dim=0)
-        if wav.dim() != 1:
-            raise InferenceItemError(
-                f"{where}: audio must be [samples] or [channels, samples], got "
-                f"{tuple(wav.shape)}"
-            )
-    if wav.numel() == 0:
-        raise InferenceItemError(f"{where}: audio is empty")
-    if not bool(torch.isfinite(wav).all()):
-        raise InferenceItemError(f"{where}: audio holds NaN or infinite samples")
-    if int(rate) != int(sample_rate):
-        import torchaudio.functional
-
-        wav = torchaudio.functional.resample(wav, int(rate), int(sample_rate))
-    return wav.contiguous()
+    """Mono float32 waveform at ``sample_rate`` from any ``AudioLike``
+    (``data.io.load_audio``); a bad clip is an ``InferenceItemError``."""
+    try:
+        wav, _ = load_audio(audio, int(sample_rate))
+    except AudioReadError as e:
+        raise InferenceItemError(f"{where}: {e}") from e
+    return torch.from_numpy(wav)
 
 
 class RequestBuilder:

@@ -8,11 +8,9 @@ tasks). References are the data directories of ``doc/data_layout.md``.
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-import numpy as np
-import soundfile
-
+from espnet2.ualm.data.io import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv
 
 
@@ -37,20 +35,12 @@ def read_wav_scp(data_dir: str, name: str = "wav.scp") -> Dict[str, str]:
     return {k: resolve_path(v, data_dir) for k, v in items.items()}
 
 
-def load_audio(path: str) -> Tuple[np.ndarray, int]:
-    """Mono float64 waveform (channels averaged) and its sample rate."""
-    data, rate = soundfile.read(path, dtype="float64", always_2d=True)
-    return data.mean(axis=1), int(rate)
-
-
 def read_meta(data_dir: str) -> Dict[str, Dict[str, Any]]:
     """``meta.jsonl`` by id, or empty when the directory has none."""
     path = os.path.join(data_dir, "meta.jsonl")
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {r["id"]: r for r in rows}
+    return {r["id"]: r for r in read_jsonl(path)}
 
 
 def _texts(message: Dict[str, Any]) -> str:
@@ -64,24 +54,20 @@ def read_dialogues(data_dir: str) -> Dict[str, Dict[str, Any]]:
     user message's text, the last assistant message's text (the answer to
     score) and the audio ids the user message refers to."""
     out: Dict[str, Dict[str, Any]] = {}
-    with open(os.path.join(data_dir, "dialogue.jsonl"), encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            users = [m for m in row["messages"] if m["role"] == "user"]
-            answers = [m for m in row["messages"] if m["role"] == "assistant"]
-            if not users or not answers:
-                continue
-            out[row["id"]] = {
-                "question": _texts(users[-1]),
-                "reference": _texts(answers[-1]),
-                "audio": [
-                    s["audio"]
-                    for s in users[-1]["content"]
-                    if s.get("type") in ("audio", "audio_input")
-                ],
-            }
+    for row in read_jsonl(os.path.join(data_dir, "dialogue.jsonl")):
+        users = [m for m in row["messages"] if m["role"] == "user"]
+        answers = [m for m in row["messages"] if m["role"] == "assistant"]
+        if not users or not answers:
+            continue
+        out[row["id"]] = {
+            "question": _texts(users[-1]),
+            "reference": _texts(answers[-1]),
+            "audio": [
+                s["audio"]
+                for s in users[-1]["content"]
+                if s.get("type") in ("audio", "audio_input")
+            ],
+        }
     return out
 
 

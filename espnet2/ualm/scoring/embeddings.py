@@ -23,7 +23,8 @@ import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
-from scipy.signal import resample_poly
+
+from espnet2.ualm.data.io import resample
 
 NOT_COMPARABLE = "not comparable to published numbers"
 
@@ -62,15 +63,6 @@ class TextAudioModel(AudioEmbedder):
     @abc.abstractmethod
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """``[N, D]`` text embeddings in the audio embeddings' space."""
-
-
-def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling of a mono waveform (no-op at equal rates)."""
-    x = np.asarray(x, dtype=np.float64)
-    if rate_in == rate_out:
-        return x
-    g = int(np.gcd(int(rate_in), int(rate_out)))
-    return resample_poly(x, int(rate_out) // g, int(rate_in) // g)
 
 
 def embed_clips(

@@ -23,11 +23,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from espnet2.ualm.data.io import load_audio
 from espnet2.ualm.scoring import answers, asr, captioning, chance, generation
 from espnet2.ualm.scoring.data import (
     caption_references,
     infer_kind,
-    load_audio,
     qa_kinds,
     read_dialogues,
     read_meta,
@@ -153,8 +153,9 @@ def score_generation(
     if not ids:
         result.notes.append("nothing to score")
         return result
-    gen = [load_audio(hyps[k]) for k in ids]
-    ref = [load_audio(refs[k]) for k in ids]
+    # (mono float64, native rate): each metric's model resamples to its rate
+    gen = [load_audio(hyps[k], dtype=np.float64, allow_empty=True) for k in ids]
+    ref = [load_audio(refs[k], dtype=np.float64, allow_empty=True) for k in ids]
     per_item: Dict[str, Dict[str, Any]] = {k: {} for k in ids}
     if models.embedder is not None and len(ids) >= 2:
         e_ref = embed_clips(models.embedder, ref)

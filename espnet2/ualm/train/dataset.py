@@ -33,7 +33,8 @@ A text field ``f`` of a template is read from the data directory's file
 ``FIELD_FILES.get(f, f)``, so a recipe-defined template (``--task_templates``)
 with a field ``question`` reads ``<data_dir>/question``. Discrete audio
 (``audio`` segments) is the example's codec codes (``CodesReader``), continuous
-audio input (``audio_input`` segments) its waveform, read with soundfile and
+audio input (``audio_input`` segments) its waveform, read with
+``data.io.load_audio`` and
 resampled to the encoder's rate when needed; its placeholder count is what
 the encoder gives for it (``AudioInputGeometry``).
 
@@ -56,10 +57,10 @@ from typing import (
 )
 
 import numpy as np
-import soundfile
 import torch
 
 from espnet2.ualm.data.codes_io import CodesReader
+from espnet2.ualm.data.io import AudioReadError, JsonlError, iter_jsonl, load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.model.batch import collate_sequences
@@ -201,15 +202,13 @@ class _Source:
         if self._dialogues is None:
             path = self.path("dialogue")
             dialogues = {}
-            with open(path, encoding="utf-8") as f:
-                for lineno, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                        dialogues[row["id"]] = row["messages"]
-                    except (ValueError, KeyError, TypeError) as e:
-                        raise UALMDataError(f"{path}:{lineno}: bad line: {e}") from e
+            try:
+                for lineno, row in iter_jsonl(path):
+                    if not isinstance(row, dict) or not {"id", "messages"} <= set(row):
+                        raise JsonlError(path, lineno, 'no "id" and "messages"')
+                    dialogues[row["id"]] = row["messages"]
+            except JsonlError as e:
+                raise UALMDataError(f"{e.where}: bad line: {e.reason}") from e
             self._dialogues = dialogues
         return self._dialogues
 
@@ -222,21 +221,12 @@ class _Source:
         """Mono float32 audio of ``utt`` at ``sample_rate``."""
         path = self.lookup("wav", utt)
         try:
-            wav, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        except (OSError, RuntimeError, soundfile.LibsndfileError) as e:
+            wav, _ = load_audio(path, sample_rate)
+        except AudioReadError as e:
             raise UALMDataError(
-                f"audio {utt!r} ({path}, from {self.path('wav')}) unreadable: {e}"
+                f"audio {utt!r} ({path}, from {self.path('wav')}): {e.reason}"
             ) from e
-        wav = wav.mean(axis=1)
-        if len(wav) == 0:
-            raise UALMDataError(f"audio {utt!r} ({path}) is empty")
-        if rate != sample_rate:
-            import torchaudio.functional
-
-            wav = torchaudio.functional.resample(
-                torch.from_numpy(wav), rate, sample_rate
-            ).numpy()
-        return np.ascontiguousarray(wav, dtype=np.float32)
+        return wav
 
 
 class UALMDataset(torch.utils.data.Dataset):

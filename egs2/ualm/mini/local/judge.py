@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from espnet2.ualm.data.io import read_jsonl
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mini_judge.analysis import (  # noqa: E402
@@ -71,9 +73,7 @@ def resolve_path(path: str, data_dir: str) -> str:
 
 
 def read_meta(ref_dir: str) -> dict[str, dict[str, Any]]:
-    with open(os.path.join(ref_dir, "meta.jsonl"), encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {r["id"]: r for r in rows}
+    return {r["id"]: r for r in read_jsonl(os.path.join(ref_dir, "meta.jsonl"))}
 
 
 def expected_groups(

@@ -10,8 +10,6 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-import soundfile
-
 from espnet2.ualm.data.corpora.common import (
     BadItem,
     recording_name,
@@ -22,6 +20,7 @@ from espnet2.ualm.data.corpora.common import (
 )
 from espnet2.ualm.data.corpora.readers import iter_json_items
 from espnet2.ualm.data.corpora.writer import DataDirWriter
+from espnet2.ualm.data.io import AudioReadError, audio_info
 from espnet2.ualm.data.rejects import RejectLog
 
 NAME = "etta"
@@ -108,9 +107,11 @@ def _times(
     if end is None:
         if path not in durations:
             try:
-                durations[path] = soundfile.info(path).duration
-            except (RuntimeError, soundfile.LibsndfileError) as e:
-                raise BadItem(f"no end time and unreadable audio header: {e}") from e
+                durations[path] = audio_info(path).duration
+            except AudioReadError as e:
+                raise BadItem(
+                    f"no end time and unreadable audio header: {e.detail}"
+                ) from e
         end = durations[path]
     start = start or 0.0
     if end <= start:

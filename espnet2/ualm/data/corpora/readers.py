@@ -22,6 +22,7 @@ from typing import (
 )
 
 from espnet2.ualm.data.corpora.common import CorpusError, safe_id
+from espnet2.ualm.data.io import JsonlError, iter_jsonl
 from espnet2.ualm.data.rejects import RejectLog
 
 _JSON_ID = re.compile(r'"id"\s*:\s*"?([^",}\s]+)')
@@ -155,16 +156,19 @@ def _json_id(text: str) -> Optional[str]:
 def _iter_jsonl(
     path: str, rejects: RejectLog, id_prefix: str
 ) -> Iterator[Tuple[str, Any]]:
-    """Yields parsed lines; non-UTF-8 lines are reported by the line reader."""
-    for lineno, line in iter_text_lines(path, rejects, id_prefix, _json_id):
-        if not line.strip():
-            continue
+    """Yields parsed lines (``data.io.iter_jsonl``); a non-UTF-8 line is
+    reported and skipped, a malformed one stands in as ``_Malformed``."""
+    for lineno, value in iter_jsonl(path, errors="yield"):
         where = f"{path}:{lineno}"
-        try:
-            yield where, json.loads(line)
-        except json.JSONDecodeError as e:
-            reason = f"malformed JSON line: {e.msg} at column {e.colno}"
-            yield where, _Malformed(reason, _json_id(line))
+        if isinstance(value, JsonlError):
+            if value.encoding:
+                rejects.add(
+                    _guess_id(id_prefix, _json_id(value.text)), where, value.reason
+                )
+                continue
+            yield where, _Malformed(value.reason, _json_id(value.text))
+        else:
+            yield where, value
 
 
 def _iter_json_list(path: str) -> Iterator[Tuple[str, Any]]:

@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from espnet2.ualm.data.io import resample
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.data.manifest import TASK_FILES, LengthModel, example_length
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
@@ -70,12 +71,15 @@ def test_encoder_frames_match_the_dataset_at_boundaries_and_after_resampling():
     lengths = _lengths(len)
     for n in (1, 639, 640, 641, 16000, 16001, 160000, 10 * 640 * 3 + 1):
         assert lengths.wav(n) == GEOMETRY.num_frames(n)
-    import torchaudio.functional
-
     other = _lengths(len, sample_rate=22050, audio_input_sample_rate=16000)
     for n in (1, 2205, 22050, 22051, 220499, 220500):
-        wav = torch.zeros(n)
-        resampled = torchaudio.functional.resample(wav, 22050, 16000)
+        resampled = resample(np.zeros(n), 22050, 16000)  # what the dataset does
+        assert other.wav(n) == GEOMETRY.num_frames(len(resampled)), n
+    # 44.1 -> 16 kHz: 180697 samples give 65560 (torch's float32 ceil: 65559)
+    other = _lengths(len, sample_rate=44100, audio_input_sample_rate=16000)
+    for n in (180697, 441 * 3000, 441 * 3000 + 1):
+        resampled = resample(np.zeros(n), 44100, 16000)
+        assert len(resampled) == -(-n * 160 // 441)
         assert other.wav(n) == GEOMETRY.num_frames(len(resampled)), n
 
 

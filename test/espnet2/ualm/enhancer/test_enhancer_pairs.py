@@ -8,13 +8,9 @@ import pytest
 import soundfile
 
 from espnet2.ualm.codec.config import codec_from_config
+from espnet2.ualm.data.io import downmix
 from espnet2.ualm.data.kaldi_dir import read_kv
-from espnet2.ualm.enhancer.pairs import (
-    EnhancerPairPreprocessor,
-    crop_pair,
-    downmix,
-    make_input,
-)
+from espnet2.ualm.enhancer.pairs import EnhancerPairPreprocessor, crop_pair, make_input
 from espnet2.ualm.enhancer.prepare_pairs import main as prepare_main
 
 

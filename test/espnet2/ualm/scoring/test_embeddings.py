@@ -7,6 +7,7 @@ import types
 import numpy as np
 import pytest
 
+from espnet2.ualm.data.io import resample
 from espnet2.ualm.scoring.embeddings import (
     NOT_COMPARABLE,
     ClapModel,
@@ -21,7 +22,6 @@ from espnet2.ualm.scoring.embeddings import (
     build_tagger,
     build_text_audio_model,
     embed_clips,
-    resample,
 )
 
 SR = 16000

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import soundfile
 from mini_corpus.sound_events import LOUDNESS_LEVELS, PITCH_BANDS, POSITIONS
-from scipy.signal import resample_poly
+
+from espnet2.ualm.data import io as ualm_io
 
 SAMPLE_RATE = 16000
 HOP = 40  # envelope hop: 2.5 ms
@@ -120,10 +120,19 @@ class ClipEstimate:
 # --------------------------------------------------------------------------
 
 
+# The judge reads clips with the plugin's one loader (espnet2.ualm.data.io): it
+# always runs where the plugin is installed (``espnet2.bin.ualm_score --judge``
+# loads judge.py into the scorer's process; ``local/judge.py`` and the tests run
+# with the recipe's tools/venv python), so it needs no reader of its own. Its
+# resampler is the corpus' (resample_poly), so the judge's numbers are unchanged.
+
+
 def load_audio(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Mono 16 kHz float64 and, for a stereo file, the 16 kHz channels ``[N, 2]``."""
-    data, rate = soundfile.read(path, dtype="float64", always_2d=True)
-    return prepare_audio(data, rate)
+    data, _ = ualm_io.load_audio(
+        path, SAMPLE_RATE, mono=False, allow_empty=True, dtype=np.float64
+    )
+    return _split(data)
 
 
 def prepare_audio(data: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -131,11 +140,13 @@ def prepare_audio(data: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray |
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 1:
         data = data[:, None]
-    if rate != SAMPLE_RATE:
-        g = np.gcd(int(rate), SAMPLE_RATE)
-        data = resample_poly(data, SAMPLE_RATE // g, int(rate) // g, axis=0)
+    return _split(ualm_io.resample(data, int(rate), SAMPLE_RATE, axis=0))
+
+
+def _split(data: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``[N, C]`` at 16 kHz -> (mono downmix, the first two channels or None)."""
     stereo = data[:, :2] if data.shape[1] >= 2 else None
-    return data.mean(axis=1), stereo
+    return ualm_io.downmix(data), stereo
 
 
 # --------------------------------------------------------------------------
