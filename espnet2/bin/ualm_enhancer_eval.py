@@ -27,11 +27,11 @@ import numpy as np
 import soundfile
 import torch
 
+from espnet2.tasks.ualm_enhancer import find_checkpoint, load_enhancer
 from espnet2.ualm.data.io import load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.enhancer.metrics import enhancement_metrics
 from espnet2.ualm.enhancer.pairs import make_input
-from espnet2.ualm.enhancer.pretrained import find_checkpoint, load_enhancer
 from espnet2.ualm.enhancer.resample import ResampleEnhancer
 
 MEASURES = (

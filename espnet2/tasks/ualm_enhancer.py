@@ -22,11 +22,20 @@ scp. Task options besides the ESPnet ones:
   crops in training, centre crops in validation);
 * ``--swap_channels_prob``: mirror augmentation of training targets;
 * ``--codec_config`` / ``--codec_model_dir``: codec for on-the-fly pairs.
+
+A training run leaves ``config.yaml`` and checkpoints in its output dir;
+:func:`load_enhancer` rebuilds the enhancer from them through this task (the
+discriminator is dropped), so inference and model packing can carry just that
+directory. Inference configs name the enhancer with
+:func:`enhancer_for_inference`. (These live here, beside the task they build
+with, so that the enhancer package does not import its own task.)
 """
 
 import argparse
+import glob
 import logging
-from typing import Callable, Collection, Dict, List, Optional, Tuple
+import os
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -242,3 +251,51 @@ def _check_sample_rates(
                 f"{path}: {audio} is at {rate} Hz, the enhancer's {name} rate is "
                 f"{expected[name]} Hz"
             )
+
+
+def find_checkpoint(exp_dir: str) -> str:
+    """The model file to load from a training dir: the best-by-validation one
+    (``valid.*.best.pth``), else ``latest.pth``, else the last ``N epoch.pth``."""
+    best = sorted(glob.glob(os.path.join(exp_dir, "valid.*.best.pth")))
+    if best:
+        return best[0]
+    latest = os.path.join(exp_dir, "latest.pth")
+    if os.path.exists(latest):
+        return latest
+    epochs = glob.glob(os.path.join(exp_dir, "*epoch.pth"))
+    if epochs:
+        return max(epochs, key=lambda p: int(os.path.basename(p).split("epoch")[0]))
+    raise FileNotFoundError(f"{exp_dir}: no model file (*.best.pth, latest.pth)")
+
+
+def load_enhancer(
+    exp_dir: str, checkpoint: Optional[str] = None, device: str = "cpu"
+) -> AbsEnhancer:
+    """The trained enhancer of ``exp_dir`` (``config.yaml`` + a checkpoint), in
+    eval mode. ``checkpoint``: a model file; default :func:`find_checkpoint`."""
+    config = os.path.join(exp_dir, "config.yaml")
+    if not os.path.exists(config):
+        raise FileNotFoundError(f"{exp_dir}: no config.yaml (not a training dir?)")
+    checkpoint = checkpoint or find_checkpoint(exp_dir)
+    logging.info(f"loading enhancer from {config} and {checkpoint}")
+    model, _ = UALMEnhancerTask.build_model_from_file(config, checkpoint, device)
+    return model.enhancer.eval()
+
+
+def enhancer_for_inference(
+    name: Optional[str], conf: Optional[Dict[str, Any]] = None
+) -> Optional[AbsEnhancer]:
+    """The enhancer an inference config asks for.
+
+    ``none`` / ``None``: no enhancement (keep the codec output);
+    ``resample``: :class:`ResampleEnhancer` built with ``conf``;
+    ``vae``: a trained VAE, ``conf = {exp_dir: ..., checkpoint: ..., device: ...}``.
+    """
+    conf = dict(conf or {})
+    if name is None or name == "none":
+        return None
+    if name == "vae":
+        if "exp_dir" not in conf:
+            raise ValueError("enhancer 'vae' needs enhancer_conf.exp_dir")
+        return load_enhancer(**conf)
+    return enhancer_choices.get_class(name)(**conf).eval()

@@ -4,13 +4,13 @@
 ``--enhancer vae`` (the Enhancement VAE, trained with
 ``espnet2.bin.ualm_enhancer_train``) or ``--enhancer resample`` (plain
 resampling, the mono channel copied: for users who do not want the VAE).
-A trained VAE is loaded with :func:`load_enhancer` from its experiment dir.
+A trained VAE is loaded from its experiment dir with
+``espnet2.tasks.ualm_enhancer.load_enhancer`` (or ``enhancer_for_inference``).
 Design, recipe stage 8 and the measured mini results: ``doc/enhancer.md``.
 """
 
 from espnet2.train.class_choices import ClassChoices
 from espnet2.ualm.enhancer.abs_enhancer import AbsEnhancer, EnhancerOutput
-from espnet2.ualm.enhancer.pretrained import enhancer_for_inference, load_enhancer
 from espnet2.ualm.enhancer.resample import ResampleEnhancer
 from espnet2.ualm.enhancer.vae import EnhancementVAE
 
@@ -27,6 +27,4 @@ __all__ = [
     "EnhancerOutput",
     "ResampleEnhancer",
     "enhancer_choices",
-    "enhancer_for_inference",
-    "load_enhancer",
 ]

@@ -97,7 +97,7 @@ def _copy_codec(codec_config: str, model_dir: Optional[str], out_dir: str) -> bo
 
 def _write_enhancer(exp_dir: str, checkpoint: Optional[str], out_dir: str) -> None:
     """The enhancer's generator only (name, config, safetensors weights)."""
-    from espnet2.ualm.enhancer import load_enhancer
+    from espnet2.tasks.ualm_enhancer import load_enhancer
 
     enhancer = load_enhancer(exp_dir, checkpoint)
     with open(os.path.join(exp_dir, "config.yaml"), encoding="utf-8") as f:
