@@ -82,6 +82,7 @@ from espnet2.ualm.model.factory import build_ualm_model
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import LOSS_REGIONS, SequenceBuilder
+from espnet2.ualm.tokens.templates import load_task_templates
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 from espnet2.ualm.train.blend import Blend, BlendSource
 from espnet2.ualm.train.dataset import (
@@ -91,7 +92,6 @@ from espnet2.ualm.train.dataset import (
     manifest_paths,
     read_manifest,
     sources_of_batch,
-    task_templates,
 )
 from espnet2.ualm.train.sampler import (
     BucketBatchSampler,
@@ -626,7 +626,7 @@ class UALMTask(AbsTask):
             manifests,
             builder,
             audio_input=audio_input_geometry(args),
-            templates=task_templates(args.task_templates),
+            templates=load_task_templates(args.task_templates),
         ).preload()
 
     @classmethod

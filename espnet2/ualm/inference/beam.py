@@ -8,7 +8,7 @@ so one beam is exactly greedy decoding. The best ended hypothesis by
 """
 
 import math
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import List, Optional, Protocol, Sequence, Tuple
 
 import torch
 
@@ -19,15 +19,28 @@ from espnet2.ualm.inference.decoder import (
     batch_prompts,
     check_prompt,
 )
+from espnet2.ualm.inference.fast import WeightCache
 from espnet2.ualm.inference.results import GeneratedSegment
 from espnet2.ualm.inference.sampling import mask_logits
+from espnet2.ualm.model.ualm_model import UALMModel
+from espnet2.ualm.text.tokenizer import TextTokenizer
+from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
-if TYPE_CHECKING:
-    from espnet2.ualm.inference.generate import UALMGenerator
+
+class BeamSearchHost(Protocol):
+    """What beam search uses of its caller (``UALMGenerator`` is one): named
+    here so that this module does not import ``generate.py``, which imports it."""
+
+    model: UALMModel
+    vocab: UALMVocabulary
+    tokenizer: Optional[TextTokenizer]
+    device: torch.device
+    weights: WeightCache
+    fast: bool
 
 
 def beam_search_text(
-    gen: "UALMGenerator",
+    gen: BeamSearchHost,
     prompts: Sequence[Prompt],
     beam_size: int = 4,
     max_tokens: int = 256,

@@ -66,9 +66,8 @@ from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.tokens.conversation import AudioInputSegment, audio_references
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
-from espnet2.ualm.tokens.templates import (  # noqa: F401 (TTS_PROMPT: re-export)
+from espnet2.ualm.tokens.templates import (
     TEMPLATE_OF_TASK,
-    TTS_PROMPT,
     TaskTemplate,
     TemplateError,
     format_fields,
@@ -109,12 +108,6 @@ class UALMRow:
 
     examples: List[BuiltSequence]
     waveforms: Dict[str, np.ndarray]
-
-
-def task_templates(extra: Optional[Any] = None) -> Dict[str, TaskTemplate]:
-    """Built-in templates and ``extra`` (a mapping or YAML file of recipe
-    templates), validated (``load_task_templates``)."""
-    return load_task_templates(extra)
 
 
 def read_manifest(path: str) -> Dict[str, Any]:
@@ -238,7 +231,7 @@ class UALMDataset(torch.utils.data.Dataset):
         builder: lays conversations out in the model's vocabulary.
         audio_input: the encoder's geometry; None for a model without audio
             input (understanding examples then raise).
-        templates: task name -> template (default: ``task_templates()``).
+        templates: task name -> template (default: ``load_task_templates()``).
     """
 
     def __init__(
@@ -256,7 +249,7 @@ class UALMDataset(torch.utils.data.Dataset):
             self.sources[source.name] = source
         self.builder = builder
         self.audio_input = audio_input
-        self.templates = dict(task_templates() if templates is None else templates)
+        self.templates = dict(load_task_templates() if templates is None else templates)
         for source in self.sources.values():
             self.template_of(source)  # unknown tasks fail here, not mid-epoch
 
