@@ -51,7 +51,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_generation as bg  # noqa: E402  (the sibling benchmark's model and runs)
 
-from espnet2.ualm.inference import UALMGenerator  # noqa: E402
+from espnet2.ualm.inference.generate import UALMGenerator  # noqa: E402
 
 MODES = {
     "eager": {},

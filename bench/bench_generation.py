@@ -97,9 +97,10 @@ import torch
 
 from espnet2.ualm.codec.abs_codec import AbsCodec
 from espnet2.ualm.codec.config import codec_from_config
-from espnet2.ualm.inference import GenerationConfig, SamplingConfig, UALMGenerator
 from espnet2.ualm.inference.decoder import Decoder, batch_prompts
 from espnet2.ualm.inference.fast import AudioHeads, FastBackbone
+from espnet2.ualm.inference.generate import GenerationConfig, UALMGenerator
+from espnet2.ualm.inference.sampling import SamplingConfig
 from espnet2.ualm.model.factory import build_ualm_model
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import TextTokenizer

@@ -347,18 +347,6 @@ class UALMGenerator:
             kinds = [max(audio, text)] * config.max_segments
         return sum(kinds) + len(kinds) - 1  # role tokens between turns
 
-    def generate_reply(
-        self,
-        prompt: Prompt,
-        config: Optional[GenerationConfig] = None,
-        waveforms: Optional[Waveforms] = None,
-        generator: Optional[torch.Generator] = None,
-        **overrides,
-    ) -> List[GeneratedSegment]:
-        """The segments of one reply (``.value``: text or ``[T, K]`` codes)."""
-        results = self.generate([prompt], config, waveforms, generator, **overrides)
-        return results[0].segments
-
     def beam_search(
         self,
         prompts: Sequence[Prompt],
@@ -658,19 +646,3 @@ class UALMGenerator:
             "audio", self._closing_name(row.close_id), codes=codes
         )
         self._close(row, row.close_id, segment)
-
-
-def generate_reply(
-    model: UALMModel,
-    prompt: Prompt,
-    config: Optional[GenerationConfig] = None,
-    tokenizer: Optional[TextTokenizer] = None,
-    frame_rate: Optional[float] = None,
-    waveforms: Optional[Waveforms] = None,
-    generator: Optional[torch.Generator] = None,
-    **overrides,
-) -> List[GeneratedSegment]:
-    """One reply's segments; see ``UALMGenerator``."""
-    return UALMGenerator(model, tokenizer, frame_rate).generate_reply(
-        prompt, config, waveforms, generator, **overrides
-    )

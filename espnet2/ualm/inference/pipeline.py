@@ -188,7 +188,7 @@ class UALM:
         templates=None,
     ):
         from espnet2.ualm.tokens.sequence import SequenceBuilder
-        from espnet2.ualm.train.dataset import task_templates
+        from espnet2.ualm.tokens.templates import load_task_templates
 
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -201,7 +201,7 @@ class UALM:
         encoder = model.audio_encoder
         self.requests = RequestBuilder(
             builder,
-            templates if templates is not None else task_templates(),
+            templates if templates is not None else load_task_templates(),
             audio_rate=encoder.sample_rate if encoder is not None else None,
             num_frames=encoder.num_frames if encoder is not None else None,
             max_positions=model.backbone.config.max_position_embeddings,
@@ -244,7 +244,7 @@ class UALM:
         if name == "none":
             return None
         if getattr(self, "_enhancer_name", None) != name:
-            from espnet2.ualm.enhancer import enhancer_for_inference
+            from espnet2.tasks.ualm_enhancer import enhancer_for_inference
 
             self._enhancer = enhancer_for_inference(
                 name, {"input_sample_rate": self.codec.sample_rate}

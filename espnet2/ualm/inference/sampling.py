@@ -44,14 +44,6 @@ GREEDY = SamplingConfig(greedy=True)
 RELEASE_AUDIO_SAMPLING = SamplingConfig(temperature=0.8, top_k=20)
 
 
-def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
-    """Classifier-free guidance: ``uncond + scale * (cond - uncond)``.
-
-    ``scale`` 1 gives the conditional logits, 0 the unconditional ones.
-    """
-    return uncond + scale * (cond - uncond)
-
-
 def mask_logits(logits: torch.Tensor, allowed: Optional[torch.Tensor]) -> torch.Tensor:
     """Sets the logits of ids outside ``allowed`` (bool, same shape) to -inf."""
     if allowed is None:

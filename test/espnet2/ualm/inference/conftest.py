@@ -6,7 +6,7 @@ from typing import Iterable, List, Tuple
 import pytest
 import torch
 
-from espnet2.ualm.inference import UALMGenerator
+from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.model.factory import build_ualm_model
 from espnet2.ualm.model.tiny import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.text.tokenizer import TextTokenizer

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from espnet2.ualm.inference import GREEDY, Decoder, batch_prompts
+from espnet2.ualm.inference.decoder import Decoder, batch_prompts
+from espnet2.ualm.inference.sampling import GREEDY
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 
 N_SAMPLES = 1500  # 3 encoder frames of the tiny Whisper at 16 kHz

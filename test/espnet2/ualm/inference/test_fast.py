@@ -6,15 +6,16 @@ import copy
 import pytest
 import torch
 
-from espnet2.ualm.inference import GREEDY, Decoder, SamplingConfig, UALMGenerator
 from espnet2.ualm.inference import fast as fast_module
-from espnet2.ualm.inference.decoder import batch_prompts
+from espnet2.ualm.inference.decoder import Decoder, batch_prompts
 from espnet2.ualm.inference.fast import (
     AudioHeads,
     WeightCache,
     fast_backbone_unsupported,
     linear_fn,
 )
+from espnet2.ualm.inference.generate import UALMGenerator
+from espnet2.ualm.inference.sampling import GREEDY, SamplingConfig
 
 HOT = SamplingConfig(temperature=2.0)
 RELEASE = SamplingConfig(temperature=0.8, top_k=5)

@@ -3,15 +3,10 @@
 import pytest
 import torch
 
-from espnet2.ualm.inference import (
-    GREEDY,
-    GenerationConfig,
-    SamplingConfig,
-    UALMGenerator,
-    batch_prompts,
-    unconditional_ids,
-)
 from espnet2.ualm.inference import generate as generate_module
+from espnet2.ualm.inference.decoder import batch_prompts, unconditional_ids
+from espnet2.ualm.inference.generate import GenerationConfig, UALMGenerator
+from espnet2.ualm.inference.sampling import GREEDY, SamplingConfig
 from espnet2.ualm.tokens.delay import delay_interleave
 from espnet2.ualm.tokens.templates import get_task_template
 

@@ -1,4 +1,4 @@
-"""Token choice: guidance, masks, greedy, temperature, top-k, top-p, seeds."""
+"""Token choice: masks, greedy, temperature, top-k, top-p, seeds."""
 
 import pytest
 import torch
@@ -6,7 +6,6 @@ import torch
 from espnet2.ualm.inference.sampling import (
     GREEDY,
     SamplingConfig,
-    guide,
     sample,
     top_k_filter,
     top_p_filter,
@@ -58,13 +57,6 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     ]
     assert torch.isfinite(top_p_filter(logits, 0.1)).sum() == 1  # never empty
     assert torch.equal(top_p_filter(logits, 1.0), logits)
-
-
-def test_guidance_formula():
-    cond, uncond = torch.tensor([[2.0, -1.0]]), torch.tensor([[1.0, 1.0]])
-    assert torch.allclose(guide(cond, uncond, 3.0), torch.tensor([[4.0, -5.0]]))
-    assert torch.equal(guide(cond, uncond, 0.0), uncond)
-    assert torch.allclose(guide(cond, uncond, 1.0), cond)
 
 
 def test_same_seed_same_samples(logits):

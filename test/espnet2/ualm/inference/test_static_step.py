@@ -8,9 +8,10 @@ import copy
 import pytest
 import torch
 
-from espnet2.ualm.inference import GREEDY, Decoder, UALMGenerator
 from espnet2.ualm.inference import static_step as static_module
-from espnet2.ualm.inference.decoder import batch_prompts
+from espnet2.ualm.inference.decoder import Decoder, batch_prompts
+from espnet2.ualm.inference.generate import UALMGenerator
+from espnet2.ualm.inference.sampling import GREEDY
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import yaml
 
 from espnet2.tasks.ualm import UALMTask
 from espnet2.ualm import UALM
-from espnet2.ualm.inference import UALMGenerator
+from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.pretrained import (
     PretrainedFormatError,
     pack_pretrained_dir,
