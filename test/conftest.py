@@ -20,7 +20,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def experiment(tmp_path_factory):
-    from espnet2.ualm.pretrained.tiny import write_tiny_experiment
+    from espnet2.ualm.testing.tiny_pretrained import write_tiny_experiment
 
     return write_tiny_experiment(str(tmp_path_factory.mktemp("tiny_exp")))
 

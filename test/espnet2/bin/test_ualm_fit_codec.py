@@ -9,7 +9,7 @@ import soundfile
 
 from espnet2.bin.ualm_fit_codec import main
 from espnet2.ualm.codec import SpecRVQCodec, build_codec
-from espnet2.ualm.codec.tiny import save_tiny_xcodec
+from espnet2.ualm.testing.tiny_codec import save_tiny_xcodec
 
 SR = 16000
 

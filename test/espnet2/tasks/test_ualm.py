@@ -23,16 +23,16 @@ from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.reporter import Reporter
 from espnet2.ualm.model.ualm_model import UALMModel
+from espnet2.ualm.testing.tiny_corpus import (
+    tiny_train_args,
+    tiny_train_config,
+    write_tiny_corpus,
+)
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 from espnet2.ualm.train.dataset import AudioInputGeometry, sources_of_batch
 from espnet2.ualm.train.sampler import ROW_SEP
 from espnet2.ualm.train.threads import ThreadCountFromFile
-from espnet2.ualm.train.tiny_corpus import (
-    tiny_train_args,
-    tiny_train_config,
-    write_tiny_corpus,
-)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import torch
 from espnet2.tasks.ualm import UALMTask
 from espnet2.train.deepspeed_trainer import DeepSpeedTrainer
 from espnet2.train.distributed_utils import DistributedOption
-from espnet2.ualm.model.tiny import save_tiny_qwen2, save_tiny_whisper
-from espnet2.ualm.train.tiny_corpus import tiny_train_args, write_tiny_corpus
+from espnet2.ualm.testing.tiny_corpus import tiny_train_args, write_tiny_corpus
+from espnet2.ualm.testing.tiny_model import save_tiny_qwen2, save_tiny_whisper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 CONFIGS = sorted(

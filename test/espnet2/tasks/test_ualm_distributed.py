@@ -21,7 +21,7 @@ import yaml
 
 from espnet2.tasks.ualm import UALMTask
 from espnet2.train.trainer import Trainer
-from espnet2.ualm.train.tiny_corpus import (
+from espnet2.ualm.testing.tiny_corpus import (
     tiny_train_args,
     tiny_train_config,
     write_tiny_corpus,

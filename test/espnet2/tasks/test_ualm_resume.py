@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from espnet2.train.reporter import Reporter
-from espnet2.ualm.train.tiny_corpus import (
+from espnet2.ualm.testing.tiny_corpus import (
     tiny_train_args,
     tiny_train_config,
     write_tiny_corpus,

@@ -164,9 +164,9 @@ def _text_instruct(root: str) -> None:
 
 
 def _checkpoints(root: str) -> Dict[str, str]:
-    from espnet2.ualm.codec.tiny import save_tiny_xcodec
-    from espnet2.ualm.model.tiny import save_tiny_qwen2, save_tiny_whisper
-    from espnet2.ualm.text.tiny import save_tiny_hf_tokenizer
+    from espnet2.ualm.testing.tiny_codec import save_tiny_xcodec
+    from espnet2.ualm.testing.tiny_model import save_tiny_qwen2, save_tiny_whisper
+    from espnet2.ualm.testing.tiny_text import save_tiny_hf_tokenizer
 
     qwen = save_tiny_hf_tokenizer(save_tiny_qwen2(f"{root}/qwen", vocab_size=320))
     return {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from espnet2.ualm.codec.tiny import save_tiny_xcodec
+from espnet2.ualm.testing.tiny_codec import save_tiny_xcodec
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import yaml
 from espnet2.ualm.data.io import resample
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.data.manifest import TASK_FILES, LengthModel, example_length
+from espnet2.ualm.testing.tiny_corpus import TINY_DATASETS, write_tiny_corpus
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import SequenceBuilder
 from espnet2.ualm.tokens.templates import TEMPLATE_OF_TASK, template_of_task
@@ -20,7 +21,6 @@ from espnet2.ualm.train.dataset import (
     manifest_paths,
     read_manifest,
 )
-from espnet2.ualm.train.tiny_corpus import TINY_DATASETS, write_tiny_corpus
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 4))
 MINI_DATASETS = os.path.join(REPO, "egs2", "ualm", "mini", "conf", "datasets.yaml")

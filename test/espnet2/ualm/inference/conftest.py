@@ -8,7 +8,7 @@ import torch
 
 from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.model.factory import build_ualm_model
-from espnet2.ualm.model.tiny import tiny_qwen2_config, tiny_whisper_config
+from espnet2.ualm.testing.tiny_model import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.text.tokenizer import TextTokenizer
 from espnet2.ualm.tokens.sequence import SequenceBuilder
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from espnet2.ualm.model.factory import build_ualm_model
-from espnet2.ualm.model.tiny import (
+from espnet2.ualm.testing.tiny_model import (
     save_tiny_qwen2,
     save_tiny_whisper,
     tiny_qwen2_config,

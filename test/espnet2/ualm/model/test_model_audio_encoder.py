@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
-from espnet2.ualm.model.tiny import tiny_whisper_config
+from espnet2.ualm.testing.tiny_model import tiny_whisper_config
 
 
 def _encoder() -> WhisperAudioEncoder:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from espnet2.ualm.model.backbone import build_backbone, load_causal_lm
-from espnet2.ualm.model.tiny import save_tiny_qwen2, tiny_qwen2_config
+from espnet2.ualm.testing.tiny_model import save_tiny_qwen2, tiny_qwen2_config
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
 

@@ -6,8 +6,8 @@ import torch
 from espnet2.ualm.model.backbone import load_causal_lm
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.model.factory import build_ualm_model
-from espnet2.ualm.model.tiny import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.model.ualm_model import UALMModel
+from espnet2.ualm.testing.tiny_model import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 
 

@@ -6,9 +6,9 @@ import os
 import pytest
 
 from espnet2.bin.ualm_text_tokenizer import main as tokenizer_main
-from espnet2.ualm.model.tiny import save_tiny_qwen2
 from espnet2.ualm.pretrained.layout import copy_text_tokenizer
-from espnet2.ualm.text.tiny import save_tiny_hf_tokenizer
+from espnet2.ualm.testing.tiny_model import save_tiny_qwen2
+from espnet2.ualm.testing.tiny_text import save_tiny_hf_tokenizer
 from espnet2.ualm.text.tokenizer import (
     HFTextTokenizer,
     SentencePieceTextTokenizer,

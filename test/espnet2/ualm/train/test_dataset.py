@@ -14,7 +14,8 @@ from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.manifest import TASK_FILES
 from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
 from espnet2.ualm.model.factory import build_ualm_model
-from espnet2.ualm.model.tiny import tiny_qwen2_config, tiny_whisper_config
+from espnet2.ualm.testing.tiny_corpus import write_tiny_corpus
+from espnet2.ualm.testing.tiny_model import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import SequenceBuilder
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
@@ -29,7 +30,6 @@ from espnet2.ualm.train.dataset import (
     sources_of_batch,
 )
 from espnet2.ualm.train.sampler import ROW_SEP, PackedBatchSampler
-from espnet2.ualm.train.tiny_corpus import write_tiny_corpus
 
 GEOMETRY = AudioInputGeometry(sample_rate=16000, samples_per_frame=640)
 UNDERSTANDING = ("audio_caption", "asr", "audio_qa")

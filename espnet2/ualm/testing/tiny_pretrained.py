@@ -8,7 +8,7 @@ from typing import Dict
 import numpy as np
 import yaml
 
-from espnet2.ualm.train.tiny_corpus import (
+from espnet2.ualm.testing.tiny_corpus import (
     FRAME_RATE,
     SAMPLE_RATE,
     tiny_train_args,

@@ -26,7 +26,7 @@ import soundfile
 from espnet2.ualm.data.codes_io import flatten_codes, write_geometry
 from espnet2.ualm.data.kaldi_dir import write_kv
 from espnet2.ualm.data.manifest import LengthModel, build_manifest
-from espnet2.ualm.model.tiny import tiny_qwen2_config, tiny_whisper_config
+from espnet2.ualm.testing.tiny_model import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.text.tokenizer import train_sentencepiece
 
 SAMPLE_RATE = 16000
