@@ -449,6 +449,10 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
         opts+=" --eval ${task} ${decode_dir}/${task}/${dset} dump/audio/${dset}"
     done < <(decode_pairs)
     [ -n "${opts}" ] || die "nothing to score: no test set in ${datasets_config}"
+    # tts: round-trip WER through the packed model's own ASR (not independent)
+    if [[ "${opts}" == *"--eval tts "* ]] && [ -f "${packed_dir}/ualm.yaml" ]; then
+        opts+=" --asr_model ${packed_dir} --asr_device ${device}"
+    fi
     # shellcheck disable=SC2086
     ${python} -m espnet2.bin.ualm_score --output_dir "${decode_dir}/scores" \
         --decode_config "${decode_config}" ${opts} ${score_opts}

@@ -28,7 +28,16 @@ Every metric with a meaningful chance level gets one, computed on the same
 test set (``espnet2/ualm/scoring/chance.py``): text tasks score the references
 of other items (a fixed seeded derangement; QA within the question kind, text
 dialogue within the answer type), captions random training captions when
-``--caption_train_dir`` is given, generated audio the judge's shuffled prompts.
+``--caption_train_dir`` is given (the higher of that and another test clip's
+reference), generated audio the judge's shuffled prompts.
+
+Captions also get an attribute accuracy when the judge can parse them (the
+mini judge's ``caption_attributes``): absent without ``--judge``. Speech
+synthesis (``tts``) gets the mel-cepstral distortion after DTW against the
+test item's reference recording and, with ``--asr_model <packed model>``, the
+round-trip WER of the generated speech through that model's ASR (in the
+recipe the model's own: not an independent measure). Every key metric gets a
+95 % bootstrap interval over the test items.
 At the end a summary (key metric, chance level, better than chance or not, one
 line per task and test set) is logged, printed and put at the top of RESULTS.md.
 
@@ -79,6 +88,7 @@ from espnet2.ualm.scoring.tasks import (
     TASK_KINDS,
     GenerationModels,
     ScoreResult,
+    Transcriber,
     load_judge,
     score,
 )
@@ -137,6 +147,23 @@ def fit_probe(train_dir: str, out_path: str, max_clips: int) -> ProbeTagger:
     return probe
 
 
+def build_transcriber(model_dir: str, device: str) -> Transcriber:
+    """Round-trip ASR of generated speech with a packed UALM (``UALM.transcribe``,
+    the packed decoding settings): audio paths -> transcripts ("" on failure)."""
+    from espnet2.ualm.inference.pipeline import UALM
+
+    model = UALM.from_pretrained(model_dir, device=device)
+
+    def transcribe(paths: Sequence[str]) -> List[str]:
+        outputs = model.transcribe(list(paths))
+        for out in outputs:
+            if not out.ok:
+                logging.warning("round-trip ASR of item %s: %s", out.id, out.error)
+        return [out.text or "" for out in outputs]
+
+    return transcribe
+
+
 def build_models(
     args: argparse.Namespace, notes: List[str]
 ) -> Optional[GenerationModels]:
@@ -145,6 +172,11 @@ def build_models(
     if not any(TASK_KINDS.get(t) == "generation" for t, _, _ in args.eval):
         return None
     models = GenerationModels()
+    if args.asr_model and any(t == "tts" for t, _, _ in args.eval):
+        if not os.path.exists(args.asr_model):
+            raise SystemExit(f"--asr_model: {args.asr_model} not found")
+        models.asr = build_transcriber(args.asr_model, args.asr_device)
+        models.asr_description = f"UALM ASR of {args.asr_model}"
     try:
         if args.fd_model != NONE:
             models.embedder = build_embedder(
@@ -258,8 +290,17 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--judge",
         default=None,
-        help="judge plugin file (egs2/ualm/mini/local/judge.py)",
+        help="judge plugin file (egs2/ualm/mini/local/judge.py): judges generated "
+        "audio and, where it defines caption_attributes, the generated captions",
     )
+    parser.add_argument(
+        "--asr_model",
+        default=None,
+        help="packed UALM model (dir or archive) whose ASR transcribes the "
+        "generated speech of tts for the round-trip WER (the recipe gives the "
+        "model under test: not an independent measure)",
+    )
+    parser.add_argument("--asr_device", default="cpu")
     parser.add_argument(
         "--answer_words",
         default=None,
@@ -290,6 +331,9 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
     os.makedirs(args.output_dir, exist_ok=True)
     notes: List[str] = []
     models = build_models(args, notes)
+    judge = models.judge if models is not None else None
+    if judge is None and args.judge:
+        judge = load_judge(args.judge)
     answer_words = load_answer_words(args.answer_words)
     train_captions = None
     if args.caption_train_dir:
@@ -301,7 +345,9 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
             raise SystemExit(f"--caption_train_dir: no captions in {text}")
     results: List[ScoreResult] = []
     for task, hyp_dir, ref_dir in args.eval:
-        result = score(task, hyp_dir, ref_dir, models, answer_words, train_captions)
+        result = score(
+            task, hyp_dir, ref_dir, models, answer_words, train_captions, judge
+        )
         if TASK_KINDS[task] == "generation":
             result.notes.extend(notes)
         result.decode_config = hyp_decode_config(hyp_dir)
@@ -326,6 +372,8 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
             "metrics": r.metrics,
             "chance": r.chance,
             "shuffled_outputs": r.shuffled,
+            "intervals": r.intervals,
+            "chance_baselines": r.chance_baselines,
             "headline": headline(r),
             "models": r.models,
             "notes": r.notes,

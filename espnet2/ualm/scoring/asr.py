@@ -1,6 +1,6 @@
 """Word and character error rates (jiwer) on normalised text."""
 
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from espnet2.ualm.scoring.text_norm import normalize_text
 
@@ -50,3 +50,25 @@ def error_rates(
         sentence_error_rate=float(sum(a != b for a, b in kept) / len(kept)),
     )
     return out
+
+
+def utterance_errors(
+    refs: Sequence[str], hyps: Sequence[str], normalize: bool = True
+) -> Tuple[List[float], List[float]]:
+    """Word errors (substitutions + deletions + insertions) and reference words
+    of every utterance with a non-empty normalised reference: their sums give
+    :func:`error_rates`' WER, so a bootstrap can resample utterances."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    jiwer = _jiwer()
+    norm = normalize_text if normalize else (lambda s: " ".join(s.split()))
+    errors: List[float] = []
+    words: List[float] = []
+    for r, h in zip(refs, hyps):
+        r, h = norm(r), norm(h)
+        if not r:
+            continue
+        out = jiwer.process_words(r, h)
+        errors.append(float(out.substitutions + out.deletions + out.insertions))
+        words.append(float(out.hits + out.substitutions + out.deletions))
+    return errors, words

@@ -45,7 +45,22 @@ def bleu(
 ) -> Dict[str, float]:
     """Corpus BLEU-1..n: clipped n-gram precisions summed over the corpus, brevity
     penalty against the closest reference length (COCO's convention)."""
-    data = _prepare(hyps, refs)
+    return bleu_tokens(_prepare(hyps, refs), n)
+
+
+def prepare(
+    hyps: Mapping[str, str], refs: Mapping[str, Sequence[str]]
+) -> List[Tuple[List[str], List[List[str]]]]:
+    """Tokenised ``(hypothesis, references)`` per id of ``hyps`` (sorted): what
+    :func:`bleu_tokens` and :func:`cider_d_tokens` score, e.g. on bootstrap
+    resamples of the clips without tokenising again."""
+    return _prepare(hyps, refs)
+
+
+def bleu_tokens(
+    data: Sequence[Tuple[List[str], List[List[str]]]], n: int = 4
+) -> Dict[str, float]:
+    """:func:`bleu` of already tokenised pairs (repeated pairs count again)."""
     correct, total = [0] * n, [0] * n
     hyp_len = ref_len = 0
     for hyp, rs in data:
@@ -104,7 +119,16 @@ def cider_d(
 ) -> float:
     """CIDEr-D: tf-idf n-gram cosine (idf from the references of the scored set),
     hypothesis counts clipped by the reference's, Gaussian length penalty, x10."""
-    data = _prepare(hyps, refs)
+    return cider_d_tokens(_prepare(hyps, refs), n, sigma)
+
+
+def cider_d_tokens(
+    data: Sequence[Tuple[List[str], List[List[str]]]],
+    n: int = 4,
+    sigma: float = 6.0,
+) -> float:
+    """:func:`cider_d` of already tokenised pairs; a repeated pair counts as
+    another clip (in the idf too), as a bootstrap resample needs."""
     doc_freq: Counter = Counter()
     for _, rs in data:
         for g in set(g for r in rs for g in _ngrams(r, n)):
@@ -183,3 +207,110 @@ def caption_metrics(
     out["meteor_lite"] = meteor_lite(hyps, refs)
     out["captions"] = float(len(hyps))
     return out
+
+
+def resampled_scores(
+    data: Sequence[Tuple[List[str], List[List[str]]]],
+    indices: Sequence[Sequence[int]],
+    n: int = 4,
+    sigma: float = 6.0,
+) -> Dict[str, List[float]]:
+    """``bleu_4`` and ``cider_d`` of many resamples of ``data`` at once (each
+    row of ``indices`` lists the pairs of one resample, repeats allowed), equal
+    to :func:`bleu_tokens` / :func:`cider_d_tokens` of ``[data[i] for i in
+    row]`` but without recomputing every n-gram vector per resample: BLEU is a
+    function of per-pair counts summed over the resample, and CIDEr-D's
+    norms and clipped dot products are sparse sums of ``idf ** 2`` weights,
+    so each resample only changes the document frequencies."""
+    import numpy as np
+    from scipy import sparse
+
+    idx = np.asarray(indices, dtype=np.int64)
+    n_items = len(data)
+    mult = np.zeros((len(idx), n_items))
+    for row, items in enumerate(idx):
+        np.add.at(mult[row], items, 1.0)
+    # BLEU-n: clipped matches and totals per order, lengths, summed per resample.
+    stats = np.zeros((n_items, 2 * n + 2))
+    gram_ids: Dict[tuple, int] = {}
+    member_rows, member_cols = [], []
+    hyp_grams, ref_grams = [], []
+    for i, (hyp, rs) in enumerate(data):
+        h = _ngrams(hyp, n)
+        max_ref: Ngrams = Counter()
+        ref_counts = [_ngrams(r, n) for r in rs]
+        for counts in ref_counts:
+            for g, c in counts.items():
+                max_ref[g] = max(max_ref[g], c)
+        for g, c in h.items():
+            stats[i, len(g) - 1] += min(c, max_ref[g])
+            stats[i, n + len(g) - 1] += c
+        stats[i, 2 * n] = len(hyp)
+        stats[i, 2 * n + 1] = min((abs(len(r) - len(hyp)), len(r)) for r in rs)[1]
+        for g in set(g for counts in ref_counts for g in counts):
+            member_rows.append(i)
+            member_cols.append(gram_ids.setdefault(g, len(gram_ids)))
+        for g in h:
+            gram_ids.setdefault(g, len(gram_ids))
+        hyp_grams.append(h)
+        ref_grams.append(ref_counts)
+    sums = mult @ stats
+    tiny, small = 1e-15, 1e-9
+    hyp_len, ref_len = sums[:, 2 * n], sums[:, 2 * n + 1]
+    with np.errstate(divide="ignore", over="ignore"):
+        bp = np.where(
+            hyp_len >= ref_len, 1.0, np.exp(1 - ref_len / np.maximum(hyp_len, 1))
+        )
+    log_prec = np.log((sums[:, :n] + tiny) / (sums[:, n : 2 * n] + small))
+    bleu_n = bp * np.exp(log_prec.sum(axis=1) / n)
+
+    # CIDEr-D: rows (item, order) for hypothesis norms; (item, ref, order) for
+    # reference norms and dot products; columns: n-grams; values: tf products.
+    n_grams = len(gram_ids)
+    h_rows, h_cols, h_vals = [], [], []
+    r_rows, r_cols, r_vals, d_vals, d_cols, d_rows = [], [], [], [], [], []
+    pair_item, pair_penalty, pair_weight = [], [], []
+    for i, (h, ref_counts) in enumerate(zip(hyp_grams, ref_grams)):
+        for g, tf in h.items():
+            h_rows.append(i * n + len(g) - 1)
+            h_cols.append(gram_ids[g])
+            h_vals.append(float(tf * tf))
+        lh = len(data[i][0])
+        for counts, ref_words in zip(ref_counts, data[i][1]):
+            p = len(pair_item)
+            pair_item.append(i)
+            pair_penalty.append(
+                math.exp(-((lh - len(ref_words)) ** 2) / (2 * sigma**2))
+            )
+            pair_weight.append(10.0 / n / len(ref_counts))
+            for g, tf in counts.items():
+                r_rows.append(p * n + len(g) - 1)
+                r_cols.append(gram_ids[g])
+                r_vals.append(float(tf * tf))
+                if g in h:
+                    d_rows.append(p * n + len(g) - 1)
+                    d_cols.append(gram_ids[g])
+                    d_vals.append(float(min(h[g], tf) * tf))
+    n_pairs = len(pair_item)
+    hyp_sq = sparse.csr_matrix((h_vals, (h_rows, h_cols)), (n_items * n, n_grams))
+    ref_sq = sparse.csr_matrix((r_vals, (r_rows, r_cols)), (n_pairs * n, n_grams))
+    dots = sparse.csr_matrix((d_vals, (d_rows, d_cols)), (n_pairs * n, n_grams))
+    member = sparse.csr_matrix(
+        (np.ones(len(member_rows)), (member_rows, member_cols)), (n_items, n_grams)
+    )
+    doc_freq = np.asarray((member.T @ mult.T))  # [n_grams, resamples]
+    log_docs = np.log(idx.shape[1]) if idx.shape[1] else 0.0
+    idf_sq = (log_docs - np.log(np.maximum(doc_freq, 1.0))) ** 2
+    nh = np.sqrt(np.asarray(hyp_sq @ idf_sq)).reshape(n_items, n, -1)
+    nr = np.sqrt(np.asarray(ref_sq @ idf_sq)).reshape(n_pairs, n, -1)
+    dot = np.asarray(dots @ idf_sq).reshape(n_pairs, n, -1)
+    nh_pairs = nh[np.asarray(pair_item)]
+    ok = (nh_pairs > 0) & (nr > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.where(ok, dot / (nh_pairs * nr), 0.0).sum(axis=1)  # [pairs, B]
+    pair_scores = cos * (np.asarray(pair_penalty) * np.asarray(pair_weight))[:, None]
+    item_scores = np.zeros((n_items, len(idx)))
+    np.add.at(item_scores, np.asarray(pair_item), pair_scores)
+    counts = mult.sum(axis=1)
+    cider = (mult * item_scores.T).sum(axis=1) / np.maximum(counts, 1)
+    return {"bleu_4": [float(v) for v in bleu_n], "cider_d": [float(v) for v in cider]}

@@ -49,7 +49,10 @@ CHANCE_SEED = 0
 PERMUTATIONS = 200
 SIGNIFICANCE = 0.01
 # Metrics where a lower value is better (the rest: higher is better).
-LOWER_IS_BETTER = frozenset({"wer", "cer", "sentence_error_rate", "fd", "kl"})
+LOWER_IS_BETTER = frozenset(
+    {"wer", "cer", "sentence_error_rate", "fd", "kl", "mcd"}
+    | {"roundtrip_wer", "roundtrip_cer"}
+)
 
 
 def derangement(n: int, seed: int = CHANCE_SEED) -> List[int]:

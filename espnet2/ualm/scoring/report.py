@@ -7,7 +7,8 @@ Each table has a ``chance`` column (the metric's chance level on the same test
 set, ``chance.py``; empty where there is none) and a ``shuffled outputs``
 column (the key metrics' permutation test of the model's own outputs: mean
 and p-value), and the file opens with a summary: one line per task and test
-set with its key metric, the chance level and whether the model beats it, and
+set with its key metric and its 95 % bootstrap interval over the test items
+(``value [low, high]``), the chance level and whether the model beats it, and
 whether its outputs depend on their inputs.
 """
 
@@ -26,7 +27,7 @@ from espnet2.ualm.scoring.chance import (
     depends_on_input,
 )
 from espnet2.ualm.scoring.embeddings import NOT_COMPARABLE
-from espnet2.ualm.scoring.tasks import KEY_METRICS, TASK_KINDS, ScoreResult
+from espnet2.ualm.scoring.tasks import TASK_KINDS, ScoreResult, key_metric_names
 
 # Metrics shown first, per task kind, then the rest in alphabetical order.
 PREFERRED_ORDER: Tuple[str, ...] = (
@@ -45,6 +46,9 @@ PREFERRED_ORDER: Tuple[str, ...] = (
     "judge_loudness",
     "judge_position",
     "judge_num_groups",
+    "mcd",
+    "roundtrip_wer",
+    "roundtrip_cer",
     "wer",
     "cer",
     "sentence_error_rate",
@@ -57,6 +61,13 @@ PREFERRED_ORDER: Tuple[str, ...] = (
     "bleu_4",
     "rouge_l",
     "cider_d",
+    "attribute_accuracy",
+    "attribute_exact",
+    "attribute_event_type",
+    "attribute_count",
+    "attribute_pitch_band",
+    "attribute_order",
+    "attribute_num_groups",
     "meteor_lite",
 )
 # Headline metrics of the bar plots.
@@ -66,6 +77,8 @@ BAR_METRICS: Tuple[str, ...] = (
     "is",
     "clap",
     "judge_overall",
+    "mcd",
+    "roundtrip_wer",
     "wer",
     "cer",
     "accuracy",
@@ -74,6 +87,7 @@ BAR_METRICS: Tuple[str, ...] = (
     "bleu_4",
     "rouge_l",
     "cider_d",
+    "attribute_accuracy",
 )
 # The summary's key metrics per task kind.
 _COUNT_PREFIXES = ("items", "clips", "captions", "utterances", "missing", "unparsed")
@@ -99,6 +113,14 @@ def _fmt(name: str, value: float, metrics: Dict[str, float]) -> str:
     if f"{name}_std" in metrics:
         text += f" ± {metrics[name + '_std']:.4f}"
     return text
+
+
+def _fmt_interval(interval: Optional[Sequence[float]]) -> str:
+    """`` [low, high]`` (3 decimals), or nothing without an interval."""
+    if not interval:
+        return ""
+    lo, hi = interval
+    return f" [{lo:.3f}, {hi:.3f}]"
 
 
 def _model_for(name: str, result: ScoreResult) -> str:
@@ -129,6 +151,7 @@ def metrics_table(result: ScoreResult) -> str:
     ]
     for name in ordered_metrics(result.metrics):
         value = _fmt(name, result.metrics[name], result.metrics)
+        value += _fmt_interval(result.intervals.get(name))
         lines.append(
             f"| {name} | {value} | {_fmt_chance(name, result)} "
             f"| {_fmt_shuffled(name, result)} | {_model_for(name, result)} |"
@@ -143,9 +166,13 @@ HEADLINE_FALLBACK: Dict[str, Tuple[str, ...]] = {"generation": ("fd", "clap")}
 
 
 def headline_metrics(result: ScoreResult) -> Tuple[str, ...]:
-    """The metric names of ``result``'s headline (see ``HEADLINE_FALLBACK``)."""
+    """The metric names of ``result``'s headline: its task's key metrics that
+    were computed (all of them when none was; see ``HEADLINE_FALLBACK``)."""
     kind = TASK_KINDS.get(result.task, "")
-    names = KEY_METRICS.get(kind, ())
+    names = key_metric_names(result.task)
+    present = tuple(n for n in names if n in result.metrics)
+    if present:
+        return present
     if not any(n in result.metrics for n in names):
         fallback = tuple(
             n for n in HEADLINE_FALLBACK.get(kind, ()) if n in result.metrics
@@ -156,8 +183,9 @@ def headline_metrics(result: ScoreResult) -> Tuple[str, ...]:
 
 
 def headline(result: ScoreResult) -> List[Dict[str, Any]]:
-    """The key metrics of ``result`` (``KEY_METRICS``): name, value, chance
-    level and whether the value beats it (None: not known)."""
+    """The key metrics of ``result`` (``key_metric_names``): name, value, its
+    bootstrap interval, chance level and whether the value beats it (None:
+    not known)."""
     out = []
     for name in headline_metrics(result):
         value = result.metrics.get(name)
@@ -167,6 +195,9 @@ def headline(result: ScoreResult) -> List[Dict[str, Any]]:
             {
                 "metric": name,
                 "value": value,
+                "interval": (
+                    list(result.intervals[name]) if name in result.intervals else None
+                ),
                 "chance": level,
                 "lower_is_better": name in LOWER_IS_BETTER,
                 "better_than_chance": beats_chance(name, value, level),
@@ -194,7 +225,8 @@ def summary_lines(results: Sequence[ScoreResult]) -> List[str]:
             verdict = {True: "yes", False: "no", None: "n/a"}[h["better_than_chance"]]
             lower = ", lower is better" if h["lower_is_better"] else ""
             text = (
-                f"{h['metric']} {_num(h['value'])} (chance {_num(h['chance'])}"
+                f"{h['metric']} {_num(h['value'])}{_fmt_interval(h['interval'])} "
+                f"(chance {_num(h['chance'])}"
                 f"{lower}; better than chance: {verdict}"
             )
             if h["p_value"] is not None:
@@ -244,8 +276,11 @@ def write_results_md(
         "",
         "Chance: the same metric on the same test set for a model that ignores "
         "its input (text tasks: another item's reference; captions: training "
-        "captions when given; generation: the judge's shuffled prompts); see "
-        "each task's notes. Own outputs "
+        "captions: the higher of another test clip's reference and a training "
+        "caption; generation: the judge's shuffled prompts; speech synthesis: "
+        "another item's reference recording); see "
+        "each task's notes. [low, high]: 95 % bootstrap interval over the "
+        "test items. Own outputs "
         "shuffled: this model's outputs each scored against another item "
         "(permutation test); 'depends on its input' when the score beats "
         f"that level with p < {SIGNIFICANCE}.",

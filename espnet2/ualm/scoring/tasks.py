@@ -10,8 +10,16 @@ generated audio.
 Each scorer also fills ``ScoreResult.chance``: the chance level of every metric
 where one is meaningful, computed on the same test set (``chance.py``: shuffled
 references for text tasks, the judge's shuffled prompts for generated audio),
-and says in the notes how it was obtained; and ``ScoreResult.shuffled``: the
-permutation test of the model's own outputs for the key metrics.
+and says in the notes how it was obtained; ``ScoreResult.shuffled``: the
+permutation test of the model's own outputs for the key metrics; and
+``ScoreResult.intervals``: a 95 % bootstrap interval over the test items for
+every key metric (``bootstrap.py``).
+
+Speech synthesis (``tts``) is measured by the mel-cepstral distortion after
+DTW against the test item's reference recording (``speech.py``; on the mini
+corpus the eSpeak rendering of the same text and voice) and, when an ASR
+model is given, the round-trip WER of the generated speech transcribed by it
+(the model's own ASR in the recipe: not an independent measure).
 """
 
 import dataclasses
@@ -19,12 +27,20 @@ import importlib.util
 import logging
 import os
 from types import ModuleType
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from espnet2.ualm.data.io import load_audio
-from espnet2.ualm.scoring import answers, asr, captioning, chance, generation
+from espnet2.ualm.scoring import (
+    answers,
+    asr,
+    bootstrap,
+    captioning,
+    chance,
+    generation,
+    speech,
+)
 from espnet2.ualm.scoring.data import (
     caption_references,
     infer_kind,
@@ -54,13 +70,18 @@ TASK_KINDS: Dict[str, str] = {
 # permutation test of the model's own outputs.
 KEY_METRICS: Dict[str, Tuple[str, ...]] = {
     "generation": ("judge_overall",),
-    "captioning": ("cider_d", "bleu_4"),
+    "captioning": ("cider_d", "attribute_accuracy", "bleu_4"),
     "qa": ("accuracy",),
     "text": ("accuracy",),
     "asr": ("wer",),
 }
+# Tasks whose key metrics are not their kind's: speech synthesis has no judge.
+TASK_KEY_METRICS: Dict[str, Tuple[str, ...]] = {"tts": ("mcd", "roundtrip_wer")}
 # Draws averaged in the training-caption chance level of captioning.
 CAPTION_PRIOR_DRAWS = 10
+# Bootstrap resamples of the corpus-level caption metrics (CIDEr-D and BLEU-4
+# recomputed on each resample, vectorised: ``captioning.resampled_scores``).
+CAPTION_RESAMPLES = bootstrap.RESAMPLES
 _SHUFFLED_NOTE = (
     "shuffled outputs: the model's own {what}s, each scored as the answer to "
     "another item{kind} ("
@@ -93,6 +114,17 @@ class ScoreResult:
     # Permutation test of the model's own outputs per key metric
     # (chance.shuffled_outputs_test: level, p_value, permutations).
     shuffled: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+    # 95 % bootstrap interval over the test items per key metric: (low, high).
+    intervals: Dict[str, Tuple[float, float]] = dataclasses.field(default_factory=dict)
+    # The chance baselines behind ``chance`` where it is the higher of several
+    # (captioning): baseline name -> metric -> level.
+    chance_baselines: Dict[str, Dict[str, float]] = dataclasses.field(
+        default_factory=dict
+    )
+
+
+# Generated speech (paths) -> transcripts: the round-trip ASR of ``tts``.
+Transcriber = Callable[[Sequence[str]], List[str]]
 
 
 @dataclasses.dataclass
@@ -104,6 +136,15 @@ class GenerationModels:
     is_tagger: Optional[AudioTagger] = None
     clap: Optional[TextAudioModel] = None
     judge: Optional[ModuleType] = None
+    asr: Optional[Transcriber] = None
+    asr_description: str = ""
+
+
+def key_metric_names(task: str) -> Tuple[str, ...]:
+    """The key metrics of ``task``: its own (``TASK_KEY_METRICS``) or its kind's."""
+    if task in TASK_KEY_METRICS:
+        return TASK_KEY_METRICS[task]
+    return KEY_METRICS.get(TASK_KINDS.get(task, ""), ())
 
 
 def set_name(ref_dir: str) -> str:
@@ -197,13 +238,133 @@ def score_generation(
             per_item.setdefault(k, {})["judge"] = item["scores"]
         _judge_chance(result, models.judge, report, ref_dir)
         _judge_shuffled(result, models.judge, report, ref_dir)
+        _interval(
+            result,
+            "judge_overall",
+            bootstrap.mean_interval(
+                [
+                    report["per_item"][k]["scores"]["overall"]
+                    for k in sorted(report["per_item"])
+                ]
+            ),
+        )
+    if task == "tts":
+        _speech_measures(result, ids, gen, ref, hyps, ref_dir, models, per_item)
     result.per_item = per_item
     return result
 
 
+def _interval(
+    result: ScoreResult, name: str, interval: Optional[Tuple[float, float]]
+) -> None:
+    if interval is not None and name in result.metrics:
+        result.intervals[name] = interval
+    if result.intervals and not any("bootstrap" in n for n in result.notes):
+        result.notes.append(
+            f"[low, high]: {int(100 * bootstrap.CONFIDENCE)} % percentile "
+            f"bootstrap interval over the test items ({bootstrap.RESAMPLES} "
+            "seeded resamples; corpus-level metrics recomputed on each)"
+        )
+
+
+def _speech_measures(
+    result: ScoreResult,
+    ids: List[str],
+    gen: List[Tuple[np.ndarray, int]],
+    ref: List[Tuple[np.ndarray, int]],
+    hyps: Dict[str, str],
+    ref_dir: str,
+    models: GenerationModels,
+    per_item: Dict[str, Dict[str, Any]],
+) -> None:
+    """MCD after DTW against each item's reference recording and, with an ASR
+    model, the round-trip WER; each with its chance level (another item's
+    reference recording / transcript), permutation test and interval."""
+    pairs = speech.PairwiseMCD(gen, ref)
+    mcd = pairs.per_item()
+    result.metrics["mcd"] = float(np.nanmean(mcd))
+    result.models["mcd"] = (
+        "mel-cepstral distortion after DTW vs the reference recording (dB, "
+        f"c1..c{speech.ORDER})"
+    )
+    for k, v in zip(ids, mcd):
+        per_item[k]["mcd"] = float(v)
+    result.notes.append(
+        "mcd: mel-cepstral distortion (dB, lower is better) after DTW between "
+        "the generated speech and the test item's reference recording of the "
+        "same text (mini corpus: the eSpeak rendering of the same text and "
+        "voice)"
+    )
+    refs_text: Dict[str, str] = {}
+    text_path = os.path.join(ref_dir, "text")
+    if os.path.exists(text_path):
+        refs_text = read_text_file(text_path)
+    transcripts: Optional[List[str]] = None
+    if models.asr is not None and refs_text:
+        transcripts = list(models.asr([hyps[k] for k in ids]))
+        ref_list = [refs_text.get(k, "") for k in ids]
+        rates = asr.error_rates(ref_list, transcripts)
+        for name in ("wer", "cer"):
+            if name in rates:
+                result.metrics[f"roundtrip_{name}"] = rates[name]
+                result.models[f"roundtrip_{name}"] = (
+                    models.asr_description + "; not independent (the model's own ASR)"
+                )
+        for k, t in zip(ids, transcripts):
+            per_item[k]["transcript"] = t
+        result.notes.append(
+            "roundtrip_wer: the generated speech transcribed by "
+            f"{models.asr_description or 'the given ASR model'} and scored "
+            "against the text it was asked to say; not independent (the model's "
+            "own ASR: its errors and the synthesis' errors can cancel or add up)"
+        )
+    if len(ids) < 2:
+        return
+    partner = chance.derangement(len(ids))
+    result.chance["mcd"] = float(
+        np.nanmean([pairs(int(i), j, gen_side=False) for j, i in enumerate(partner)])
+    )
+    note = (
+        "chance (mcd): another test item's reference recording scored against "
+        "this item's (fixed seeded derangement): fluent speech of other text"
+    )
+    if transcripts is not None:
+        ref_list = [refs_text.get(k, "") for k in ids]
+        shuffled_refs = chance.shuffled_by(ref_list, partner)
+        chance_rates = asr.error_rates(ref_list, shuffled_refs)
+        for name in ("wer", "cer"):
+            if name in chance_rates:
+                result.chance[f"roundtrip_{name}"] = chance_rates[name]
+        note += "; (roundtrip_*): another utterance's reference transcript, as for ASR"
+    result.notes.append(note)
+
+    def shuffled(partner: Sequence[int]) -> Dict[str, float]:
+        out = {"mcd": float(np.nanmean(pairs.per_item(partner)))}
+        if transcripts is not None:
+            rates = asr.error_rates(ref_list, chance.shuffled_by(transcripts, partner))
+            out["roundtrip_wer"] = rates.get("wer", float("nan"))
+        return out
+
+    result.shuffled.update(
+        chance.shuffled_outputs_test(
+            shuffled, _key_metrics(result, "generation"), len(ids)
+        )
+    )
+    result.notes.append(_SHUFFLED_NOTE.format(what="generated utterance", kind=""))
+    _interval(result, "mcd", bootstrap.mean_interval(mcd))
+    if transcripts is not None:
+        _interval(
+            result,
+            "roundtrip_wer",
+            bootstrap.ratio_interval(*asr.utterance_errors(ref_list, transcripts)),
+        )
+
+
 def _key_metrics(result: ScoreResult, kind: str) -> Dict[str, float]:
-    """The observed values of the kind's ``KEY_METRICS`` (the tested ones)."""
-    return {m: result.metrics[m] for m in KEY_METRICS[kind] if m in result.metrics}
+    """The observed values of the task's key metrics (the tested ones)."""
+    del kind  # the task decides (``key_metric_names``)
+    names = key_metric_names(result.task)
+    return {m: result.metrics[m] for m in names if m in result.metrics}
 
 
 def _hypotheses_of(items: List[Dict[str, Any]], partner) -> List[Dict[str, Any]]:
@@ -271,22 +432,45 @@ def _judge_chance(
     )
 
 
+CaptionScorer = Callable[[Dict[str, str]], Dict[str, float]]
+
+
 def _training_caption_chance(
-    ids: List[str], refs: Dict[str, List[str]], train_captions: Dict[str, List[str]]
+    ids: List[str],
+    train_captions: Dict[str, List[str]],
+    score: CaptionScorer,
 ) -> Dict[str, float]:
-    """Caption metrics when every clip gets a random training clip's caption
-    (the mean of ``CAPTION_PRIOR_DRAWS`` seeded draws)."""
+    """Caption metrics (``score``) when every clip gets a random training
+    clip's caption (the mean of ``CAPTION_PRIOR_DRAWS`` seeded draws)."""
     pool = [c for k in sorted(train_captions) for c in train_captions[k][:1]]
     totals: Dict[str, float] = {}
     for draw in range(CAPTION_PRIOR_DRAWS):
         rng = np.random.default_rng(chance.CHANCE_SEED + draw)
         picks = rng.integers(len(pool), size=len(ids))
-        metrics = captioning.caption_metrics(
-            {k: pool[j] for k, j in zip(ids, picks)}, refs
-        )
-        for name, value in chance.pick(metrics, lambda m: m != "captions").items():
+        metrics = score({k: pool[j] for k, j in zip(ids, picks)})
+        for name, value in metrics.items():
             totals[name] = totals.get(name, 0.0) + value / CAPTION_PRIOR_DRAWS
     return totals
+
+
+def _attribute_metrics(report: Dict[str, Any]) -> Dict[str, float]:
+    """The judge's caption summary as ``attribute_*`` metrics (``overall`` ->
+    ``attribute_accuracy``; ``unparsed`` -> ``unparsed_captions``)."""
+    out = {}
+    for key, value in report["summary"].items():
+        if key == "clips":
+            continue
+        if key == "overall":
+            out["attribute_accuracy"] = float(value)
+        elif key == "unparsed":
+            out["unparsed_captions"] = float(value)
+        else:
+            out[f"attribute_{key}"] = float(value)
+    return out
+
+
+def _is_chance_metric(name: str) -> bool:
+    return name != "captions" and name != "unparsed_captions"
 
 
 def score_captioning(
@@ -294,14 +478,20 @@ def score_captioning(
     hyp_dir: str,
     ref_dir: str,
     train_captions: Optional[Dict[str, List[str]]] = None,
+    judge: Optional[ModuleType] = None,
 ) -> ScoreResult:
-    """Caption metrics. The chance level is a model that writes the *training*
-    captions without listening (``train_captions``: a random training clip's
-    caption for every test clip): a test split may phrase its references in
-    ways training never shows (the mini's does), and another test clip's
-    reference would then credit that chance level with phrasings no trained
-    model can know. That level is still reported in the notes; without
-    ``train_captions`` it is the chance level."""
+    """Caption metrics and, with a judge that parses captions
+    (``caption_attributes(hyp_texts, ref_dir)``, the mini judge), the
+    attribute accuracy: does the caption name the clip's event types, counts,
+    pitch bands and their order?
+
+    Chance level: the higher, per metric, of two baselines that write
+    captions without listening: another test clip's reference (which knows
+    the test split's phrasings, held-out ones included) and, with
+    ``train_captions``, a random training clip's caption (what a model that
+    can only know the training captions writes). Taking the higher keeps the
+    bar at the stronger of the two; both are in ``chance_baselines`` and the
+    notes."""
     result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
     refs = caption_references(ref_dir)
     hyps = _hyp_texts(hyp_dir, sorted(refs))
@@ -310,53 +500,119 @@ def score_captioning(
     )
     result.metrics.update(captioning.caption_metrics(hyps, refs))
     ids = sorted(k for k in refs if refs[k])
+    use_judge = (
+        judge is not None
+        and hasattr(judge, "caption_attributes")
+        and bool(read_meta(ref_dir))
+    )
+    if judge is not None and not use_judge:
+        result.notes.append(
+            "attribute accuracy skipped: the judge has no caption_attributes or "
+            "the references have no meta.jsonl"
+        )
+    report: Optional[Dict[str, Any]] = None
+    if use_judge:
+        report = judge.caption_attributes({k: hyps[k] for k in ids}, ref_dir)
+        result.metrics.update(_attribute_metrics(report))
+        result.models["attribute_accuracy"] = report.get("name", "judge")
+        result.notes.append(
+            "attribute_*: each caption parsed with the judge's caption parser and "
+            "its groups compared in order with the clip's parameters (meta.jsonl): "
+            "event type, count and pitch band per group, number of groups and "
+            "order of types per clip; attribute_accuracy is the mean over clips "
+            "of each clip's mean attribute score (as judge_overall)"
+        )
+
+    def scored(captions: Dict[str, str]) -> Dict[str, float]:
+        out = chance.pick(captioning.caption_metrics(captions, refs), _is_chance_metric)
+        if use_judge:
+            out.update(
+                chance.pick(
+                    _attribute_metrics(judge.caption_attributes(captions, ref_dir)),
+                    _is_chance_metric,
+                )
+            )
+        return out
+
     if len(ids) >= 2:
         partner = chance.derangement(len(ids))
-        shuffled = {k: refs[ids[j]][0] for k, j in zip(ids, partner)}
-        test_ref_chance = chance.pick(
-            captioning.caption_metrics(shuffled, refs), lambda m: m != "captions"
-        )
-        test_ref_note = (
-            "another test clip's first reference caption (fixed seeded "
-            "derangement; the test split's captions, its phrasings included, "
-            "written without listening)"
-        )
+        test_ref_name = "another test clip's reference"
+        baselines = {
+            test_ref_name: scored({k: refs[ids[j]][0] for k, j in zip(ids, partner)})
+        }
+        descriptions = [
+            f"({test_ref_name}) every caption replaced by another test clip's "
+            "first reference caption (fixed seeded derangement; the test split's "
+            "captions, its phrasings included, written without listening)"
+        ]
         if train_captions:
-            result.chance.update(_training_caption_chance(ids, refs, train_captions))
-            key = {m: test_ref_chance[m] for m in KEY_METRICS["captioning"]}
-            result.notes.append(
-                "chance: every hypothesis replaced by the first caption of a "
-                f"random training clip ({len(train_captions)} clips; mean of "
+            baselines["a training caption"] = _training_caption_chance(
+                ids, train_captions, scored
+            )
+            descriptions.append(
+                "(a training caption) every caption replaced by the first caption "
+                f"of a random training clip ({len(train_captions)} clips; mean of "
                 f"{CAPTION_PRIOR_DRAWS} seeded draws): a model that writes the "
                 "training captions without listening"
             )
+        result.chance_baselines = baselines
+        names = set().union(*baselines.values())
+        result.chance.update(
+            {m: max(b[m] for b in baselines.values() if m in b) for m in sorted(names)}
+        )
+        key = [m for m in key_metric_names(task) if m in result.chance]
+        levels = "; ".join(
+            f"{m}: "
+            + ", ".join(f"{b} {v[m]:.4f}" for b, v in baselines.items() if m in v)
+            for m in key
+        )
+        result.notes.append(
+            "chance: per metric the higher of "
+            + ("two baselines" if len(baselines) > 1 else "one baseline")
+            + ": "
+            + "; ".join(descriptions)
+            + f" ({levels})"
+        )
+        if not train_captions:
             result.notes.append(
-                f"chance with {test_ref_note} instead: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in key.items())
-            )
-        else:
-            result.chance.update(test_ref_chance)
-            result.notes.append(
-                f"chance: every hypothesis replaced by {test_ref_note}; give the "
-                "training captions (ualm_score --caption_train_dir) for the level "
-                "of a model that can only know those"
+                "give the training captions (ualm_score --caption_train_dir) for "
+                "the level of a model that can only know those"
             )
         result.shuffled.update(
             chance.shuffled_outputs_test(
-                lambda partner: captioning.caption_metrics(
-                    {k: hyps[ids[j]] for k, j in zip(ids, partner)}, refs
-                ),
+                lambda partner: scored({k: hyps[ids[j]] for k, j in zip(ids, partner)}),
                 _key_metrics(result, "captioning"),
                 len(ids),
             )
         )
         result.notes.append(_SHUFFLED_NOTE.format(what="caption", kind=""))
+        data = captioning.prepare({k: hyps[k] for k in ids}, refs)
+        draws = captioning.resampled_scores(
+            data, bootstrap.resample_indices(len(ids), CAPTION_RESAMPLES)
+        )
+        for name in ("cider_d", "bleu_4"):
+            _interval(result, name, bootstrap.percentile_interval(draws[name]))
+        if report is not None:
+            _interval(
+                result,
+                "attribute_accuracy",
+                bootstrap.mean_interval(
+                    [
+                        report["per_item"][k]["scores"]["overall"]
+                        for k in sorted(report["per_item"])
+                    ]
+                ),
+            )
     n_refs = np.mean([len(v) for v in refs.values()]) if refs else 0
     result.notes.append(
         f"{n_refs:.1f} reference captions per clip; text lower-cased, punctuation "
         "removed; METEOR-lite uses exact matches only (not comparable to METEOR)"
     )
     result.per_item = {k: {"hyp": hyps[k], "refs": refs[k]} for k in sorted(refs)}
+    if report is not None:
+        for k, item in report["per_item"].items():
+            result.per_item[k]["attributes"] = item["scores"]
+            result.per_item[k]["parsed"] = item["parsed"]
     return result
 
 
@@ -419,6 +675,11 @@ def score_qa_dir(
         result.notes.append(
             _SHUFFLED_NOTE.format(what="reply", kind=" of the same question kind")
         )
+        _interval(
+            result,
+            "accuracy",
+            bootstrap.mean_interval([float(bool(r["correct"])) for r in records]),
+        )
     return result
 
 
@@ -459,6 +720,11 @@ def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
             )
         )
         result.notes.append(_SHUFFLED_NOTE.format(what="transcript", kind=""))
+        _interval(
+            result,
+            "wer",
+            bootstrap.ratio_interval(*asr.utterance_errors(ref_list, hyp_list)),
+        )
     result.notes.append(
         "WER/CER after normalisation: lower case, punctuation removed, digits "
         "spelled out as the corpus writes numbers"
@@ -506,6 +772,11 @@ def score_text(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
         result.notes.append(
             _SHUFFLED_NOTE.format(what="reply", kind=" of the same answer type")
         )
+        _interval(
+            result,
+            "accuracy",
+            bootstrap.mean_interval([float(bool(r["correct"])) for r in records]),
+        )
     result.notes.append(
         "numeric answers: the last number of the reply (digits or words); others: "
         "exact match after normalisation"
@@ -521,8 +792,10 @@ def score(
     models: Optional[GenerationModels] = None,
     answer_words: Optional[Dict[str, List[str]]] = None,
     train_captions: Optional[Dict[str, List[str]]] = None,
+    judge: Optional[ModuleType] = None,
 ) -> ScoreResult:
-    """Dispatch on the task's kind (``TASK_KINDS``)."""
+    """Dispatch on the task's kind (``TASK_KINDS``); ``judge`` (else
+    ``models.judge``) also scores captions where it can parse them."""
     kind = TASK_KINDS.get(task)
     if kind is None:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_KINDS)}")
@@ -530,7 +803,9 @@ def score(
     if kind == "generation":
         return score_generation(task, hyp_dir, ref_dir, models or GenerationModels())
     if kind == "captioning":
-        return score_captioning(task, hyp_dir, ref_dir, train_captions)
+        if judge is None and models is not None:
+            judge = models.judge
+        return score_captioning(task, hyp_dir, ref_dir, train_captions, judge)
     if kind == "qa":
         return score_qa_dir(task, hyp_dir, ref_dir, answer_words or {})
     if kind == "asr":

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from espnet2.bin import ualm_score
+from espnet2.ualm.scoring.report import headline
 
 ROOT = Path(__file__).resolve().parents[3]
 LOCAL = ROOT / "egs2" / "ualm" / "mini" / "local"
@@ -108,6 +109,11 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
     assert qa.metrics["accuracy"] == 1.0 and qa.metrics["unparsed"] == 0
     assert qa.metrics["items_multiple_choice"] > 0 < qa.metrics["items_short_answer"]
     assert cap.metrics["bleu_4"] > 0.99 and cap.metrics["cider_d"] > 1
+    # the judge parses the captions: every attribute of every clip named right
+    for name in ("accuracy", "event_type", "count", "pitch_band", "order"):
+        assert cap.metrics[f"attribute_{name}"] == 1.0, name
+    assert cap.metrics["unparsed_captions"] == 0
+    assert cap.per_item[sorted(cap.per_item)[0]]["attributes"]["overall"] == 1.0
     assert txt.metrics["accuracy"] == 1.0
     assert asr.metrics["wer"] == pytest.approx(2 / 8)
 
@@ -127,6 +133,21 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
         and cap.chance["cider_d"] < 0.3 * cap.metrics["cider_d"]
     )
     assert "a random training clip" in " ".join(cap.notes)  # --caption_train_dir
+    # captioning's chance: the higher of the two baselines, attributes included
+    assert set(cap.chance_baselines) == {
+        "another test clip's reference",
+        "a training caption",
+    }
+    for name in ("cider_d", "attribute_accuracy", "attribute_count"):
+        assert cap.chance[name] == max(b[name] for b in cap.chance_baselines.values())
+    assert cap.chance["attribute_accuracy"] < 0.6
+    assert cap.shuffled["attribute_accuracy"]["p_value"] < 0.05
+    # every key metric of the summary has a bootstrap interval over the items
+    for r in results:
+        for h in headline(r):
+            if h["value"] is not None:
+                lo, hi = r.intervals[h["metric"]]
+                assert lo <= h["value"] <= hi, (r.task, h)
     assert txt.chance["accuracy"] < 0.5
     assert asr.chance["wer"] > asr.metrics["wer"]
 
@@ -143,7 +164,10 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
     header = "| metric | value | chance | shuffled outputs | model |"
     assert text.count(header) == len(results)
     assert "| clips | 10 |  |  |" in text
-    assert f"| judge_overall | 1.0000 | {ok.chance['judge_overall']:.4f} |" in text
+    assert (
+        f"| judge_overall | 1.0000 [1.000, 1.000] | {ok.chance['judge_overall']:.4f} |"
+        in text
+    )
     # the permutation test of each key metric: right outputs depend on input
     assert ok.shuffled["judge_overall"]["p_value"] < 0.05
     assert "cider_d" in cap.shuffled
@@ -154,10 +178,15 @@ def test_scoring_stage_writes_results(setup_dir, hyps, tmp_path, capsys):
     summary = text[text.index("## Summary") : text.index("## Decoding settings")]
     assert text.index("## Summary") < text.index("## text_to_audio")
     assert summary.count("\n- ") == len(results)
-    assert "- text_to_audio / mini_sound_test: judge_overall 1.0000 (chance" in summary
+    assert (
+        "- text_to_audio / mini_sound_test: judge_overall 1.0000 [1.000, 1.000] "
+        "(chance" in summary
+    )
     assert "audio_qa / mini_sound_test: accuracy 1.0000" in summary
     assert "cider_d" in summary and "bleu_4" in summary
-    assert "asr / asr_test: wer 0.2500 (chance" in summary
+    assert "attribute_accuracy 1.0000 [1.000, 1.000] (chance" in summary
+    # two utterances with 0 and 2 errors in 4 words each: resamples give 0 .. 0.5
+    assert "asr / asr_test: wer 0.2500 [0.000, 0.500] (chance" in summary
     assert "lower is better; better than chance: yes" in summary
     printed = capsys.readouterr().out
     assert "Summary" in printed
@@ -242,3 +271,25 @@ def test_caption_train_dir_must_hold_captions(hyps, tmp_path):
     (tmp_path / "empty" / "text").write_text("")
     with pytest.raises(SystemExit, match="no captions in"):
         ualm_score.main(base + ["--caption_train_dir", str(tmp_path / "empty")])
+
+
+def test_attribute_accuracy_needs_the_judge(hyps, tmp_path):
+    """Without --judge the captions get no attribute accuracy (and the summary
+    does not mention it); with it, even without a generation task, they do."""
+    sound = str(hyps["data"] / "mini_sound_test")
+    cap = str(hyps["root"] / "cap")
+    base = ["--num_plot_clips", "0", "--eval", "audio_caption", cap, sound]
+    (plain,) = ualm_score.main(["--output_dir", str(tmp_path / "a")] + base)
+    assert not any(k.startswith("attribute_") for k in plain.metrics)
+    text = (tmp_path / "a" / "RESULTS.md").read_text()
+    assert "attribute_" not in text[text.index("## Summary") :]
+    assert [h["metric"] for h in headline(plain)] == ["cider_d", "bleu_4"]
+    (judged,) = ualm_score.main(
+        ["--output_dir", str(tmp_path / "b"), "--judge", JUDGE] + base
+    )
+    assert judged.metrics["attribute_accuracy"] == 1.0
+    assert "attribute_accuracy" in judged.intervals
+    scores = json.loads((tmp_path / "b" / "scores.json").read_text())
+    entry = scores["audio_caption/mini_sound_test"]
+    assert entry["intervals"]["attribute_accuracy"] == [1.0, 1.0]
+    assert "another test clip's reference" in entry["chance_baselines"]

@@ -15,7 +15,9 @@ or its rich/plain caption) and scores the match per attribute
   python local/judge.py validate --ref_dir data/mini_sound_test \\
       --codec_dir exp/codec --output_json exp/judge_validation.json
 
-``espnet2.bin.ualm_score --judge local/judge.py`` calls :func:`judge_data_dir`.
+``espnet2.bin.ualm_score --judge local/judge.py`` calls :func:`judge_data_dir`
+(generated audio) and :func:`caption_attributes` (generated captions: parsed
+with the judge's caption parser and compared with the clip's parameters).
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ from mini_judge.analysis import (  # noqa: E402
     analyse,
     load_audio,
 )
-from mini_judge.match import ATTRIBUTES, aggregate, compare, judge_clip  # noqa: E402
+from mini_judge.match import (  # noqa: E402
+    ATTRIBUTES,
+    aggregate,
+    clip_scores,
+    compare,
+    judge_clip,
+)
 from mini_judge.prompt import ExpectedGroup, from_meta, from_text  # noqa: E402
 
 PROMPT_SOURCES = ("meta", "text", "rich_text")
@@ -125,6 +133,64 @@ def judge_data_dir(
         "summary": summary,
         "per_item": per_item,
         "skipped_ids": len(hyp_wavs) - len(known),
+    }
+
+
+# --------------------------------------------------------------------------
+# Captions
+# --------------------------------------------------------------------------
+
+CAPTION_JUDGE_NAME = "mini judge caption parser (from_text) vs clip parameters"
+
+
+def stated_in_captions(expected: Sequence[ExpectedGroup]) -> list[ExpectedGroup]:
+    """What a plain caption states of each group: type, count and pitch band
+    (captions never name loudness or position, so those are not asked)."""
+    return [ExpectedGroup(g.type, g.count, g.pitch_band) for g in expected]
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_caption(text: str) -> tuple[ExpectedGroup, ...]:
+    return tuple(from_text(text))
+
+
+def caption_attributes(hyp_texts: dict[str, str], ref_dir: str) -> dict[str, Any]:
+    """Plugin entry of ``espnet2.bin.ualm_score`` for captioning: does each
+    generated caption (by clip id) name what the clip holds?
+
+    Each caption is parsed with the judge's own caption parser
+    (``mini_judge.prompt.from_text``, which reads every caption template) and
+    its groups are compared, in order, with the clip's parameters
+    (``meta.jsonl``) by ``mini_judge.match.compare``, as the judge compares
+    the groups it finds in a generated clip: ``event_type``, ``count`` and
+    ``pitch_band`` per group, ``num_groups`` and ``order`` per clip. A clip's
+    ``overall`` is the mean of its attribute scores and ``exact`` whether all
+    are right; the summary aggregates them as the judge does
+    (``mini_judge.match.aggregate``) and counts in ``unparsed`` the captions
+    where the parser finds no group. Ids without metadata are skipped and
+    counted."""
+    expected = _expected_groups_cached(ref_dir, "meta")
+    known = sorted(k for k in hyp_texts if k in expected)
+    per_item = {}
+    for uid in known:
+        found = list(_parse_caption(hyp_texts[uid] or ""))
+        want = stated_in_captions(expected[uid])
+        checks = compare(want, found, stereo=False)
+        per_item[uid] = {
+            "checks": checks,
+            "scores": clip_scores(checks),
+            "parsed": [vars(g) for g in found],
+        }
+    if per_item:
+        summary = aggregate([r["checks"] for r in per_item.values()])
+    else:
+        summary = {"clips": 0.0}
+    summary["unparsed"] = float(sum(not r["parsed"] for r in per_item.values()))
+    return {
+        "name": CAPTION_JUDGE_NAME,
+        "summary": summary,
+        "per_item": per_item,
+        "skipped_ids": len(hyp_texts) - len(known),
     }
 
 

@@ -202,3 +202,63 @@ def test_derangement_has_no_fixed_point():
         assert sorted(p) == list(range(n)) and all(p[i] != i for i in range(n))
     with pytest.raises(ValueError):
         judge.derangement(1)
+
+
+def _caption(groups: list[ExpectedGroup]) -> str:
+    """A plain caption naming ``groups`` in order (the corpus's own words)."""
+    from mini_corpus.captions import PITCH_WORDS
+    from mini_corpus.lexicon import number_to_words
+    from mini_corpus.sound_events import EVENT_TYPES
+
+    phrases = []
+    for g in groups:
+        noun = EVENT_TYPES[g.type]["noun" if g.count == 1 else "plural"]
+        count = "a" if g.count == 1 else number_to_words(g.count)
+        phrases.append(f"{count} {PITCH_WORDS[g.pitch_band]['pitched']} {noun}")
+    return "The sound of " + ", then ".join(phrases) + "."
+
+
+def test_caption_attributes_compare_parsed_captions_with_the_parameters(data_dir):
+    """Right captions score 1 on every attribute; a wrong count scores 0 on
+    count only, groups in the wrong order 0 on order, an unparseable caption
+    0 everywhere; loudness and position (never in captions) are not asked."""
+    ref = str(data_dir / "mini_sound_test")
+    metas = _metas(data_dir, "test")
+    own = {m["id"]: m["captions"]["h0"] for m in metas}
+    report = judge.caption_attributes({**own, "not_a_clip": "a beep"}, ref)
+    summary = report["summary"]
+    assert report["skipped_ids"] == 1 and summary["clips"] == len(metas)
+    assert summary["overall"] == 1.0 and summary["exact"] == 1.0
+    assert summary["unparsed"] == 0
+    assert {"event_type", "count", "pitch_band", "order"} <= set(summary)
+    assert "loudness" not in summary and "position" not in summary
+
+    one = next(m for m in metas if len(m["groups"]) == 1)
+    two = next(
+        m for m in metas if len(m["groups"]) == 2 and m["order"][0] != m["order"][1]
+    )
+    g1, g2 = from_meta(one), from_meta(two)
+    assert (
+        judge.caption_attributes({one["id"]: _caption(g1)}, ref)["summary"]["overall"]
+        == 1.0
+    )
+    third = next(m for m in metas if m["id"] not in (one["id"], two["id"]))
+    wrong_count = [ExpectedGroup(g1[0].type, g1[0].count % 5 + 1, g1[0].pitch_band)]
+    swapped = [g2[1], g2[0]]
+    bad = judge.caption_attributes(
+        {
+            one["id"]: _caption(wrong_count),
+            two["id"]: _caption(swapped),
+            third["id"]: "Silence, nothing else.",
+        },
+        ref,
+    )
+    scores = {k: v["scores"] for k, v in bad["per_item"].items()}
+    assert scores[one["id"]]["count"] == 0.0
+    assert scores[one["id"]]["event_type"] == scores[one["id"]]["pitch_band"] == 1.0
+    assert scores[one["id"]]["exact"] == 0.0 and scores[one["id"]]["overall"] < 1
+    assert scores[two["id"]]["order"] == 0.0
+    assert scores[third["id"]]["overall"] == 0.0
+    assert bad["summary"]["unparsed"] == 1
+    assert bad["per_item"][one["id"]]["parsed"][0]["count"] == wrong_count[0].count
+    json.dumps(bad)

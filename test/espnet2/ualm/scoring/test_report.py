@@ -35,6 +35,7 @@ def test_summary_line_says_whether_chance_is_beaten():
     assert headline(good)[0] == {
         "metric": "wer",
         "value": 0.25,
+        "interval": None,
         "chance": 0.9,
         "lower_is_better": True,
         "better_than_chance": True,
