@@ -8,9 +8,10 @@ they wait for each other lose their whole time slice whenever another process
 holds the core one of them needs, so a competing process can slow a step far
 more than the share of the CPU it takes. This benchmark times one mini-shaped
 step (the mini's Qwen2 backbone, forward + backward over one packed row of 512
-positions, bfloat16 autocast as the mini trains) in four runs, each a fresh
-process: {idle, one busy competitor} x the OpenMP settings of ``POLICIES``,
-and prints each run's median step time and the slowdowns. "Proportionate" is at most ~2x: one of two cores taken away.
+positions, bfloat16 autocast as the mini trains), each run a fresh process:
+{idle, one busy competitor} x the OpenMP settings of ``POLICIES``, and prints
+each run's median step time and the slowdowns. "Proportionate" is at most
+~2x: one of two cores taken away.
 """
 
 from __future__ import annotations
@@ -57,9 +58,7 @@ def child(steps: int) -> None:
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             hidden = model(input_ids=ids).last_hidden_state
-            loss = torch.nn.functional.cross_entropy(
-                head(hidden)[0].float(), ids[0]
-            )
+            loss = torch.nn.functional.cross_entropy(head(hidden)[0].float(), ids[0])
         loss.backward()
         if i >= 2:  # two warm-up steps
             times.append(time.perf_counter() - t0)
