@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from espnet2.ualm.data.codes_io import CodesReader
 from espnet2.ualm.data.kaldi_dir import read_kv
@@ -77,15 +78,19 @@ def test_mini_recipe_end_to_end(tmp_path):
     )  # fmt: skip
     assert "Successfully finished stages 1-100" in log
 
+    # the codes have the geometry of the recipe's codec config (its owner)
+    with open(f"{setup}/conf/codec.yaml", encoding="utf-8") as f:
+        geometry = yaml.safe_load(f)["codec_conf"]
     for split in ("train", "valid", "test"):
         for kind in ("sound", "speech"):
             dset = f"mini_{kind}_{split}"
             codes = CodesReader(f"{setup}/dump/codec/{dset}")
             formatted = read_kv(f"{setup}/dump/audio/{dset}/wav.scp")
             assert len(codes) == len(formatted) > 0
-            assert codes.n_codebooks == 8
+            assert codes.n_codebooks == geometry["n_codebooks"]
+            assert codes.geometry["codebook_size"] == geometry["codebook_size"]
             first = next(iter(codes.keys()))
-            assert codes[first].max() < codes.geometry["codebook_size"]
+            assert codes[first].max() < geometry["codebook_size"]
         manifests = os.listdir(f"{setup}/dump/manifests/{split}")
         for task in ("text_to_audio", "audio_caption", "audio_qa", "asr", "tts"):
             assert any(m.endswith(f"_{task}.json") for m in manifests), task
