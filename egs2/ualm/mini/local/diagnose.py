@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> dict:
         metas = {r["id"]: r for r in map(json.loads, f) if r}
     manifest = read_manifest(args.manifest)
     dataset = UALMDataset(
-        [manifest], SequenceBuilder(vocab, ualm.tokenizer), templates=load_task_templates()
+        [manifest],
+        SequenceBuilder(vocab, ualm.tokenizer),
+        templates=load_task_templates(),
     )
     ids = sorted(metas)[: args.num]
     n_streams = vocab.n_codebooks
