@@ -238,16 +238,7 @@ def score_generation(
             per_item.setdefault(k, {})["judge"] = item["scores"]
         _judge_chance(result, models.judge, report, ref_dir)
         _judge_shuffled(result, models.judge, report, ref_dir)
-        _interval(
-            result,
-            "judge_overall",
-            bootstrap.mean_interval(
-                [
-                    report["per_item"][k]["scores"]["overall"]
-                    for k in sorted(report["per_item"])
-                ]
-            ),
-        )
+        _judge_interval(result, "judge_overall", report)
     if task == "tts":
         _speech_measures(result, ids, gen, ref, hyps, ref_dir, models, per_item)
     result.per_item = per_item
@@ -265,6 +256,14 @@ def _interval(
             f"bootstrap interval over the test items ({bootstrap.RESAMPLES} "
             "seeded resamples; corpus-level metrics recomputed on each)"
         )
+
+
+def _judge_interval(result: ScoreResult, name: str, report: Dict[str, Any]) -> None:
+    """The interval of ``name``, the mean of a judge report's per-item
+    ``overall`` scores."""
+    per_item = report["per_item"]
+    overall = [per_item[k]["scores"]["overall"] for k in sorted(per_item)]
+    _interval(result, name, bootstrap.mean_interval(overall))
 
 
 def _speech_measures(
@@ -593,16 +592,7 @@ def score_captioning(
         for name in ("cider_d", "bleu_4"):
             _interval(result, name, bootstrap.percentile_interval(draws[name]))
         if report is not None:
-            _interval(
-                result,
-                "attribute_accuracy",
-                bootstrap.mean_interval(
-                    [
-                        report["per_item"][k]["scores"]["overall"]
-                        for k in sorted(report["per_item"])
-                    ]
-                ),
-            )
+            _judge_interval(result, "attribute_accuracy", report)
     n_refs = np.mean([len(v) for v in refs.values()]) if refs else 0
     result.notes.append(
         f"{n_refs:.1f} reference captions per clip; text lower-cased, punctuation "
