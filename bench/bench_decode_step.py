@@ -14,11 +14,11 @@ per way of running the step, on a CPU or a GPU.
 ``bench_generation.py`` compares UALM with MusicGen; this script asks the
 other question of issue 4's benchmark, how close a step comes to the time its
 bytes take at the machine's read bandwidth (target: 80 % at batch 1), for
-each way ``UALMGenerator`` can run the step:
+each way ``UALMGenerator`` can run the step (its ``backend``):
 
-* ``eager``: ``FastBackbone.step`` (the default);
-* ``compile``: ``compile_step=True``, the static step through ``torch.compile``;
-* ``cuda_graph``: ``cuda_graph=True``, the static step replayed as a CUDA graph;
+* ``eager``: ``fast``, ``FastBackbone.step`` (the default);
+* ``compile``: the static step through ``torch.compile``;
+* ``cuda_graph``: the static step replayed as a CUDA graph;
 * ``compile+cuda_graph``: both (the compiled kernels captured in the graph).
 
 Same model, prompts and sampling as ``bench_generation.py`` (its
@@ -53,11 +53,12 @@ import bench_generation as bg  # noqa: E402  (the sibling benchmark's model and 
 
 from espnet2.ualm.inference.generate import UALMGenerator  # noqa: E402
 
+# mode -> the generator's backend (settings.BACKENDS)
 MODES = {
-    "eager": {},
-    "compile": {"compile_step": True},
-    "cuda_graph": {"cuda_graph": True},
-    "compile+cuda_graph": {"compile_step": True, "cuda_graph": True},
+    "eager": "fast",
+    "compile": "compile",
+    "cuda_graph": "cuda_graph",
+    "compile+cuda_graph": "compile+cuda_graph",
 }
 DEFAULT_MODES = {
     "cpu": ("eager", "compile"),
@@ -155,8 +156,8 @@ def main() -> None:
             model,
             tokenizer,
             frame_rate=codec.frame_rate,
+            backend=MODES[mode],
             linear_weight_dtype=linear_dtype,
-            **MODES[mode],
         )
         for mode in modes
     }

@@ -38,18 +38,11 @@ frame). fps = clip frames x batch / wall seconds of the ``generate`` call
 Ablations (on by default; ``--no_ablations`` skips them), same run, same
 weights, same prompts:
 
-- ``ualm_before``: the generator as it was before the speed work (the
-  inference package at git revision ``BEFORE_REV``, loaded from git into a
-  temporary package): per-stream head matmuls (stream 0 over the whole
-  vocabulary), CFG and sampling per stream, a ``DynamicCache`` grown by
-  ``torch.cat``, Python constraints and bookkeeping per row per step;
-- ``ualm_hf_step`` (``fast=False, prepack=False``): fused audio heads +
-  vectorised CFG/sampling (one matmul, one sampling call per step) and the
-  preallocated KV cache, but the HF forward per step and the per-step Python
-  path;
-- ``ualm_no_prepack`` (``prepack=False``): + ``FastBackbone`` (the lean
-  decode step) and device-side runs of audio steps, ``F.linear`` weights;
-- ``ualm``: the default, + oneDNN-prepacked linear weights.
+- ``ualm_hf_step`` (``backend="hf"``): the same decode loop (fused audio
+  heads, vectorised CFG and sampling, preallocated KV cache, row state on the
+  device) with the HF forward per step and ``F.linear`` heads;
+- ``ualm``: the default backend (``fast``): ``FastBackbone``, the lean decode
+  step, with oneDNN-prepacked linear weights.
 
 Memory-bandwidth floor: read bandwidth of the same machine and thread count
 (``torch.sum`` over a 256 MiB tensor, median; copy reported too), and the
@@ -79,15 +72,12 @@ process held the other core. Both models always run with the same setting.
 
 import argparse
 import dataclasses
-import importlib
 import json
 import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections import Counter, defaultdict
@@ -99,16 +89,14 @@ from espnet2.ualm.codec.abs_codec import AbsCodec
 from espnet2.ualm.codec.config import codec_from_config
 from espnet2.ualm.inference.decoder import Decoder, batch_prompts
 from espnet2.ualm.inference.fast import AudioHeads, FastBackbone
-from espnet2.ualm.inference.generate import GenerationConfig, UALMGenerator
+from espnet2.ualm.inference.generate import Conversation, UALMGenerator
 from espnet2.ualm.inference.sampling import SamplingConfig
+from espnet2.ualm.inference.settings import DecodeSettings
 from espnet2.ualm.model.factory import build_ualm_model
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import TextTokenizer
 from espnet2.ualm.tokens.sequence import SequenceBuilder
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
-
-# the inference package before the speed work (its last commit before them)
-BEFORE_REV = "2eaefb5"
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -302,9 +290,8 @@ def musicgen_step_bytes(model: torch.nn.Module) -> int:
 # ----- runs -------------------------------------------------------------------
 
 
-def ualm_config(cfg: BenchConfig, seconds: float) -> GenerationConfig:
-    return GenerationConfig(
-        modalities="audio",
+def ualm_config(cfg: BenchConfig, seconds: float) -> DecodeSettings:
+    return DecodeSettings(
         min_audio_seconds=seconds,
         max_audio_seconds=seconds,
         cfg_scale=cfg.cfg_scale,
@@ -316,7 +303,7 @@ def run_ualm(gen, prompts, cfg: BenchConfig, frames: int) -> float:
     config = ualm_config(cfg, frames / gen.frame_rate)
     generator = torch.Generator().manual_seed(cfg.seed)
     start = time.perf_counter()
-    results = gen.generate(prompts, config, generator=generator)
+    results = gen.generate(prompts, config, "audio", generator=generator)
     seconds = time.perf_counter() - start
     for r in results:
         codes = r.segments[0].codes
@@ -445,7 +432,7 @@ STEP_PARTS = (
     "backbone_rest",  # FastBackbone: norms, RoPE, KV writes, sdpa, residuals
     "audio_heads_matmul",  # AudioHeads.logits: one matmul, all streams, both halves
     "cfg_masks_sampling",  # lerp, constraint masks, top-k, softmax, multinomial
-    "loop_other",  # the rest of the generate loop (frame copies, host checks)
+    "loop_other",  # the rest of the decode loop (row state, frame copies, host checks)
 )
 
 
@@ -465,7 +452,7 @@ def timed_ualm(gen, prompts, cfg: BenchConfig, frames: int) -> Tuple[float, Dict
         for attr in ("qkv", "o", "gate_up", "down"):
             timers.wrap(layer, attr, "linears")
     timers.wrap(AudioHeads, "logits", "heads")
-    timers.wrap(gen, "_audio_sample", "audio_sample")
+    timers.wrap(Conversation, "_audio_ids", "audio_sample")
     try:
         total = run_ualm(gen, prompts, cfg, frames)
     finally:
@@ -519,31 +506,6 @@ def op_profile(fn: Callable[[], Any], steps: int) -> Dict[str, Any]:
         "ops_per_step": count / steps,
         "self_ms_per_step": {g: v / 1e3 / steps for g, v in sorted(self_us.items())},
     }
-
-
-# ----- the generator before the speed work, from git --------------------------------
-
-
-def load_before_generator(rev: str = BEFORE_REV):
-    """``UALMGenerator`` of the inference package at ``rev``, imported from a
-    temporary copy (``ualm_before_inference``) beside the current one."""
-    files = ("__init__", "beam", "decoder", "generate", "results", "sampling")
-    root = tempfile.mkdtemp(prefix="ualm_before_")
-    package = os.path.join(root, "ualm_before_inference")
-    os.makedirs(package)
-    for name in files:
-        text = subprocess.run(
-            ["git", "show", f"{rev}:espnet2/ualm/inference/{name}.py"],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        text = text.replace("espnet2.ualm.inference", "ualm_before_inference")
-        with open(os.path.join(package, f"{name}.py"), "w", encoding="utf-8") as f:
-            f.write(text)
-    sys.path.insert(0, root)
-    return importlib.import_module("ualm_before_inference").UALMGenerator
 
 
 # ----- main -------------------------------------------------------------------
@@ -628,13 +590,9 @@ def main() -> None:
         )
     }
     if not args.no_ablations:
-        gens["ualm_no_prepack"] = UALMGenerator(
-            ualm, tokenizer, frame_rate=fr, prepack=False
-        )
         gens["ualm_hf_step"] = UALMGenerator(
-            ualm, tokenizer, frame_rate=fr, fast=False, prepack=False
+            ualm, tokenizer, frame_rate=fr, backend="hf"
         )
-        gens["ualm_before"] = load_before_generator()(ualm, tokenizer, frame_rate=fr)
     musicgen = build_musicgen(cfg, codec).to(dtype)
     n_params = {
         "ualm": sum(p.numel() for p in ualm.parameters()),
@@ -815,7 +773,6 @@ def main() -> None:
                 "threads": args.threads,
                 "dtype": args.dtype,
                 "linear_dtype": args.linear_dtype,
-                "before_rev": None if args.no_ablations else BEFORE_REV,
                 "machine": {
                     "cpu": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(),

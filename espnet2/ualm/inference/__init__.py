@@ -4,7 +4,8 @@
 UALM``) gives the public API: ``UALM.from_pretrained(...)`` then
 ``generate_audio``, ``transcribe``, ``caption``, ``answer``, ``chat``.
 The engine's parts are imported from their modules: ``generate``
-(``UALMGenerator``, ``GenerationConfig``), ``sampling`` (``SamplingConfig``,
+(``UALMGenerator`` and its ``Conversation``: the one decode loop),
+``settings`` (``DecodeSettings``), ``sampling`` (``SamplingConfig``,
 ``GREEDY``), ``decoder`` (``Decoder``, ``batch_prompts``), ``beam``
 (``beam_search_text``), ``results`` (``GenerationResult``).
 """

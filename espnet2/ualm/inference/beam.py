@@ -8,10 +8,11 @@ so one beam is exactly greedy decoding. The best ended hypothesis by
 """
 
 import math
-from typing import List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
+from espnet2.ualm.inference.constraints import ReplyConstraints
 from espnet2.ualm.inference.decoder import (
     Decoder,
     Prompt,
@@ -19,53 +20,45 @@ from espnet2.ualm.inference.decoder import (
     batch_prompts,
     check_prompt,
 )
-from espnet2.ualm.inference.fast import WeightCache
 from espnet2.ualm.inference.results import GeneratedSegment
 from espnet2.ualm.inference.sampling import mask_logits
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import TextTokenizer
-from espnet2.ualm.tokens.vocabulary import UALMVocabulary
-
-
-class BeamSearchHost(Protocol):
-    """What beam search uses of its caller (``UALMGenerator`` is one): named
-    here so that this module does not import ``generate.py``, which imports it."""
-
-    model: UALMModel
-    vocab: UALMVocabulary
-    tokenizer: Optional[TextTokenizer]
-    device: torch.device
-    weights: WeightCache
-    fast: bool
 
 
 def beam_search_text(
-    gen: BeamSearchHost,
+    model: UALMModel,
+    make_decoder: Callable[[int], Decoder],
+    constraints: ReplyConstraints,
+    tokenizer: Optional[TextTokenizer],
     prompts: Sequence[Prompt],
     beam_size: int = 4,
     max_tokens: int = 256,
     min_tokens: int = 0,
     length_penalty: float = 1.0,
     waveforms: Optional[Waveforms] = None,
-    use_cache: bool = True,
 ) -> List[GeneratedSegment]:
-    """The best text reply of each prompt (one ``<text>`` segment)."""
+    """The best text reply of each prompt (one ``<text>`` segment).
+
+    ``make_decoder(capacity)`` gives the decoder (``UALMGenerator.decoder``:
+    the generation's backend); ``constraints`` the id masks of the model's
+    vocabulary (a text segment's ids, ``<eos>``), as generation uses them.
+    """
     if beam_size < 1:
         raise ValueError("beam_size must be >= 1")
     if not 0 <= min_tokens <= max_tokens:
         raise ValueError("need 0 <= min_tokens <= max_tokens")
     if not prompts:
         return []
+    vocab = model.vocabulary
     for p in prompts:
-        check_prompt(p, gen.vocab)
-    model, vocab, n = gen.model, gen.vocab, beam_size
+        check_prompt(p, vocab)
+    n = beam_size
     n_prompts, n_rows = len(prompts), len(prompts) * beam_size
-    device = gen.device
+    device = constraints.device
     eos = vocab.eos_id
-    text_mask = torch.zeros(vocab.size, dtype=torch.bool, device=device)
-    text_mask[vocab.text_offset : vocab.audio_offset] = True
-    eos_mask = torch.zeros_like(text_mask)
-    eos_mask[eos] = True
+    only_eos = torch.tensor([[True, False]], device=device)
+    closes = constraints.closes(only_eos)
 
     def frames_of(stream0: torch.Tensor) -> torch.Tensor:
         frames = torch.zeros(len(stream0), vocab.n_codebooks, dtype=torch.long)
@@ -77,14 +70,7 @@ def beam_search_text(
     try:
         with torch.no_grad():
             batch = batch_prompts(prompts, waveforms, device=device)
-            gen.weights.refresh()
-            decoder = Decoder(
-                model,
-                use_cache=use_cache,
-                capacity=batch.ids.shape[1] + max_tokens + 2,
-                weights=gen.weights,
-                fast=gen.fast,
-            )
+            decoder = make_decoder(batch.ids.shape[1] + max_tokens + 2)
             decoder.prefill(batch)
             marker = torch.full((n_prompts,), vocab.modality_id("text"))
             hidden = decoder.step(frames_of(marker))
@@ -100,14 +86,10 @@ def beam_search_text(
             ]
             done = [False] * n_prompts
             for t in range(max_tokens + 1):
-                if t >= max_tokens:
-                    allowed = eos_mask
-                elif t < min_tokens:
-                    allowed = text_mask
-                else:
-                    allowed = text_mask | eos_mask
+                step = torch.tensor([t], device=device)
+                allowed = constraints.text_allowed(step, closes, min_tokens, max_tokens)
                 logits = model.stream_logits(hidden, 0).float()
-                logp = torch.log_softmax(mask_logits(logits, allowed[None]), dim=-1)
+                logp = torch.log_softmax(mask_logits(logits, allowed), dim=-1)
                 total = (scores.reshape(-1, 1) + logp).view(n_prompts, -1)
                 top_scores, top_index = total.topk(2 * n, dim=-1)
                 top_scores, top_index = top_scores.tolist(), top_index.tolist()
@@ -151,6 +133,6 @@ def beam_search_text(
     for hyps in finished:
         score, ids = max(hyps, key=lambda h: h[0] / (len(h[1]) + 1) ** length_penalty)
         token_ids = [i - vocab.text_offset for i in ids]
-        text = gen.tokenizer.decode(token_ids) if gen.tokenizer is not None else None
+        text = tokenizer.decode(token_ids) if tokenizer is not None else None
         out.append(GeneratedSegment("text", "<eos>", token_ids, text=text, score=score))
     return out

@@ -7,10 +7,14 @@ is computed as if it were alone. Each step feeds one multi-stream frame per
 row: its embedding is the sum of the ``K`` stream embeddings
 (``UALMModel.embed``), and a KV cache preallocated for the whole reply
 (``fast.PreallocatedKVLayer``) keeps the keys and values of everything
-before; decode steps run ``fast.FastBackbone`` (a lean Qwen2/Llama step)
-or, for other backbones, the HF forward over the same cache.
-``use_cache=False`` recomputes the whole sequence every step through the HF
-forward instead: slow, but the reference the cache is tested against.
+before. Input appended later (``Decoder.extend``: a user turn in the middle
+of a conversation) is right-padded instead; its padding stays masked.
+
+The decode step is chosen once, by ``backend`` (``settings.BACKENDS``): the
+Hugging Face forward over the cache (``hf``, the reference the others are
+tested against), ``fast.FastBackbone`` (``fast``), or ``static_step.StaticStep``
+compiled (``compile``) or replayed as a CUDA graph (``cuda_graph``). The
+prompt itself always goes through the HF forward.
 
 With classifier-free guidance the batch holds the ``B`` conditional rows
 followed by their ``B`` unconditional rows, so one forward per step serves
@@ -20,18 +24,22 @@ both.
 import dataclasses
 import logging
 import math
-from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
+from espnet2.ualm.inference.fast import (
+    FastBackbone,
+    WeightCache,
+    fast_backbone_unsupported,
+    preallocated_cache,
+)
+from espnet2.ualm.inference.settings import BACKENDS
+from espnet2.ualm.inference.static_step import StaticStep, static_capacity
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.tokens.sequence import BuiltSequence
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
-
-if TYPE_CHECKING:
-    from espnet2.ualm.inference.fast import FastBackbone, WeightCache
-    from espnet2.ualm.inference.static_step import StaticStep
 
 Prompt = Union[BuiltSequence, torch.Tensor]
 Waveforms = Union[Mapping[str, torch.Tensor], Sequence[Mapping[str, torch.Tensor]]]
@@ -113,15 +121,19 @@ def batch_prompts(
     waveforms: Optional[Waveforms] = None,
     with_unconditional: bool = False,
     device: Optional[torch.device] = None,
+    left_pad: bool = True,
 ) -> PromptBatch:
-    """Left-pads ``prompts`` (and their unconditional copies) into one batch.
+    """Pads ``prompts`` (and their unconditional copies) into one batch.
 
     ``waveforms`` maps the audio-input keys of the prompts to 1-D waveforms
     at the encoder's sample rate (one mapping for all prompts, or one per
     prompt). A placeholder span the unconditional prompt has padded is not
-    encoded for that row.
+    encoded for that row. ``left_pad=False`` pads on the right (input
+    appended to a conversation, ``Decoder.extend``).
     """
     rows: List[torch.Tensor] = [prompt_ids(p) for p in prompts]
+    if not rows:
+        raise ValueError("no prompts to batch")
     if with_unconditional:
         rows += [unconditional_ids(p) for p in prompts]
     n_streams = rows[0].shape[1]
@@ -133,9 +145,9 @@ def batch_prompts(
     spans: List[List[int]] = []
     audio: List[torch.Tensor] = []
     for r, row_ids in enumerate(rows):
-        offset = length - row_ids.shape[0]
-        ids[r, offset:] = row_ids
-        mask[r, offset:] = 1
+        offset = length - row_ids.shape[0] if left_pad else 0
+        ids[r, offset : offset + len(row_ids)] = row_ids
+        mask[r, offset : offset + len(row_ids)] = 1
         prompt = prompts[r % len(prompts)]
         if not isinstance(prompt, BuiltSequence):
             continue
@@ -165,65 +177,73 @@ def batch_prompts(
     return batch
 
 
+def resolve_backend(name: str, model: UALMModel) -> str:
+    """The decode step ``name`` asks for, checked against the model
+    (``auto``: ``fast`` where ``FastBackbone`` reproduces the backbone)."""
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    unsupported = fast_backbone_unsupported(model)
+    if name == "auto":
+        if unsupported:
+            logging.info(f"decode steps through the HF forward: {unsupported}")
+        return "hf" if unsupported else "fast"
+    if name != "hf" and unsupported:
+        raise ValueError(f"backend {name!r} is not available: {unsupported}")
+    device = model.head_weight.device
+    if "cuda_graph" in name and device.type != "cuda":
+        raise ValueError(
+            f"backend {name!r} needs a model on a CUDA device, not {device}"
+        )
+    return name
+
+
 class Decoder:
     """Runs the backbone over a prompt batch, then one frame per row per step.
 
-    ``prefill`` and ``step`` return the final hidden state of each row's
-    last position, ``[R, D]``; ``UALMModel.stream_logits`` (or the fused
-    ``AudioHeads``) turns it into logits. ``select`` reorders or repeats
-    rows (beam search).
+    ``prefill``, ``extend`` and ``step`` return the final hidden state of each
+    row's last position, ``[R, D]``; ``UALMModel.stream_logits`` (or the fused
+    ``AudioHeads``) turns it into logits. ``select`` reorders or repeats rows
+    (beam search).
 
-    With the cache, keys and values live in ``PreallocatedKVLayer`` buffers
-    of ``capacity`` positions (prompt + longest reply; grown by doubling if
-    exceeded). Decode steps run ``FastBackbone`` when the backbone is one it
-    reproduces (``weights`` supplies the prepared weights; without it they
-    are prepared here), else the HF forward over the same cache.
-    ``fast=False`` forces the HF forward. Without the cache every step
-    recomputes the whole sequence through the HF forward (the reference).
-    ``cuda_graph`` / ``compile_step``: the fast decode step runs as a
-    ``StaticStep`` (replayed as a CUDA graph / compiled by ``torch.compile``)
-    over a capacity rounded up to ``CAPACITY_QUANTUM``, until the cache
-    outgrows it or ``select`` reorders it (then ``FastBackbone.step``).
+    Keys and values live in ``PreallocatedKVLayer`` buffers of ``capacity``
+    positions (prompt + longest reply; grown by doubling if exceeded).
+    ``backend`` is a resolved name (``resolve_backend``): ``hf`` runs every
+    step through the HF forward; ``fast`` through ``FastBackbone`` (with the
+    prepared weights of ``weights``); ``compile``, ``cuda_graph`` and
+    ``compile+cuda_graph`` through a ``StaticStep`` over a capacity rounded
+    up to ``CAPACITY_QUANTUM``, until the cache outgrows it or ``select`` /
+    ``extend`` change it (then ``FastBackbone``).
     """
 
     def __init__(
         self,
         model: UALMModel,
-        use_cache: bool = True,
-        capacity: Optional[int] = None,
-        weights: Optional["WeightCache"] = None,
-        fast: bool = True,
-        cuda_graph: bool = False,
-        compile_step: bool = False,
+        backend: str,
+        capacity: int,
+        weights: WeightCache,
     ):
+        if backend not in BACKENDS or backend == "auto":
+            raise ValueError(f"Decoder takes a resolved backend, not {backend!r}")
         self.model = model
-        self.cuda_graph = cuda_graph
-        self.compile_step = compile_step
-        self.static_step: Optional["StaticStep"] = None
-        self._static_tried = False
-        self.use_cache = use_cache
-        self.capacity = capacity
+        self.backend = backend
+        self.static = backend not in ("hf", "fast")  # through StaticStep
+        self.capacity = int(capacity)
         self.weights = weights
-        self.fast = fast
         self.cache = None
-        self.backbone_step: Optional["FastBackbone"] = None
-        self.embeds: Optional[torch.Tensor] = None  # without cache: all so far
-        self.length = 0  # positions so far (the prompt's padded length included)
-        self.padded = False  # some row has left padding
+        self.fast: Optional[FastBackbone] = None
+        self.static_step: Optional[StaticStep] = None
+        self._static_tried = False
+        self.length = 0  # positions so far (padding included)
         self._mask: Optional[torch.Tensor] = None  # [R, capacity] long
         self._positions: Optional[torch.Tensor] = None  # [R, capacity] long
         self._next_position: Optional[torch.Tensor] = None  # [R]
-        # FastBackbone's additive mask [R, n_kv, 1, capacity] (left padding)
+        # FastBackbone's additive mask [R, n_kv, 1, capacity] (padding), or None
         self._attn_bias: Optional[torch.Tensor] = None
 
-    # the attention mask and position ids of the positions so far
     @property
     def attention_mask(self) -> torch.Tensor:
+        """The attention mask of the positions so far, ``[R, length]``."""
         return self._mask[:, : self.length]
-
-    @property
-    def position_ids(self) -> torch.Tensor:
-        return self._positions[:, : self.length]
 
     def _reserve(self, end: int) -> None:
         size = self._mask.shape[1]
@@ -241,123 +261,156 @@ class Decoder:
             self._attn_bias[..., : self.length] = old[..., : self.length]
 
     def _run_hf(self, embeds: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        base = self.model.backbone.base_model
-        if self.use_cache:
-            out = base(
-                inputs_embeds=embeds,
-                attention_mask=self.attention_mask,
-                position_ids=position_ids,
-                past_key_values=self.cache,
-                use_cache=True,
-            )
-            self.cache = out.past_key_values
-        else:
-            out = base(
-                inputs_embeds=self.embeds,
-                attention_mask=self.attention_mask,
-                position_ids=self.position_ids,
-                use_cache=False,
-            )
-        return out.last_hidden_state[:, -1]
+        """HF forward of ``[R, L, D]`` new positions over the cache -> ``[R, L, D]``."""
+        out = self.model.backbone.base_model(
+            inputs_embeds=embeds,
+            attention_mask=self.attention_mask,
+            position_ids=position_ids,
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.cache = out.past_key_values
+        return out.last_hidden_state
 
-    def prefill(self, batch: PromptBatch) -> torch.Tensor:
+    def _append(self, batch: PromptBatch) -> torch.Tensor:
+        """Writes a batch's positions after those so far; ``[R, L, D]`` out."""
         embeds = self.model.embed(
             batch.ids,
             batch.audio_input,
             batch.audio_input_lengths,
             batch.audio_input_spans,
         )
-        rows, length = batch.attention_mask.shape
-        capacity = max(self.capacity or 0, length + 1)
-        if self._static_mode:
-            from espnet2.ualm.inference.static_step import static_capacity
+        mask = batch.attention_mask
+        rows, n_new = mask.shape
+        start = self.length
+        self._reserve(start + n_new + 1)
+        self._mask[:, start : start + n_new] = mask
+        positions = batch.position_ids  # from 0 over each row's real positions
+        if self._next_position is not None:
+            positions = positions + self._next_position[:, None]
+        self._positions[:, start : start + n_new] = positions
+        first = 0 if self._next_position is None else self._next_position
+        self._next_position = first + mask.sum(-1)
+        self.length = start + n_new
+        if self.fast is not None and not bool(mask.all()):
+            if self._attn_bias is None:
+                self._attn_bias = embeds.new_zeros(
+                    rows, self.fast.n_kv, 1, self._mask.shape[1]
+                )
+            hole = mask == 0
+            self._attn_bias[..., start : start + n_new].masked_fill_(
+                hole[:, None, None], -math.inf
+            )
+        return self._run_hf(embeds, positions)
 
+    def prefill(self, batch: PromptBatch) -> torch.Tensor:
+        """Runs the left-padded prompts: the first positions of the cache."""
+        rows, length = batch.attention_mask.shape
+        capacity = max(self.capacity, length + 1)
+        if self.static:
             capacity = static_capacity(capacity)
         self._mask = batch.attention_mask.new_ones(rows, capacity)
-        self._mask[:, :length] = batch.attention_mask
         self._positions = batch.position_ids.new_zeros(rows, capacity)
-        self._positions[:, :length] = batch.position_ids
-        self._next_position = batch.position_ids[:, -1] + 1
-        self.length = length
-        self.padded = not bool(batch.attention_mask.all())
-        self.embeds = None if self.use_cache else embeds
-        if self.use_cache:
-            from espnet2.ualm.inference.fast import WeightCache, preallocated_cache
+        self._next_position = None
+        self.length = 0
+        self.cache = preallocated_cache(self.model, capacity)
+        if self.backend != "hf":
+            self.fast = self.weights.backbone(rows)
+            self.fast.rope_table(capacity)
+        return self._append(batch)[:, -1]
 
-            self.cache = preallocated_cache(self.model, capacity)
-            if self.fast:
-                if self.weights is None:
-                    self.weights = WeightCache(self.model)
-                fast = self.weights.backbone(rows)
-                self.backbone_step = fast
-                if fast is not None:
-                    fast.rope_table(capacity)
-                    if self.padded:
-                        bias = embeds.new_zeros(rows, fast.n_kv, 1, capacity)
-                        pad = batch.attention_mask == 0
-                        bias[..., :length].masked_fill_(pad[:, None, None], -math.inf)
-                        self._attn_bias = bias
-        return self._run_hf(embeds, batch.position_ids)
+    def extend(self, batch: PromptBatch) -> torch.Tensor:
+        """Appends right-padded input (``batch_prompts(..., left_pad=False)``)
+        to every row; a row's padding stays masked. Returns the hidden state
+        of each row's last real new position (a row without new input:
+        of its last new column, which the caller ignores)."""
+        if batch.attention_mask.shape[0] != self._mask.shape[0]:
+            raise ValueError(
+                f"extend: {batch.attention_mask.shape[0]} rows for a decoder of "
+                f"{self._mask.shape[0]}"
+            )
+        self._drop_static("the cache was extended")
+        hidden = self._append(batch)
+        last = (batch.attention_mask.sum(-1) - 1).clamp(min=0)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
-    def step(self, frames: torch.Tensor) -> torch.Tensor:
-        """Feeds one ``[R, K]`` frame per row (generated ids: no placeholders)."""
+    def step(
+        self, frames: torch.Tensor, hole: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Feeds one ``[R, K]`` frame per row (generated ids: no placeholders).
+
+        ``hole`` (``[R]`` bool): rows for which this position is masked and
+        takes no position id (a paused conversation waiting for the others).
+        """
         weight = self.model.backbone.get_input_embeddings().weight
         embeds = F.embedding_bag(frames, weight, mode="sum", padding_idx=0)
         position = self._next_position
-        self._reserve(self.length + 1)
-        self._mask[:, self.length] = 1
-        self._positions[:, self.length] = position
-        self._next_position = position + 1
-        length = self.length
+        column = self.length
+        self._reserve(column + 1)
+        self._positions[:, column] = position
+        if hole is None:
+            self._mask[:, column] = 1
+            self._next_position = position + 1
+        else:
+            self._mask[:, column] = (~hole).long()
+            self._next_position = position + (~hole).long()
+            if self.fast is not None:
+                self._hide(column, hole)
         self.length += 1
-        if not self.use_cache:
-            self.embeds = torch.cat([self.embeds, embeds[:, None]], dim=1)
-            return self._run_hf(embeds[:, None], position[:, None])
-        fast = self.backbone_step
-        if fast is None:
-            return self._run_hf(embeds[:, None], position[:, None])
-        static = self._static(length)
+        if self.fast is None:
+            return self._run_hf(embeds[:, None], position[:, None])[:, -1]
+        static = self._static(column)
         if static is not None:
-            return static(embeds, length, position)
-        fast.rope_table(length + 1)  # positions never exceed the column index
-        return fast.step(embeds, self.cache.layers, length, position, self._attn_bias)
+            return static(embeds, column, position)
+        self.fast.rope_table(column + 1)  # positions never exceed the column index
+        return self.fast.step(
+            embeds, self.cache.layers, column, position, self._attn_bias
+        )
 
-    @property
-    def _static_mode(self) -> bool:
-        return self.use_cache and self.fast and (self.cuda_graph or self.compile_step)
+    def _hide(self, column: int, hole: torch.Tensor) -> None:
+        """Masks ``column`` of the rows ``hole`` in FastBackbone's bias (the
+        static step's bias opens columns for every row: it stops here)."""
+        self._drop_static("a row skips a position")
+        self._static_tried = True
+        if self._attn_bias is None:
+            rows, capacity = self._mask.shape
+            dtype = self.model.head_weight.dtype
+            self._attn_bias = torch.zeros(
+                rows, self.fast.n_kv, 1, capacity, dtype=dtype, device=hole.device
+            )
+        self._attn_bias[:, :, :, column].masked_fill_(hole[:, None, None], -math.inf)
 
-    def _static(self, length: int) -> Optional["StaticStep"]:
-        """The ``StaticStep`` for a step writing column ``length``: built at the
-        first step, ``None`` once the cache no longer fits it."""
-        if not self._static_mode:
+    def _static(self, column: int) -> Optional[StaticStep]:
+        """The ``StaticStep`` for a step writing ``column``: built at the first
+        step, ``None`` once the cache no longer fits it."""
+        if not self.static:
             return None
         static = self.static_step
-        if static is not None and static.fits(self.cache.layers, length + 1):
+        if static is not None and static.fits(self.cache.layers, column + 1):
             return static
         if static is not None:
-            logging.info(
-                "static decode step ends at position %d (the cache outgrew its "
-                "%d positions or was reordered)",
-                length,
-                static.capacity,
-            )
-            self.static_step = None
+            self._drop_static("the cache outgrew it or was reordered")
         if not self._static_tried:
             self._static_tried = True
-            from espnet2.ualm.inference.static_step import StaticStep
-
             capacity = self.cache.layers[0].capacity
-            if length + 1 <= capacity:
+            if column + 1 <= capacity:
                 self.static_step = StaticStep(
-                    self.backbone_step,
+                    self.fast,
                     self.cache.layers,
                     capacity,
-                    length,
+                    column,
                     self._attn_bias,
-                    cuda_graph=self.cuda_graph,
-                    compile_step=self.compile_step,
+                    cuda_graph="cuda_graph" in self.backend,
+                    compile_step="compile" in self.backend,
                 )
         return self.static_step
+
+    def _drop_static(self, why: str) -> None:
+        if self.static_step is not None:
+            logging.info(
+                "static decode step ends at position %d (%s)", self.length, why
+            )
+            self.static_step = None
 
     def select(self, index: torch.Tensor) -> None:
         """Keeps rows ``index`` (in that order; repeats allowed)."""
@@ -367,7 +420,4 @@ class Decoder:
         self._next_position = self._next_position.index_select(0, index)
         if self._attn_bias is not None:
             self._attn_bias = self._attn_bias.index_select(0, index)
-        if self.use_cache:
-            self.cache.reorder_cache(index)
-        else:
-            self.embeds = self.embeds.index_select(0, index)
+        self.cache.reorder_cache(index)

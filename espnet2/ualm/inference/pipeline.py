@@ -19,13 +19,12 @@ while the rest of the batch completes.
 import copy
 import dataclasses
 import logging
-import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from espnet2.ualm.inference.generate import GenerationConfig, UALMGenerator
+from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.inference.requests import (
     AudioLike,
     InferenceItemError,
@@ -33,104 +32,7 @@ from espnet2.ualm.inference.requests import (
     Request,
     RequestBuilder,
 )
-from espnet2.ualm.inference.sampling import SamplingConfig
-
-DECODE_KEYS = (
-    "batch_size",
-    "seed",
-    "cfg_scale",
-    "min_audio_seconds",
-    "max_audio_seconds",
-    "min_text_tokens",
-    "max_text_tokens",
-    "max_segments",
-    "text_sampling",
-    "audio_sampling",
-    "beam_size",
-    "enhancer",
-    "system_prompt",
-    "linear_weight_dtype",
-    "cuda_graph",
-    "compile_step",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeSettings:
-    """Decoding settings (``decode.yaml`` of a recipe or a packed model).
-
-    ``beam_size`` > 1 decodes one-segment text replies with beam search;
-    ``enhancer``: ``packed`` (the packed enhancer, if any), ``none`` or
-    ``resample``. Sampling is reproducible: every batch starts from ``seed``.
-    ``system_prompt``: the system message :meth:`UALM.answer` and
-    :meth:`UALM.chat` put before conversations that have none (set it to the
-    one the model's dialogues were trained with; data directories keep their
-    own). ``linear_weight_dtype``: ``bfloat16`` runs the CPU decode step's
-    matmuls on bfloat16 copies of a float32 model's weights (about 1.3-1.6x
-    faster generation on one core, ``bench/README.md``; tokens may differ
-    from float32 decoding); ``None``: the model's dtype. ``cuda_graph``
-    (CUDA models) replays each decode step as one CUDA graph;
-    ``compile_step`` runs it through ``torch.compile`` (the first batch of
-    each size compiles; on a CPU it was no faster, ``bench/README.md``).
-    """
-
-    batch_size: int = 8
-    seed: int = 0
-    cfg_scale: Optional[float] = 3.0
-    min_audio_seconds: float = 0.0
-    max_audio_seconds: float = 10.0
-    min_text_tokens: int = 0
-    max_text_tokens: int = 128
-    max_segments: int = 4
-    text_sampling: SamplingConfig = SamplingConfig(greedy=True)
-    audio_sampling: SamplingConfig = SamplingConfig(temperature=0.8, top_k=20)
-    beam_size: int = 1
-    enhancer: str = "packed"
-    system_prompt: Optional[str] = None
-    linear_weight_dtype: Optional[str] = None
-    cuda_graph: bool = False
-    compile_step: bool = False
-
-    @classmethod
-    def from_dict(cls, conf: Optional[Mapping[str, Any]]) -> "DecodeSettings":
-        conf = dict(conf or {})
-        unknown = sorted(set(conf) - set(DECODE_KEYS))
-        if unknown:
-            raise ValueError(
-                f"decode settings: unknown keys {unknown}; known {DECODE_KEYS}"
-            )
-        for key in ("text_sampling", "audio_sampling"):
-            if isinstance(conf.get(key), Mapping):
-                conf[key] = SamplingConfig(**conf[key])
-        if conf.get("linear_weight_dtype") not in (None, "bfloat16", "float32"):
-            raise ValueError(
-                "decode settings: linear_weight_dtype must be bfloat16 or "
-                f"float32, got {conf['linear_weight_dtype']!r}"
-            )
-        for key in ("cuda_graph", "compile_step"):
-            if not isinstance(conf.get(key, False), bool):
-                raise ValueError(
-                    f"decode settings: {key} must be true or false, got {conf[key]!r}"
-                )
-        return cls(**conf)
-
-    @property
-    def linear_torch_dtype(self) -> Optional[torch.dtype]:
-        name = self.linear_weight_dtype
-        return None if name in (None, "float32") else getattr(torch, name)
-
-    def generation_config(self, plan) -> GenerationConfig:
-        return GenerationConfig(
-            modalities=plan,
-            min_audio_seconds=self.min_audio_seconds,
-            max_audio_seconds=self.max_audio_seconds,
-            min_text_tokens=self.min_text_tokens,
-            max_text_tokens=self.max_text_tokens,
-            max_segments=self.max_segments,
-            cfg_scale=self.cfg_scale,
-            text_sampling=self.text_sampling,
-            audio_sampling=self.audio_sampling,
-        )
+from espnet2.ualm.inference.settings import STEP_KEYS, DecodeSettings
 
 
 @dataclasses.dataclass(eq=False)
@@ -257,19 +159,17 @@ class UALM:
             self.model,
             self.tokenizer,
             self.codec.frame_rate,
+            backend=self.settings.backend,
             linear_weight_dtype=self.settings.linear_torch_dtype,
-            cuda_graph=self.settings.cuda_graph,
-            compile_step=self.settings.compile_step,
         )
 
     def with_settings(self, **overrides) -> "UALM":
         """This model with other decoding settings (shares the weights)."""
         other = copy.copy(self)
-        other.settings = DecodeSettings.from_dict(
-            {**dataclasses.asdict(self.settings), **overrides}
-        )
-        step = ("linear_weight_dtype", "cuda_graph", "compile_step")
-        if any(getattr(other.settings, k) != getattr(self.settings, k) for k in step):
+        other.settings = self.settings.replace(**overrides)
+        if any(
+            getattr(other.settings, k) != getattr(self.settings, k) for k in STEP_KEYS
+        ):
             other.generator = other._make_generator()
         return other
 
@@ -373,14 +273,9 @@ class UALM:
         return ui._run(requests, progress)
 
     def _reply_positions(self, plan) -> int:
-        s = self.settings
-        audio = math.ceil(s.max_audio_seconds * self.codec.frame_rate) + 2 * (
-            self.vocab.n_codebooks + 2
+        return self.settings.longest_reply(
+            plan, self.codec.frame_rate, self.vocab.n_codebooks
         )
-        text = s.max_text_tokens + 4
-        if plan is None:
-            return s.max_segments * max(audio, text)
-        return sum(audio if m == "audio" else text for m in plan)
 
     def _run(self, requests: Sequence[Request], progress) -> List[UALMOutput]:
         outputs: Dict[int, UALMOutput] = {}
@@ -443,9 +338,7 @@ class UALM:
             )
             replies = [[seg] for seg in segments]
         else:
-            results = self.generator.generate(
-                prompts, s.generation_config(plan), waveforms, generator
-            )
+            results = self.generator.generate(prompts, s, plan, waveforms, generator)
             replies = [r.segments for r in results]
         return [self._output(p.request, segs) for p, segs in zip(prepared, replies)]
 

@@ -22,7 +22,8 @@ summation order (tested). The price is attention over the capacity instead of
 the filled length (the KV reads of a step double on average), small against
 the weights at batch 1.
 
-Modes (``UALMGenerator(cuda_graph=..., compile_step=...)``):
+Modes (the generator's ``backend``: ``cuda_graph``, ``compile``,
+``compile+cuda_graph``):
 
 * ``cuda_graph``: the step is captured once per decoder (after a warm-up on a
   side stream, as ``torch.cuda.graphs`` requires) and replayed every step.

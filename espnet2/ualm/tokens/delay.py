@@ -55,3 +55,21 @@ def delay_deinterleave(
     return torch.stack(
         [steps[..., k : k + n_frames, k] for k in range(n_codebooks)], dim=-1
     )
+
+
+def delay_holes(
+    step: torch.Tensor, n_frames: torch.Tensor, n_codebooks: int
+) -> torch.Tensor:
+    """Which codebooks hold a pad at delayed ``step`` (``[...]`` each) of a
+    segment of ``n_frames`` frames: ``[..., K]`` bool.
+
+    Column ``k`` at step ``s`` carries frame ``s - k`` (``delay_interleave``),
+    a hole before frame 0 and from frame ``n_frames`` on.
+    """
+    frame = step[..., None] - torch.arange(n_codebooks, device=step.device)
+    return (frame < 0) | (frame >= n_frames[..., None])
+
+
+def delay_length(n_frames: int, n_codebooks: int) -> int:
+    """Steps that ``n_frames`` frames of ``n_codebooks`` take once delayed."""
+    return n_frames + n_codebooks - 1

@@ -81,7 +81,7 @@ def test_datasets_config_names_the_directories_data_sh_makes():
 def test_decode_and_codec_configs_load():
     with open(os.path.join(RECIPE, "conf", "decode.yaml"), encoding="utf-8") as f:
         settings = DecodeSettings.from_dict(yaml.safe_load(f))
-    assert settings.cfg_scale == 3.0 and not settings.cuda_graph
+    assert settings.cfg_scale == 3.0 and settings.backend == "auto"
     codec = load_codec_config(os.path.join(RECIPE, "conf", "codec.yaml"))
     assert codec["codec"] == "xcodec" and "model_dir" in codec["codec_conf"]
 

@@ -1,11 +1,20 @@
 """Text beam search, and prompts with continuous audio input (understanding)."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from espnet2.ualm.inference.decoder import Decoder, batch_prompts
-from espnet2.ualm.inference.sampling import GREEDY
+from espnet2.ualm.inference.decoder import batch_prompts
+from espnet2.ualm.inference.generate import UALMGenerator
+from espnet2.ualm.inference.sampling import GREEDY, SamplingConfig
+from espnet2.ualm.inference.settings import DecodeSettings
+from espnet2.ualm.testing.decoding import make_decoder
 from espnet2.ualm.tokens.conversation import AudioInputSegment
+from espnet2.ualm.tokens.sequence import BuiltSequence
+
+K = 4  # the tiny model's codebooks (conftest)
+GREEDY_ALL = dict(text_sampling=GREEDY, audio_sampling=GREEDY)
 
 N_SAMPLES = 1500  # 3 encoder frames of the tiny Whisper at 16 kHz
 
@@ -54,17 +63,18 @@ def test_beam_one_is_greedy(gen, t2a_prompts):
         assert b.text == g.segments[0].text and b.closing == "<eos>"
 
 
-def test_beam_batch_equals_one_by_one(gen, t2a_prompts):
+def test_beam_batch_equals_one_by_one(gen, model, tokenizer, t2a_prompts):
     batched = gen.beam_search(t2a_prompts, beam_size=3, max_tokens=6)
     for prompt, result in zip(t2a_prompts, batched):
         (alone,) = gen.beam_search([prompt], beam_size=3, max_tokens=6)
         assert alone.token_ids == result.token_ids
         assert alone.score == pytest.approx(result.score)
         assert len(result.token_ids) <= 6
-    recomputed = gen.beam_search(
-        t2a_prompts, beam_size=3, max_tokens=6, use_cache=False
+    reference = UALMGenerator(model, tokenizer, backend="hf").beam_search(
+        t2a_prompts, beam_size=3, max_tokens=6
     )
-    assert [r.token_ids for r in recomputed] == [r.token_ids for r in batched]
+    assert [r.token_ids for r in reference] == [r.token_ids for r in batched]
+    assert [r.score for r in reference] == pytest.approx([r.score for r in batched])
 
 
 def test_beam_score_is_the_log_probability(gen, model, t2a_prompts, vocab):
@@ -92,9 +102,9 @@ def test_audio_input_features_fill_the_placeholders(model, caption_prompts, wave
     batch = batch_prompts(caption_prompts, waveforms)
     assert batch.audio_input_spans.shape == (2, 3)
     with torch.no_grad():
-        hidden = Decoder(model).prefill(batch)
+        hidden = make_decoder(model).prefill(batch)
         other = {"a": waveforms["b"], "b": waveforms["b"]}
-        changed = Decoder(model).prefill(batch_prompts(caption_prompts, other))
+        changed = make_decoder(model).prefill(batch_prompts(caption_prompts, other))
     assert not torch.allclose(hidden[0], changed[0])  # "a" was replaced
     assert torch.allclose(hidden[1:], changed[1:])
     with pytest.raises(KeyError, match="no waveform"):
@@ -133,3 +143,71 @@ def test_understanding_with_cfg_drops_the_audio_of_the_unconditional_row(
     assert [[s.modality for s in r.segments] for r in results] == [
         ["text", "audio"]
     ] * 3
+
+
+def _joined(first, *rest_ids, audio_from=None):
+    """``first`` (a built prompt) followed by more ``[T, K]`` ids and, from
+    ``audio_from`` (a built prompt), its ids with its audio-input spans."""
+    ids = torch.cat([first.ids, *rest_ids])
+    spans = list(first.audio_inputs)
+    if audio_from is not None:
+        spans += [
+            dataclasses.replace(s, start=s.start + len(ids))
+            for s in audio_from.audio_inputs
+        ]
+        ids = torch.cat([ids, audio_from.ids])
+    n = len(ids)
+    no = torch.zeros(n, dtype=torch.bool)
+    return BuiltSequence(ids, no[:, None].expand(n, ids.shape[1]), no, tuple(spans), ())
+
+
+@pytest.mark.parametrize("backend", ["fast", "hf"])
+def test_a_paused_conversation_goes_on_from_its_cache(
+    model, tokenizer, vocab, t2a_prompts, caption_prompts, waveforms, backend
+):
+    """Self-reflection's loop: stop after an audio segment, append new input
+    (an encoded clip; a text turn; nothing), go on from the KV cache. Each
+    row's continuation is what decoding the whole conversation from scratch
+    gives, whatever the other rows appended (right padding)."""
+    gen = UALMGenerator(model, tokenizer, frame_rate=25.0, backend=backend)
+    settings = DecodeSettings(
+        max_audio_seconds=0.32,
+        max_text_tokens=5,
+        text_sampling=GREEDY,
+        audio_sampling=SamplingConfig(temperature=2.0),
+    )
+    seed = torch.Generator().manual_seed(0)
+    conv = gen.start(t2a_prompts, settings, ("audio", "text"), generator=seed)
+    first = conv.run(pause_after_audio=True)
+    # rows paused at different steps: the early ones skipped positions
+    assert len({len(r.ids) for r in first}) > 1
+    for r in first:
+        (audio,) = r.segments
+        assert audio.modality == "audio" and audio.closing == "<eot>"
+    assistant = vocab.role_id("assistant")
+    text_turn = torch.zeros(4, K, dtype=torch.long)
+    text_turn[:, 0] = torch.tensor(
+        [vocab.text_offset + 1, vocab.text_offset + 2, vocab.eot_id, assistant]
+    )
+    clip = caption_prompts[0]  # ends with <assistant>; its audio input is "a"
+    inputs = [clip, text_turn, None]
+    conv.append(inputs, waveforms=[waveforms, {}, {}])
+    second = conv.run()
+    role = torch.zeros(1, K, dtype=torch.long)
+    role[0, 0] = assistant
+    fresh_prompts = [
+        _joined(t2a_prompts[0], first[0].ids, audio_from=clip),
+        _joined(t2a_prompts[1], first[1].ids, text_turn),
+        _joined(t2a_prompts[2], first[2].ids, role),
+    ]
+    fresh = gen.generate(fresh_prompts, settings, "text", waveforms=[waveforms, {}, {}])
+    for b, (cont, ref) in enumerate(zip(second, fresh)):
+        (segment,) = cont.segments
+        assert segment.modality == "text" and segment.closing == "<eos>"
+        assert segment.token_ids == ref.segments[0].token_ids, b
+        # a row that appended nothing is given the role token first
+        expected = ref.ids if inputs[b] is not None else torch.cat([role, ref.ids])
+        assert torch.equal(cont.ids, expected)
+    with pytest.raises(ValueError, match="not paused"):
+        conv.append([text_turn, None, None])
+    assert all(not r.segments and len(r.ids) == 0 for r in conv.run())  # all done

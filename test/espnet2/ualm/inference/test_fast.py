@@ -6,8 +6,9 @@ import copy
 import pytest
 import torch
 
+from espnet2.ualm.inference import decoder as decoder_module
 from espnet2.ualm.inference import fast as fast_module
-from espnet2.ualm.inference.decoder import Decoder, batch_prompts
+from espnet2.ualm.inference.decoder import batch_prompts
 from espnet2.ualm.inference.fast import (
     AudioHeads,
     WeightCache,
@@ -16,6 +17,7 @@ from espnet2.ualm.inference.fast import (
 )
 from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.inference.sampling import GREEDY, SamplingConfig
+from espnet2.ualm.testing.decoding import full_forward_hidden, make_decoder
 
 HOT = SamplingConfig(temperature=2.0)
 RELEASE = SamplingConfig(temperature=0.8, top_k=5)
@@ -31,24 +33,31 @@ def model32(model):
     return copy.deepcopy(model).float().eval()
 
 
-def _steps(model, prompts, n_steps, seed=0, **decoder_kwargs):
-    """Hidden states of the prefill and ``n_steps`` random frames (CFG rows)."""
-    batch = batch_prompts(prompts, with_unconditional=True)
+def _random_frames(model, n_rows, n_steps, seed=0):
     vocab = model.vocabulary
     g = _seed(seed)
     out = []
+    for _ in range(n_steps):
+        frames = torch.zeros(n_rows, vocab.n_codebooks, dtype=torch.long)
+        for k in range(vocab.n_codebooks):
+            start, stop = vocab.codebook_range(k)
+            frames[:, k] = torch.randint(start, stop, (n_rows,), generator=g)
+        out.append(frames)
+    return out
+
+
+def _steps(model, prompts, n_steps, backend="fast", seed=0, **decoder_kwargs):
+    """Hidden states of the prefill and ``n_steps`` random frames (CFG rows),
+    and the same from one full forward (the reference)."""
+    batch = batch_prompts(prompts, with_unconditional=True)
+    frames = _random_frames(model, batch.ids.shape[0], n_steps, seed)
+    out = []
     with torch.no_grad():
-        decoder = Decoder(model, **decoder_kwargs)
+        decoder = make_decoder(model, backend, **decoder_kwargs)
         out.append(decoder.prefill(batch))
-        for _ in range(n_steps):
-            frames = torch.zeros(
-                batch.ids.shape[0], vocab.n_codebooks, dtype=torch.long
-            )
-            for k in range(vocab.n_codebooks):
-                start, stop = vocab.codebook_range(k)
-                frames[:, k] = torch.randint(start, stop, (len(frames),), generator=g)
-            out.append(decoder.step(frames))
-    return torch.stack(out)
+        for f in frames:
+            out.append(decoder.step(f))
+    return torch.stack(out), full_forward_hidden(model, batch, frames)
 
 
 def test_the_tiny_backbone_takes_the_fast_path(model):
@@ -63,10 +72,10 @@ def test_fast_step_equals_the_hf_forward_and_recomputation(
     grow (capacity 1), prepacked weights in float32."""
     m = model if dtype == "float64" else model32
     tol = 1e-10 if dtype == "float64" else 1e-4
-    fast = _steps(m, t2a_prompts, 12, capacity=1)
-    hf = _steps(m, t2a_prompts, 12, fast=False)
-    recomputed = _steps(m, t2a_prompts, 12, use_cache=False)
+    fast, recomputed = _steps(m, t2a_prompts, 12, capacity=1)
+    hf, _ = _steps(m, t2a_prompts, 12, "hf")
     assert torch.allclose(fast, hf, atol=tol, rtol=tol)
+    assert torch.allclose(hf, recomputed, atol=tol, rtol=tol)
     assert torch.allclose(fast, recomputed, atol=tol, rtol=tol)
 
 
@@ -74,24 +83,26 @@ def test_fast_step_without_prepacking_uses_the_weights_in_place(model32, t2a_pro
     weights = WeightCache(model32, prepack=False)
     backbone = weights.backbone(6)
     assert backbone.linear_kind == "linear"
-    fast = _steps(model32, t2a_prompts, 6, weights=weights)
-    hf = _steps(model32, t2a_prompts, 6, fast=False)
+    fast, _ = _steps(model32, t2a_prompts, 6, weights=weights)
+    hf, _ = _steps(model32, t2a_prompts, 6, "hf")
     assert torch.allclose(fast, hf, atol=1e-4, rtol=1e-4)
 
 
-def test_beam_select_reorders_the_preallocated_cache(model, t2a_prompts):
+@pytest.mark.parametrize("backend", ["fast", "hf"])
+def test_beam_select_reorders_the_preallocated_cache(model, t2a_prompts, backend):
     batch = batch_prompts(t2a_prompts)
     frames = torch.zeros(3, model.vocabulary.n_codebooks, dtype=torch.long)
     frames[:, 0] = model.vocabulary.text_offset + 3
+    index = torch.tensor([2, 2, 0])
     with torch.no_grad():
-        out = {}
-        for name, kwargs in (("fast", {}), ("ref", {"use_cache": False})):
-            decoder = Decoder(model, capacity=2, **kwargs)
-            decoder.prefill(batch)
-            decoder.step(frames)
-            decoder.select(torch.tensor([2, 2, 0]))
-            out[name] = decoder.step(frames)
-    assert torch.allclose(out["fast"], out["ref"], atol=1e-10)
+        decoder = make_decoder(model, backend, capacity=2)
+        decoder.prefill(batch)
+        decoder.step(frames)
+        decoder.select(index)
+        selected = decoder.step(frames)
+    rows = batch_prompts([t2a_prompts[i] for i in index.tolist()])
+    reference = full_forward_hidden(model, rows, [frames, frames])[-1]
+    assert torch.allclose(selected, reference, atol=1e-10)
 
 
 def test_fused_audio_heads_equal_stream_logits(model):
@@ -153,10 +164,11 @@ def test_prepared_weights_follow_weight_changes(model32):
 def test_fast_generator_gives_the_reference_tokens(
     model, tokenizer, t2a_prompts, kwargs
 ):
-    """Sampling with a seed: device-side audio runs + FastBackbone give the
-    same replies as the per-step Python path over the HF forward."""
+    """Sampling with a seed: the fast backend (FastBackbone, prepacked heads)
+    gives the same replies as the HF forward with plain heads."""
     fast = UALMGenerator(model, tokenizer, frame_rate=25.0)
-    ref = UALMGenerator(model, tokenizer, frame_rate=25.0, fast=False, prepack=False)
+    ref = UALMGenerator(model, tokenizer, frame_rate=25.0, backend="hf")
+    assert (fast.backend, ref.backend) == ("fast", "hf")
     for seed in range(2):
         a = fast.generate(t2a_prompts, generator=_seed(seed), **SHORT, **kwargs)
         b = ref.generate(t2a_prompts, generator=_seed(seed), **SHORT, **kwargs)
@@ -172,11 +184,14 @@ def test_unsupported_backbone_falls_back_to_the_hf_forward(
     expected = UALMGenerator(model, tokenizer, frame_rate=25.0).generate(
         t2a_prompts, **config
     )
-    monkeypatch.setattr(
-        fast_module, "fast_backbone_unsupported", lambda model: "pretend"
-    )
+    for module in (fast_module, decoder_module):
+        monkeypatch.setattr(
+            module, "fast_backbone_unsupported", lambda model: "pretend"
+        )
     gen = UALMGenerator(model, tokenizer, frame_rate=25.0)
-    assert gen.weights.backbone(2) is None
+    assert gen.backend == "hf" and gen.weights.backbone(2) is None
+    with pytest.raises(ValueError, match="backend 'fast' is not available: pretend"):
+        UALMGenerator(model, tokenizer, frame_rate=25.0, backend="fast")
     for a, b in zip(gen.generate(t2a_prompts, **config), expected):
         assert torch.equal(a.ids, b.ids)
 
@@ -214,8 +229,8 @@ def test_bfloat16_linear_weights_of_a_float32_model(model32, tokenizer, t2a_prom
     assert kind == "linear" and f64(x.double()).dtype == torch.float64
     cache = WeightCache(model32, weight_dtype=torch.bfloat16)
     assert cache.backbone(2).linear_kind == "onednn-bfloat16"
-    bf16 = _steps(model32, t2a_prompts, 6, weights=cache)
-    f32 = _steps(model32, t2a_prompts, 6, weights=WeightCache(model32))
+    bf16, _ = _steps(model32, t2a_prompts, 6, weights=cache)
+    f32, _ = _steps(model32, t2a_prompts, 6, weights=WeightCache(model32))
     assert bf16.dtype == torch.float32
     assert 0 < (bf16 - f32).norm() < 0.05 * f32.norm()
     gen = UALMGenerator(

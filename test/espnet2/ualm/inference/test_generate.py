@@ -5,8 +5,10 @@ import torch
 
 from espnet2.ualm.inference import generate as generate_module
 from espnet2.ualm.inference.decoder import batch_prompts, unconditional_ids
-from espnet2.ualm.inference.generate import GenerationConfig, UALMGenerator
+from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.inference.sampling import GREEDY, SamplingConfig
+from espnet2.ualm.inference.settings import DecodeSettings, check_plan
+from espnet2.ualm.testing.decoding import full_forward_hidden
 from espnet2.ualm.tokens.delay import delay_interleave
 from espnet2.ualm.tokens.templates import get_task_template
 
@@ -113,54 +115,75 @@ def test_delay_structure(gen, t2a_prompts, vocab):
 
 
 def test_cfg_scale_one_is_the_conditional_model(gen, t2a_prompts):
-    config = GenerationConfig(modalities="audio", **SHORT, **GREEDY_ALL)
-    guided = gen.generate(t2a_prompts, config, cfg_scale=1.0)
-    plain = gen.generate(t2a_prompts, config, cfg_scale=None)
+    config = DecodeSettings(**SHORT, **GREEDY_ALL)
+    guided = gen.generate(t2a_prompts, config, "audio", cfg_scale=1.0)
+    plain = gen.generate(t2a_prompts, config, "audio", cfg_scale=None)
     for a, b in zip(guided, plain):
         assert torch.equal(a.ids, b.ids)
 
 
 def test_cfg_scale_zero_is_the_unconditional_model(gen, t2a_prompts):
-    config = GenerationConfig(modalities="audio", **SHORT, **GREEDY_ALL)
-    guided = gen.generate(t2a_prompts, config, cfg_scale=0.0)
+    config = DecodeSettings(**SHORT, **GREEDY_ALL)
+    guided = gen.generate(t2a_prompts, config, "audio", cfg_scale=0.0)
     uncond = gen.generate(
-        [unconditional_ids(p) for p in t2a_prompts], config, cfg_scale=None
+        [unconditional_ids(p) for p in t2a_prompts], config, "audio", cfg_scale=None
     )
     for a, b in zip(guided, uncond):
         assert torch.equal(a.ids, b.ids)
-    conditional = gen.generate(t2a_prompts, config, cfg_scale=None)
+    conditional = gen.generate(t2a_prompts, config, "audio", cfg_scale=None)
     assert any(not torch.equal(a.ids, b.ids) for a, b in zip(guided, conditional))
 
 
+@pytest.mark.parametrize("backend", ["hf", "fast"])
 @pytest.mark.parametrize("modalities", ["audio", "text", None])
-def test_kv_cache_equals_recomputation(gen, t2a_prompts, modalities):
-    config = GenerationConfig(
-        modalities=modalities, max_segments=3, **SHORT, **GREEDY_ALL
-    )
-    cached = gen.generate(t2a_prompts, config)
-    recomputed = gen.generate(t2a_prompts, config, use_cache=False)
-    for a, b in zip(cached, recomputed):
-        assert torch.equal(a.ids, b.ids)
+def test_decode_steps_equal_one_full_forward(
+    model, tokenizer, t2a_prompts, monkeypatch, backend, modalities
+):
+    """Every hidden state the loop computed step by step (KV cache, left
+    padding, finished rows fed pads) is what one forward over the prompt and
+    the reply computes."""
+    gen = UALMGenerator(model, tokenizer, frame_rate=25.0, backend=backend)
+    seen = []
+    for name in ("prefill", "step"):
+        method = getattr(generate_module.Decoder, name)
+
+        def spy(self, *args, _method=method):
+            hidden = _method(self, *args)
+            seen.append(hidden)
+            return hidden
+
+        monkeypatch.setattr(generate_module.Decoder, name, spy)
+    config = DecodeSettings(max_segments=3, cfg_scale=None, **SHORT, **GREEDY_ALL)
+    results = gen.generate(t2a_prompts, config, modalities)
+    batch = batch_prompts(t2a_prompts)
+    frames = []
+    for t in range(len(seen) - 1):
+        frame = torch.zeros(len(results), K, dtype=torch.long)
+        for b, r in enumerate(results):
+            if t < len(r.ids):
+                frame[b] = r.ids[t]
+        frames.append(frame)
+    reference = full_forward_hidden(model, batch, frames)
+    assert torch.allclose(torch.stack(seen), reference, atol=1e-10)
+    assert max(len(r.ids) for r in results) == len(seen)
 
 
 @pytest.mark.parametrize(
     "modalities,cfg_scale", [("audio", 3.0), ("text", None), (("text", "audio"), 3.0)]
 )
 def test_batch_equals_one_by_one(gen, t2a_prompts, modalities, cfg_scale):
-    config = GenerationConfig(
-        modalities=modalities, cfg_scale=cfg_scale, **SHORT, **GREEDY_ALL
-    )
+    config = DecodeSettings(cfg_scale=cfg_scale, **SHORT, **GREEDY_ALL)
     lengths = {len(p) for p in t2a_prompts}
     assert len(lengths) == len(t2a_prompts)  # different lengths: left padding
-    batched = gen.generate(t2a_prompts, config)
+    batched = gen.generate(t2a_prompts, config, modalities)
     for prompt, result in zip(t2a_prompts, batched):
-        (alone,) = gen.generate([prompt], config)
+        (alone,) = gen.generate([prompt], config, modalities)
         assert torch.equal(result.ids, alone.ids)
         assert len(result.segments) == len(alone.segments)
 
 
 def test_same_seed_same_reply(gen, t2a_prompts):
-    config = GenerationConfig(audio_sampling=HOT, text_sampling=HOT, **SHORT)
+    config = DecodeSettings(audio_sampling=HOT, text_sampling=HOT, **SHORT)
     a = gen.generate(t2a_prompts, config, generator=_seed(5))
     b = gen.generate(t2a_prompts, config, generator=_seed(5))
     c = gen.generate(t2a_prompts, config, generator=_seed(6))
@@ -261,7 +284,9 @@ def test_refusals(gen, model, t2a_prompts):
     with pytest.raises(ValueError, match="frame_rate"):
         UALMGenerator(model).generate(t2a_prompts)
     with pytest.raises(ValueError, match="cannot be generated"):
-        GenerationConfig(modalities="audio_input")
+        check_plan("audio_input")
+    with pytest.raises(ValueError, match="cannot be generated"):
+        gen.generate(t2a_prompts, modalities=("text", "audio_input"))
     # text only needs no frame rate
     (result,) = UALMGenerator(model).generate(t2a_prompts[:1], modalities="text")
     assert isinstance(result.segments[0].value, list)  # no tokenizer: token ids
@@ -274,9 +299,9 @@ def test_unconditional_rows_get_the_reply_but_not_its_role_tokens(
     fed = []
     step = generate_module.Decoder.step
 
-    def spy(self, frames):
+    def spy(self, frames, hole=None):
         fed.append(frames.clone())
-        return step(self, frames)
+        return step(self, frames, hole)
 
     monkeypatch.setattr(generate_module.Decoder, "step", spy)
     results = gen.generate(

@@ -150,16 +150,16 @@ def test_bfloat16_linear_weights_setting(ualm):
     assert out.ok and out.codes.shape[0] > 0
 
 
-def test_static_decode_step_settings(ualm):
-    """``compile_step`` / ``cuda_graph`` reach a generator of their own;
-    ``cuda_graph`` on a CPU model and non-boolean values are errors."""
-    with pytest.raises(ValueError, match="compile_step must be true or false"):
-        DecodeSettings.from_dict({"compile_step": "yes"})
-    compiled = ualm.with_settings(compile_step=True)
+def test_backend_setting(ualm):
+    """``backend`` reaches a generator of its own; an unknown backend, and
+    ``cuda_graph`` on a CPU model, are errors."""
+    with pytest.raises(ValueError, match="backend must be one of"):
+        DecodeSettings.from_dict({"backend": "static"})
+    compiled = ualm.with_settings(backend="compile")
     assert compiled.generator is not ualm.generator
-    assert compiled.generator.compile_step and not ualm.generator.compile_step
-    with pytest.raises(ValueError, match="cuda_graph needs a model on a CUDA"):
-        ualm.with_settings(cuda_graph=True)
+    assert compiled.generator.backend == "compile" and ualm.generator.backend == "fast"
+    with pytest.raises(ValueError, match="'cuda_graph' needs a model on a CUDA"):
+        ualm.with_settings(backend="cuda_graph")
 
 
 def test_beam_search_for_text(ualm, clip):

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from espnet2.ualm.inference import static_step as static_module
-from espnet2.ualm.inference.decoder import Decoder, batch_prompts
+from espnet2.ualm.inference.decoder import batch_prompts
 from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.inference.sampling import GREEDY
+from espnet2.ualm.testing.decoding import make_decoder
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def model32(model):
 
 @pytest.fixture
 def eager_static(monkeypatch):
-    """``compile_step=True`` runs the static step without compiling it."""
+    """The ``compile`` backend runs the static step without compiling it."""
     monkeypatch.setattr(
         static_module, "_compiled_forward", lambda: static_module._forward
     )
@@ -63,14 +64,14 @@ def _frames(vocab, rows, g):
     return frames
 
 
-def _steps(model, prompts, n_steps, select_at=None, **decoder_kwargs):
+def _steps(model, prompts, n_steps, select_at=None, backend="fast"):
     """Hidden states of ``n_steps`` random frames (CFG rows), and the decoder;
     ``select_at``: a beam-search reorder before that step."""
     batch = batch_prompts(prompts, with_unconditional=True)
     g = torch.Generator().manual_seed(0)
     out = []
     with torch.no_grad():
-        decoder = Decoder(model, **decoder_kwargs)
+        decoder = make_decoder(model, backend)
         out.append(decoder.prefill(batch))
         for i in range(n_steps):
             if i == select_at:
@@ -84,7 +85,7 @@ def test_static_step_equals_the_fast_step(model, t2a_prompts, eager_static):
     """Left padding (three prompt lengths), CFG rows, GQA: attention over the
     whole capacity with masked zero columns gives the fast step's states."""
     fast, _ = _steps(model, t2a_prompts, 12)
-    static, decoder = _steps(model, t2a_prompts, 12, compile_step=True)
+    static, decoder = _steps(model, t2a_prompts, 12, backend="compile")
     assert decoder.static_step is not None
     assert decoder.static_step.capacity == static_module.CAPACITY_QUANTUM
     assert torch.allclose(static, fast, atol=1e-10, rtol=1e-10)
@@ -96,7 +97,7 @@ def test_cuda_graph_captures_once_and_replays_every_step(
     model, t2a_prompts, fake_capture
 ):
     fast, _ = _steps(model, t2a_prompts, 9)
-    graphed, decoder = _steps(model, t2a_prompts, 9, cuda_graph=True)
+    graphed, decoder = _steps(model, t2a_prompts, 9, backend="cuda_graph")
     assert len(fake_capture) == 1 and fake_capture[0].replays == 9
     assert torch.allclose(graphed, fast, atol=1e-10, rtol=1e-10)
     # the returned state is a copy: the next replay does not overwrite it
@@ -116,7 +117,7 @@ def test_outgrown_or_reordered_cache_falls_back_to_the_fast_step(
 
     monkeypatch.setattr(static_module.StaticStep, "__call__", counted)
     fast, _ = _steps(model, t2a_prompts, 20)
-    static, decoder = _steps(model, t2a_prompts, 20, compile_step=True)
+    static, decoder = _steps(model, t2a_prompts, 20, backend="compile")
     capacity = decoder.cache.layers[0].capacity
     # static steps until the capacity (a multiple of 16) is full, then the fast step
     assert calls and calls[-1] == 15 + calls[0] // 16 * 16 < decoder.length - 1
@@ -124,16 +125,17 @@ def test_outgrown_or_reordered_cache_falls_back_to_the_fast_step(
     assert torch.allclose(static, fast, atol=1e-10, rtol=1e-10)
     calls.clear()
     fast, _ = _steps(model, t2a_prompts, 6, select_at=3)
-    static, decoder = _steps(model, t2a_prompts, 6, select_at=3, compile_step=True)
+    static, decoder = _steps(model, t2a_prompts, 6, select_at=3, backend="compile")
     assert len(calls) == 3 and decoder.static_step is None
     assert torch.allclose(static, fast, atol=1e-10, rtol=1e-10)
 
 
-def test_generator_flags_are_checked(model, tokenizer):
+def test_backend_is_checked(model, tokenizer):
     with pytest.raises(ValueError, match="CUDA device"):
-        UALMGenerator(model, tokenizer, frame_rate=25.0, cuda_graph=True)
-    with pytest.raises(ValueError, match="fast path"):
-        UALMGenerator(model, tokenizer, frame_rate=25.0, fast=False, compile_step=True)
+        UALMGenerator(model, tokenizer, frame_rate=25.0, backend="cuda_graph")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        UALMGenerator(model, tokenizer, frame_rate=25.0, backend="static")
+    assert UALMGenerator(model, backend="compile").backend == "compile"
 
 
 def test_compiled_step_gives_the_eager_tokens(model32, tokenizer, t2a_prompts):
@@ -144,7 +146,7 @@ def test_compiled_step_gives_the_eager_tokens(model32, tokenizer, t2a_prompts):
 
     config = dict(modalities="audio", audio_sampling=GREEDY, max_audio_seconds=0.6)
     eager = UALMGenerator(model32, tokenizer, frame_rate=25.0)
-    compiled = UALMGenerator(model32, tokenizer, frame_rate=25.0, compile_step=True)
+    compiled = UALMGenerator(model32, tokenizer, frame_rate=25.0, backend="compile")
     want = eager.generate(t2a_prompts, **config)
     before = counters["stats"]["unique_graphs"]
     got = compiled.generate(t2a_prompts, **config)

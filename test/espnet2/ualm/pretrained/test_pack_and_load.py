@@ -62,7 +62,7 @@ def test_from_pretrained_reproduces_the_trained_model(packed_dir, experiment):
         for c in CAPTIONS
     ]
     generator = UALMGenerator(model, tokenizer, ualm.codec.frame_rate)
-    reference = generator.generate(prompts, ualm.settings.generation_config(("audio",)))
+    reference = generator.generate(prompts, ualm.settings, "audio")
     outputs = ualm.generate_audio(CAPTIONS)
     for ref, out in zip(reference, outputs):
         assert out.ok, out.error

@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from espnet2.ualm.tokens.delay import delay_deinterleave, delay_interleave
+from espnet2.ualm.tokens.delay import (
+    delay_deinterleave,
+    delay_holes,
+    delay_interleave,
+    delay_length,
+)
 
 
 def test_interleave_shifts_codebook_k_by_k_frames():
@@ -61,3 +66,16 @@ def test_matches_musicgen_delay_pattern():
     )
     pattern = pattern.reshape(2, n_codebooks, -1)[:, :, 1:].transpose(1, 2)
     assert torch.equal(delay_interleave(codes, pad), pattern)
+
+
+@pytest.mark.parametrize("n_frames", [0, 1, 5])
+def test_holes_are_where_interleaving_puts_pads(n_frames):
+    """What generation masks step by step is the pattern ``delay_interleave``
+    lays out for the whole segment."""
+    k = 4
+    frames = torch.ones(n_frames, k, dtype=torch.bool)
+    pattern = delay_interleave(frames, False)  # True where a frame's code sits
+    steps = torch.arange(delay_length(n_frames, k))
+    holes = delay_holes(steps, torch.full_like(steps, n_frames), k)
+    assert pattern.shape[0] == delay_length(n_frames, k)
+    assert torch.equal(holes, ~pattern)
