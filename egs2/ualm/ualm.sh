@@ -57,9 +57,6 @@ codec_dir=exp/codec            # where a trainable codec is fitted and saved
 codec_fit_opts=""              # extra options of ualm_fit_codec (e.g. --max_train_frames)
 tokenize_batch_size=16
 
-# Manifests (stage 5)
-audio_input_frame_rate=25      # continuous encoder frames per second (length stats)
-
 # Training (stages 6-7), through ESPnet's Trainer (espnet2.bin.ualm_train)
 ngpu=0                          # GPUs per node (0: CPU); > 0 also puts tokenization
                                 # and inference jobs on a GPU (--device cuda)
@@ -234,6 +231,12 @@ fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     log "Stage 5: manifests and length statistics -> dump/manifests"
+    # the encoder frames per second of the length statistics: the training
+    # config's audio encoder says (espnet2/bin/ualm_encoder_geometry.py)
+    # shellcheck disable=SC2086
+    audio_input_frame_rate=$(${python} -m espnet2.bin.ualm_encoder_geometry \
+        --config "${train_unified_config}" ${train_args}) \
+        || die "no audio encoder frame rate from ${train_unified_config}"
     ${python} -m espnet2.bin.ualm_make_manifests --datasets "${datasets_config}" \
         --audio_root dump/audio --codes_root dump/codec \
         --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests \
