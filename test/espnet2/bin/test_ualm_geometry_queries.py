@@ -1,4 +1,4 @@
-"""ualm_encoder_geometry: the recipe's frame rate is the built encoder's."""
+"""The recipe's geometry queries: the encoder's frame rate, the enhancer's rates."""
 
 import os
 
@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from espnet2.bin.ualm_encoder_geometry import main
+from espnet2.bin.ualm_enhancer_rates import main as rates
 from espnet2.ualm.model.factory import build_audio_encoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
@@ -32,3 +33,15 @@ def test_prints_the_built_encoders_geometry(capsys):
 def test_a_config_without_an_encoder_is_an_error():
     with pytest.raises(SystemExit, match="no audio_encoder"):
         main(["--config", MINI, "--audio_encoder", "none"])
+
+
+def test_enhancer_rates_are_the_built_enhancers(capsys, tmp_path):
+    config = tmp_path / "enhancer.yaml"
+    config.write_text(
+        "enhancer: resample\n"
+        "enhancer_conf: {input_sample_rate: 24000, output_sample_rate: 96000}\n"
+    )
+    rates(["--config", str(config)])
+    assert capsys.readouterr().out == "96000\n"
+    rates(["--config", str(config), "--field", "input_sample_rate"])
+    assert capsys.readouterr().out == "24000\n"
