@@ -1,15 +1,24 @@
-"""``build_ualm_model``: the whole model from plain config mappings.
+"""The whole UALM model from plain config mappings.
 
-The ESPnet task passes its YAML sections here::
+``build_model_from_config`` is the one builder of a *model config*, the
+ESPnet-style keys of ``MODEL_CONFIG_KEYS`` (a training YAML's model part, or
+a packed model's ``model/config.yaml``): training (``UALMTask.build_model``)
+and packed-model loading (``pretrained/load.py``) both call it, so a config
+is checked in one place and rejected with the same message by both::
 
-    build_ualm_model(
-        vocabulary="exp/ualm/vocabulary.json",     # or a UALMVocabulary / dict
-        backbone={"pretrained_dir": "Qwen2.5-1.5B", "attn_implementation": "sdpa"},
-        audio_encoder={"pretrained_dir": "whisper-large-v3", "pool_stride": 2},
-        adapter={"type": "mlp"},
-        cfg_dropout_prob=0.05,
+    build_model_from_config(
+        {
+            "backbone": "hf_causal_lm",
+            "backbone_conf": {"pretrained_dir": "Qwen2.5-1.5B"},
+            "audio_encoder": "whisper",
+            "audio_encoder_conf": {"pretrained_dir": "whisper-large-v3"},
+            "audio_adapter": "mlp",
+            "model_conf": {"cfg_dropout_prob": 0.05},
+        },
+        vocabulary="exp/ualm/vocabulary.json",  # or a UALMVocabulary / dict
     )
 
+It checks the part names and calls ``build_ualm_model`` with the sections.
 ``backbone`` takes ``pretrained_dir`` or ``config`` (HF config fields and
 ``model_type``), ``attn_implementation``, ``dtype``,
 ``gradient_checkpointing``, ``new_row_init``. ``audio_encoder`` takes
@@ -18,12 +27,6 @@ The ESPnet task passes its YAML sections here::
 ``conv_init``), ``pool_stride``,
 ``freeze``, ``window_batch_size``. ``adapter`` takes ``type`` (``mlp`` or
 ``linear``) and ``hidden_size``. Other keyword arguments go to ``UALMModel``.
-
-``build_model_from_config`` is the one builder of a *model config*, the
-ESPnet-style keys of ``MODEL_CONFIG_KEYS`` (a training YAML's model part, or
-a packed model's ``model/config.yaml``): training (``UALMTask.build_model``)
-and packed-model loading (``pretrained/load.py``) both call it, so a config
-is checked in one place and rejected with the same message by both.
 """
 
 import inspect
