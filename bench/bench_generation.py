@@ -5,8 +5,8 @@
         [--shape bench|qwen2.5-0.5b] [--linear_dtype bfloat16] [--dtype ...]
         [--threads N] [--repeats N] [--json PATH]
 
-Generates a 10 s clip (500 frames at 50 Hz, 8 codebooks x 1024 codes, delay
-pattern: 507 delayed steps) with classifier-free guidance (scale 3, one
+Generates a 10 s clip (the codec config's frame rate and codebooks, delay
+pattern: frames + K - 1 delayed steps) with classifier-free guidance (scale 3, one
 forward per step over the doubled batch) at batch 1 and batch 8, with
 
 - ``UALMGenerator`` (text-to-audio prompt, ``modalities="audio"``, a Qwen2
@@ -105,7 +105,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class BenchConfig:
     """Everything the benchmark fixes (``--quick`` replaces a few fields)."""
 
-    # codec geometry (8 codebooks x 1024 codes, 50 Hz): the mini recipe's codec
+    # codec geometry (codebooks, codebook size, frame rate): the mini recipe's codec
     codec_config: str = "egs2/ualm/mini/conf/codec.yaml"
     clip_seconds: float = 10.0
     # text ids in the UALM vocabulary: the mini recipe's BPE (ualm.sh)

@@ -6,11 +6,12 @@
         [--rows B] [--length T]
         [--encoder config|tiny|base|none] [--logits_chunk_size N]
         [--mix 0.6,0.15,0.25] [--no_what_if] [--threads N] [--json PATH]
+        [--codec_config egs2/ualm/mini/conf/codec.yaml]
 
 One training step, forward + backward (no optimizer), of ``UALMModel`` on a
 packed multi-stream batch against ``Qwen2ForCausalLM`` of the same width,
-depth and vocabulary rows (special + text + 8 x 1025 audio: the same
-embedding and LM-head tables) on the same ``[B, T]`` positions: the
+depth and vocabulary rows (special + text + K x (codebook size + 1) audio:
+the same embedding and LM-head tables) on the same ``[B, T]`` positions: the
 stream-0 ids, the stream-0 targets as labels (-100 elsewhere), the same
 packed position ids (so the same block-diagonal attention) and HF's standard
 loss (logits at every position). Throughput = positions / step time.
@@ -56,9 +57,15 @@ matmuls in bfloat16, the loss in float32), and the loss in one chunk
 (no checkpoint recomputation) when some ``linear_cross_entropy`` call
 has more rows than ``logits_chunk_size``.
 
+Geometry: codebooks, codebook size and codec frame rate from the codec of
+``--codec_config`` (default: the mini recipe's, whose training config the
+``mini`` shape reads; ``{codec: spec_rvq, codec_conf: {}}`` gives X-codec's
+8 x 1024 at 50 Hz), the encoder frame rate from the built encoder.
+
 Batch (``make_rows``): rows packed to exactly ``T`` positions with
-text-to-audio (caption -> codes; clips 10 s at 50 Hz, 15 % shorter), audio
-captioning (continuous input, 25 Hz) and text dialogues, by default 60 /
+text-to-audio (caption -> codes; clips 10 s at the codec's frame rate, 15 %
+shorter), audio captioning (continuous input at the encoder's frame rate)
+and text dialogues, by default 60 /
 15 / 25 % of the positions (``--mix``); clips are cut to fit the row and
 their share; a text dialogue fills each row's end. Text: random words of a
 word-level tokenizer.
@@ -73,14 +80,15 @@ x ``max_tokens_per_row``); text vocabulary 1,000 (the recipe's BPE size).
 4864, 151,936 text rows, tied head) cut to 2 layers, random weights, 1 x
 512 positions (its 160k-row head makes a step ~5-7 CPU-s), Whisper-tiny's
 encoder shape (d 384, 4 layers, 30 s windows), CFG dropout 0.05 (release).
-Both: 8 codebooks x (1024 + 1), fp32, sdpa attention, random weights, the
-encoder frozen. ``mini-whisper-tiny``: ``mini`` with Whisper-tiny's
+Both: the codec config's geometry, fp32, sdpa attention, random weights,
+the encoder frozen. ``mini-whisper-tiny``: ``mini`` with Whisper-tiny's
 encoder shape and 30 s windows (this script's mini shape before the recipe
 had a training config). ``--encoder tiny|base`` puts a Whisper-tiny/-base shape with
 30 s windows into either shape, ``none`` drops the understanding examples.
 """
 
 import argparse
+import dataclasses
 import gc
 import json
 import logging
@@ -96,6 +104,7 @@ import torch
 import yaml
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from espnet2.ualm.codec.config import codec_from_config
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.model.factory import build_ualm_model
 from espnet2.ualm.model.loss import multistream_loss
@@ -104,10 +113,8 @@ from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import SequenceBuilder
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
-N_CODEBOOKS, CODEBOOK_SIZE = 8, 1024
-CODEC_FPS, ENCODER_FPS = 50, 25  # codec frames / encoder frames per second
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MINI_CODEC_CONFIG = os.path.join(REPO, "egs2", "ualm", "mini", "conf", "codec.yaml")
 MINI_CONFIG = os.path.join(REPO, "egs2", "ualm", "mini", "conf", "train_unified.yaml")
 MINI_TEXT_VOCAB = 1000  # egs2/ualm/mini/run.sh: --bpe_vocab_size 1000
 
@@ -203,8 +210,22 @@ def _clip_seconds(rng: np.random.Generator) -> float:
     return 10.0 if rng.random() >= 0.15 else float(rng.uniform(2, 10))
 
 
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """What the batch takes of the codec and the encoder (frames per second)."""
+
+    n_codebooks: int
+    codebook_size: int
+    codec_fps: float
+    encoder_fps: float
+
+
 def make_rows(
-    rows: int, length: int, shares: Sequence[float], seed: int = 0
+    rows: int,
+    length: int,
+    shares: Sequence[float],
+    geometry: Geometry,
+    seed: int = 0,
 ) -> List[List[Tuple[str, Dict]]]:
     """Example specs (task, fields) packed into ``rows`` rows of ``length``.
 
@@ -216,6 +237,11 @@ def make_rows(
     1 + (3 + frames) + (3 + prompt) + (3 + caption); dialogue = 7 + words.
     """
     rng = np.random.default_rng(seed)
+    k, codec_fps, encoder_fps = (
+        geometry.n_codebooks,
+        geometry.codec_fps,
+        geometry.encoder_fps,
+    )
     kinds = ("text_to_audio", "audio_caption", "text_dialogue")
     used = dict.fromkeys(kinds, 0)
 
@@ -230,11 +256,11 @@ def make_rows(
             kind = min(kinds, key=lambda k: used[k] / total - shares[kinds.index(k)])
             cap = _caption_words(rng)
             if kind == "text_to_audio":
-                fixed = 1 + (3 + PROMPT_WORDS + cap) + 2 + N_CODEBOOKS
+                fixed = 1 + (3 + PROMPT_WORDS + cap) + 2 + k
                 room = min(free, budget(kind)) - fixed
-                frames = min(int(_clip_seconds(rng) * CODEC_FPS), room)
-                if frames >= CODEC_FPS:  # at least 1 s
-                    codes = rng.integers(0, CODEBOOK_SIZE, (frames, N_CODEBOOKS))
+                frames = min(int(_clip_seconds(rng) * codec_fps), room)
+                if frames >= codec_fps:  # at least 1 s
+                    codes = rng.integers(0, geometry.codebook_size, (frames, k))
                     row.append((kind, dict(caption=_words(rng, cap), codes=codes)))
                     used[kind] += fixed + frames
                     free -= fixed + frames
@@ -242,8 +268,8 @@ def make_rows(
             elif kind == "audio_caption":
                 fixed = 1 + 3 + (3 + PROMPT_WORDS) + (3 + cap)
                 room = min(free, budget(kind)) - fixed
-                frames = min(int(_clip_seconds(rng) * ENCODER_FPS), room)
-                if frames >= ENCODER_FPS:
+                frames = min(int(_clip_seconds(rng) * encoder_fps), room)
+                if frames >= encoder_fps:
                     row.append((kind, dict(caption=_words(rng, cap), frames=frames)))
                     used[kind] += fixed + frames
                     free -= fixed + frames
@@ -269,7 +295,8 @@ def _planned_length(kind: str, fields: Dict) -> int:
     """Positions of one example as ``make_rows`` counts them."""
     if kind == "text_to_audio":
         cap = len(fields["caption"].split())
-        return 1 + (3 + PROMPT_WORDS + cap) + 2 + len(fields["codes"]) + N_CODEBOOKS
+        frames, k = fields["codes"].shape
+        return 1 + (3 + PROMPT_WORDS + cap) + 2 + frames + k
     if kind == "audio_caption":
         cap = len(fields["caption"].split())
         return 1 + (3 + fields["frames"]) + (3 + PROMPT_WORDS) + (3 + cap)
@@ -416,22 +443,17 @@ def encoder_conf(shape: Dict, encoder: str):
     return {"config": dict(ENCODERS[encoder], num_mel_bins=80)}
 
 
-def encoder_name(conf) -> str:
-    if conf is None:
+def encoder_name(encoder) -> str:
+    """The built encoder's shape, for the report."""
+    if encoder is None:
         return "none"
-    c = conf["config"]
-    seconds = c.get("max_source_positions", 1500) * 2 * 160 / 16000
-    return (
-        f"Whisper d {c['d_model']}, {c['encoder_layers']} layers, {seconds:g} s windows"
-    )
+    c = encoder.encoder.config
+    seconds = encoder.window_samples / encoder.sample_rate
+    return f"Whisper d {c.d_model}, {c.encoder_layers} layers, {seconds:g} s windows"
 
 
-def build_models(shape: Dict, encoder: str, model_conf: Dict):
-    vocab = UALMVocabulary(
-        text_vocab_size=shape["text_vocab"],
-        n_codebooks=N_CODEBOOKS,
-        codebook_size=CODEBOOK_SIZE,
-    )
+def build_models(shape: Dict, encoder: str, model_conf: Dict, codec):
+    vocab = UALMVocabulary.for_codec(shape["text_vocab"], codec)
     conf = dict(shape["backbone"], vocab_size=vocab.size, max_position_embeddings=32768)
     enc = encoder_conf(shape, encoder)
     torch.manual_seed(0)
@@ -472,9 +494,11 @@ def bench_shape(name: str, args) -> Dict:
     model_conf = dict(shape.get("model_conf") or {})
     if args.logits_chunk_size:
         model_conf["logits_chunk_size"] = args.logits_chunk_size
-    vocab, conf, model, hf = build_models(shape, args.encoder, model_conf)
+    codec = codec_from_config(args.codec_config, args.codec_model_dir)
+    vocab, conf, model, hf = build_models(shape, args.encoder, model_conf, codec)
     info = {
-        "encoder": encoder_name(encoder_conf(shape, args.encoder)),
+        "codec_config": os.path.relpath(args.codec_config, REPO),
+        "encoder": encoder_name(model.audio_encoder),
         "audio_softmax": model.audio_softmax,
         "logits_chunk_size": model.logits_chunk_size,
     }
@@ -482,8 +506,15 @@ def bench_shape(name: str, args) -> Dict:
     shares = [float(x) for x in args.mix.split(",")]
     if model.audio_encoder is None:
         shares[1] = 0.0
-    specs = make_rows(shape["rows"], shape["length"], shares, seed=args.seed)
-    spf = model.audio_encoder.samples_per_frame if model.audio_encoder else 640
+    encoder = model.audio_encoder
+    geometry = Geometry(
+        n_codebooks=vocab.n_codebooks,
+        codebook_size=vocab.codebook_size,
+        codec_fps=float(codec.frame_rate),
+        encoder_fps=encoder.frame_rate if encoder else 0.0,  # no captioning then
+    )
+    specs = make_rows(shape["rows"], shape["length"], shares, geometry, args.seed)
+    spf = encoder.samples_per_frame if encoder else 0
     batch, rebuild, build_rows = build_batch(specs, builder, spf, seed=args.seed)
     no_audio = strip_audio_input(batch, vocab.audio_placeholder_id, vocab.text_offset)
     hf_batch = hf_inputs(batch)
@@ -791,6 +822,14 @@ def main() -> None:
         "--default_env",
         action="store_true",
         help="do not set " + ", ".join(RUN_ENV) + " (see RUN_ENV)",
+    )
+    parser.add_argument(
+        "--codec_config",
+        default=MINI_CODEC_CONFIG,
+        help="the codec whose geometry the batch has (codebooks, size, rate)",
+    )
+    parser.add_argument(
+        "--codec_model_dir", default=None, help="its checkpoint, if it needs one"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)

@@ -42,9 +42,10 @@ min_sec=0.1           # shortest audio kept (stage 2)
 max_sec=30.0          # longest audio kept (stage 2)
 min_input_fs=""       # lowest input rate accepted (default: the codec's rate)
 audio_format=flac     # formatted audio files: flac or wav
-master_fs=""          # e.g. 48000: stage 2 also keeps a stereo copy of each stereo
-                      # source at this rate (wav48.scp, the enhancer's target) where
-                      # a data directory has no wav48.scp of its own; empty: none
+master_fs=""          # enhancer: stage 2 also keeps a stereo copy of each stereo
+                      # source at the output rate of ${enhancer_config}'s enhancer
+                      # (wav48.scp, its target) where a data directory has no
+                      # wav48.scp of its own; a number: at that rate; empty: none
 
 # Text tokenizer (stage 3)
 hf_tokenizer_dir=""   # a Hugging Face tokenizer directory (Qwen2.5); empty: train BPE
@@ -56,9 +57,6 @@ codec_config=conf/codec.yaml   # {codec: name, codec_conf: {...}}
 codec_dir=exp/codec            # where a trainable codec is fitted and saved
 codec_fit_opts=""              # extra options of ualm_fit_codec (e.g. --max_train_frames)
 tokenize_batch_size=16
-
-# Manifests (stage 5)
-audio_input_frame_rate=25      # continuous encoder frames per second (length stats)
 
 # Training (stages 6-7), through ESPnet's Trainer (espnet2.bin.ualm_train)
 ngpu=0                          # GPUs per node (0: CPU); > 0 also puts tokenization
@@ -146,6 +144,11 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "Stage 2: audio formatting (codec rate, mono, ${min_sec}-${max_sec} s)"
     fs_opt=""
     [ -z "${min_input_fs}" ] || fs_opt="--min_input_fs ${min_input_fs}"
+    if [ "${master_fs}" = enhancer ]; then
+        master_fs=$(${python} -m espnet2.bin.ualm_enhancer_rates \
+            --config "${enhancer_config}") \
+            || die "no enhancer output rate from ${enhancer_config}"
+    fi
     [ -z "${master_fs}" ] || fs_opt+=" --master_fs ${master_fs}"
     for dset in $(data_dirs); do
         # shellcheck disable=SC2086
@@ -234,6 +237,12 @@ fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     log "Stage 5: manifests and length statistics -> dump/manifests"
+    # the encoder frames per second of the length statistics: the training
+    # config's audio encoder says (espnet2/bin/ualm_encoder_geometry.py)
+    # shellcheck disable=SC2086
+    audio_input_frame_rate=$(${python} -m espnet2.bin.ualm_encoder_geometry \
+        --config "${train_unified_config}" ${train_args}) \
+        || die "no audio encoder frame rate from ${train_unified_config}"
     ${python} -m espnet2.bin.ualm_make_manifests --datasets "${datasets_config}" \
         --audio_root dump/audio --codes_root dump/codec \
         --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests \
@@ -309,6 +318,7 @@ run_enhancer_stage() {
             ${python} -m espnet2.ualm.enhancer.prepare_pairs \
                 --wav48_scp "dump/audio/${dset}/wav48.scp" \
                 --codec_config "${codec_config}" $(codec_model_opt) \
+                --enhancer_config "${enhancer_config}" \
                 --output_dir "${out}" --nj "${nj}"
         done
         train_opts=$(enhancer_data train)

@@ -40,7 +40,7 @@ def get_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="also keep a stereo copy of each stereo source at this rate "
-        "(48000: the Enhancement VAE's target, wav48.scp) unless the data "
+        "(the enhancer's output rate: its target, wav48.scp) unless the data "
         "directory has its own wav48.scp; default: none",
     )
     parser.add_argument(

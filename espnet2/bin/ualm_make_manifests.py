@@ -3,7 +3,9 @@
 
     python -m espnet2.bin.ualm_make_manifests --datasets conf/datasets.yaml \
         --audio_root dump/audio --codes_root dump/codec \
-        --text_tokenizer data/text_tokenizer --out_dir dump/manifests
+        --text_tokenizer data/text_tokenizer --out_dir dump/manifests \
+        --audio_input_frame_rate "$(python -m espnet2.bin.ualm_encoder_geometry \
+            --config conf/train_unified.yaml)"
 
 ``conf/datasets.yaml`` (format: ``espnet2/ualm/data/datasets_config.py``)::
 
@@ -54,8 +56,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--audio_input_frame_rate",
         type=float,
-        default=25.0,
-        help="frames per second of the continuous acoustic encoder (after pooling)",
+        required=True,
+        help="frames per second of the continuous acoustic encoder (after "
+        "pooling), as espnet2.bin.ualm_encoder_geometry prints it",
     )
     return parser
 

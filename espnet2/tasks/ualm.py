@@ -66,19 +66,22 @@ from typing import (
 import numpy as np
 import torch
 import yaml
-from transformers import AutoModelForCausalLM
 
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
 from espnet2.tasks.abs_task import AbsTask
-from espnet2.train.class_choices import ClassChoices
 from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
 from espnet2.ualm.codec import codec_choices
 from espnet2.ualm.data.codes_io import read_geometry
-from espnet2.ualm.model.adapter import AudioAdapter
-from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
-from espnet2.ualm.model.factory import build_ualm_model
+from espnet2.ualm.model.audio_encoder import encoder_geometry
+from espnet2.ualm.model.factory import (
+    audio_adapter_choices,
+    audio_encoder_choices,
+    backbone_choices,
+    build_model_from_config,
+    model_config_of,
+)
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import LOSS_REGIONS, SequenceBuilder
@@ -106,24 +109,6 @@ from espnet2.utils.types import int_or_none, str2bool, str_or_none
 
 VOCABULARY_FILE = "vocabulary.json"
 BATCH_MODES = ("pack", "bucket")
-
-backbone_choices = ClassChoices(
-    name="backbone",
-    classes=dict(hf_causal_lm=AutoModelForCausalLM),
-    default="hf_causal_lm",
-)
-audio_encoder_choices = ClassChoices(
-    name="audio_encoder",
-    classes=dict(whisper=WhisperAudioEncoder),
-    default="whisper",
-    optional=True,
-)
-audio_adapter_choices = ClassChoices(
-    name="audio_adapter",
-    classes=dict(mlp=AudioAdapter, linear=AudioAdapter),
-    default="mlp",
-)
-
 
 # ----- data configs, vocabulary and geometry --------------------------------------
 
@@ -230,32 +215,12 @@ def codec_geometry_of(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def audio_input_geometry(args: argparse.Namespace) -> Optional[AudioInputGeometry]:
-    """The encoder's rate and samples per frame, from its configs only.
-
-    Whisper's conv front end halves the mel frames, then ``pool_stride``
-    pools: ``2 * hop_length * pool_stride`` samples per frame.
-    ``build_model`` checks this against the built encoder.
-    """
+    """The encoder's rate and samples per frame, asked of the encoder module
+    from its config (``encoder_geometry``), without building it."""
     if args.audio_encoder is None:
         return None
-    conf = args.audio_encoder_conf or {}
-    pool = int(conf.get("pool_stride", 2))
-    if conf.get("pretrained_dir") is not None:
-        from transformers import WhisperFeatureExtractor
-
-        pre = os.path.join(conf["pretrained_dir"], "preprocessor_config.json")
-        fe = (
-            WhisperFeatureExtractor.from_pretrained(
-                conf["pretrained_dir"], local_files_only=True
-            )
-            if os.path.isfile(pre)
-            else WhisperFeatureExtractor()
-        )
-        rate, hop = int(fe.sampling_rate), int(fe.hop_length)
-    else:
-        rate = int(conf.get("sample_rate", 16000))
-        hop = int(conf.get("hop_length", 160))
-    return AudioInputGeometry(sample_rate=rate, samples_per_frame=2 * hop * pool)
+    geometry = encoder_geometry(args.audio_encoder_conf or {})
+    return AudioInputGeometry(geometry.sample_rate, geometry.samples_per_frame)
 
 
 def _is_rank0() -> bool:
@@ -540,34 +505,10 @@ class UALMTask(AbsTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> UALMModel:
+        """The model of the run's model options (``build_model_from_config``
+        checks them), then the training-only parts: freezing and loss hooks."""
         vocab = cls.build_vocabulary(args)
-        if args.backbone != "hf_causal_lm":
-            raise ValueError(f"unknown --backbone {args.backbone}")
-        encoder = adapter = None
-        if args.audio_encoder is not None:
-            encoder = dict(args.audio_encoder_conf or {})
-            adapter = dict(args.audio_adapter_conf or {})
-            if adapter.setdefault("type", args.audio_adapter) != args.audio_adapter:
-                raise ValueError(
-                    f"--audio_adapter {args.audio_adapter} but audio_adapter_conf "
-                    f"has type {adapter['type']}"
-                )
-        model = build_ualm_model(
-            vocab,
-            backbone=args.backbone_conf or {},
-            audio_encoder=encoder,
-            adapter=adapter,
-            **(args.model_conf or {}),
-        )
-        if model.audio_encoder is not None:
-            expected = audio_input_geometry(args)
-            built = AudioInputGeometry(
-                model.audio_encoder.sample_rate, model.audio_encoder.samples_per_frame
-            )
-            if built != expected:
-                raise RuntimeError(
-                    f"audio input geometry: encoder {built}, data side {expected}"
-                )
+        model = build_model_from_config(model_config_of(vars(args)), vocab)
         if args.freeze_for_alignment:
             model.freeze_for_modality_alignment()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -54,7 +54,11 @@ from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.gan_trainer import GANTrainer
 from espnet2.ualm.data.io import AudioReadError, audio_info
-from espnet2.ualm.enhancer import AbsEnhancer, enhancer_choices
+from espnet2.ualm.enhancer import (
+    AbsEnhancer,
+    enhancer_choices,
+    enhancer_sample_rates,
+)
 from espnet2.ualm.enhancer.espnet_model import ESPnetEnhancerGANModel
 from espnet2.ualm.enhancer.pairs import EnhancerPairPreprocessor, log_pair_setup
 from espnet2.utils.get_default_kwargs import get_default_kwargs
@@ -221,10 +225,7 @@ class UALMEnhancerTask(AbsTask):
 
 def _enhancer_rates(args: argparse.Namespace) -> Tuple[int, int]:
     """Input and output sample rates of the configured enhancer."""
-    enhancer: AbsEnhancer = enhancer_choices.get_class(args.enhancer)(
-        **args.enhancer_conf
-    )
-    return enhancer.input_sample_rate, enhancer.output_sample_rate
+    return enhancer_sample_rates(args.enhancer, args.enhancer_conf)
 
 
 def _check_sample_rates(

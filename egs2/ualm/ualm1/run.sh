@@ -33,7 +33,7 @@ ngpu=${NGPU:-8}   # GPUs of this node, one training process each
     --codec_config conf/codec.yaml \
     --datasets_config conf/datasets.yaml \
     --max_sec 30 \
-    --master_fs 48000 \
+    --master_fs enhancer \
     --hf_tokenizer_dir "${qwen_dir}" \
     --ngpu 1 \
     --train_launcher "torchrun --nproc_per_node ${ngpu}" \

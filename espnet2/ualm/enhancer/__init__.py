@@ -9,6 +9,10 @@ A trained VAE is loaded from its experiment dir with
 Design, recipe stage 8 and the measured mini results: ``doc/enhancer.md``.
 """
 
+from typing import Any, Mapping, Optional, Tuple
+
+import yaml
+
 from espnet2.train.class_choices import ClassChoices
 from espnet2.ualm.enhancer.abs_enhancer import AbsEnhancer, EnhancerOutput
 from espnet2.ualm.enhancer.resample import ResampleEnhancer
@@ -21,10 +25,32 @@ enhancer_choices = ClassChoices(
     default="vae",
 )
 
+
+def enhancer_sample_rates(
+    name: Optional[str], conf: Optional[Mapping[str, Any]]
+) -> Tuple[int, int]:
+    """Input and output rates of the enhancer ``name`` with ``conf`` (default:
+    ``enhancer_choices``' default), as the built enhancer reports them."""
+    enhancer = enhancer_choices.get_class(name or enhancer_choices.default)(
+        **(conf or {})
+    )
+    return enhancer.input_sample_rate, enhancer.output_sample_rate
+
+
+def enhancer_config_rates(enhancer_config: str) -> Tuple[int, int]:
+    """Input and output rates of the enhancer of an enhancer config file
+    (its ``enhancer`` and ``enhancer_conf``, as the enhancer task reads them)."""
+    with open(enhancer_config, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    return enhancer_sample_rates(conf.get("enhancer"), conf.get("enhancer_conf"))
+
+
 __all__ = [
     "AbsEnhancer",
     "EnhancementVAE",
     "EnhancerOutput",
     "ResampleEnhancer",
     "enhancer_choices",
+    "enhancer_config_rates",
+    "enhancer_sample_rates",
 ]

@@ -11,6 +11,12 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 import torch
 
+# The enhancer configs' default rates: the codec output it takes (X-codec,
+# 16 kHz) and UALM's delivery rate. Everything else asks an enhancer for its
+# ``input_sample_rate`` / ``output_sample_rate``.
+DEFAULT_INPUT_SAMPLE_RATE = 16000
+DEFAULT_OUTPUT_SAMPLE_RATE = 48000
+
 
 class EnhancerOutput(NamedTuple):
     """What ``forward`` returns.

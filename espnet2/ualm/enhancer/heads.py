@@ -165,15 +165,16 @@ class ISTFTHead(torch.nn.Module):
         hop_length: int,
         n_fft: int,
         skip: bool,
+        sample_rate: int,
         refiner_bins: int = 0,
         refiner_channels: int = 16,
         refiner_layers: int = 3,
         envelope_bands: int = 0,
         envelope_channels: int = 64,
-        sample_rate: int = 48000,
         noise_phase: bool = False,
     ):
-        """``refiner_bins > 0`` (with ``skip``): a :class:`SpectralRefiner` adds
+        """``sample_rate``: the output rate (Hz; the envelope bands' edges).
+        ``refiner_bins > 0`` (with ``skip``): a :class:`SpectralRefiner` adds
         per-bin gain logits to the lowest ``refiner_bins`` bins.
         ``envelope_bands > 0`` (with ``skip`` and ``refiner_bins``): the
         decoder also sees :class:`EnvelopeFeatures` of those bins, and the

@@ -115,7 +115,7 @@ class MultiScaleMelLoss(torch.nn.Module):
 
     def __init__(
         self,
-        sample_rate: int = 48000,
+        sample_rate: int,
         fft_sizes: Sequence[int] = (512, 1024, 2048),
         n_mels: Sequence[int] = (40, 80, 128),
     ):

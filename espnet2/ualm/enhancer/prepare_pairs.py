@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Cache the codec round trip of 48 kHz stereo masters for enhancer training.
+"""Cache the codec round trip of stereo masters for enhancer training.
 
 Runs each master once through down-mix -> resample to the codec's rate ->
-codec encode/decode and writes, under --output_dir:
+codec encode/decode and writes, under --output_dir (the masters' rate is
+the output rate of the enhancer --enhancer_config builds, its input rate the
+codec's):
 
   codec_wav.scp   <id> <output_dir>/wav/<id>.flac  (mono, codec rate, 24 bit)
   wav48.scp       the kept masters (same paths as the input list)
@@ -14,6 +16,7 @@ Example (from egs2/ualm/mini)::
     python -m espnet2.ualm.enhancer.prepare_pairs \\
         --wav48_scp dump/audio/mini_sound_train/wav48.scp \\
         --codec_config conf/codec.yaml --codec_model_dir exp/codec \\
+        --enhancer_config conf/enhancer.yaml \\
         --output_dir dump/enhancer/mini_sound_train --nj 2
 """
 
@@ -34,6 +37,7 @@ from espnet2.ualm.codec.config import codec_from_config, load_codec_config
 from espnet2.ualm.data.io import AudioReadError, read_audio
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
+from espnet2.ualm.enhancer import enhancer_config_rates
 from espnet2.ualm.enhancer.pairs import make_input
 
 _worker_codec: Optional[AbsCodec] = None
@@ -74,18 +78,23 @@ def prepare_pairs(
     wav48_scp: str,
     codec_config: str,
     output_dir: str,
+    enhancer_config: str,
     codec_model_dir: Optional[str] = None,
-    target_sample_rate: int = 48000,
     nj: int = 1,
     max_clips: Optional[int] = None,
 ) -> Dict:
-    """Writes the cache (see the module doc); returns the ``info.json`` dict."""
+    """Writes the cache (see the module doc); returns the ``info.json`` dict.
+
+    The masters must be at the enhancer's output rate, and the codec's rate
+    must be the enhancer's input rate.
+    """
     t0 = time.perf_counter()
     codec = codec_from_config(codec_config, codec_model_dir)
-    if target_sample_rate % codec.sample_rate != 0:
+    input_rate, target_sample_rate = enhancer_config_rates(enhancer_config)
+    if input_rate != codec.sample_rate:
         raise ValueError(
-            f"target rate {target_sample_rate} is not a multiple of the codec's "
-            f"{codec.sample_rate} Hz"
+            f"{enhancer_config}: the enhancer takes {input_rate} Hz, the codec "
+            f"gives {codec.sample_rate} Hz"
         )
     masters = read_kv(wav48_scp)
     ids = sorted(masters)[:max_clips] if max_clips is not None else sorted(masters)
@@ -139,7 +148,11 @@ def get_parser() -> argparse.ArgumentParser:
         "--codec_model_dir", default=None, help="fitted codec dir (exp/codec)"
     )
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--target_sample_rate", type=int, default=48000)
+    parser.add_argument(
+        "--enhancer_config",
+        required=True,
+        help="the enhancer training config (conf/enhancer.yaml): its rates",
+    )
     parser.add_argument("--nj", type=int, default=1, help="worker processes")
     parser.add_argument(
         "--max_clips", type=int, default=None, help="first N ids only (None: all)"
@@ -157,8 +170,8 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict:
         args.wav48_scp,
         args.codec_config,
         args.output_dir,
+        args.enhancer_config,
         codec_model_dir=args.codec_model_dir,
-        target_sample_rate=args.target_sample_rate,
         nj=args.nj,
         max_clips=args.max_clips,
     )

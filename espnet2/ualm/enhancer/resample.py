@@ -8,7 +8,12 @@ the input's Nyquist frequency nor spreads the sound between the channels.
 import torch
 import torchaudio
 
-from espnet2.ualm.enhancer.abs_enhancer import AbsEnhancer, EnhancerOutput
+from espnet2.ualm.enhancer.abs_enhancer import (
+    DEFAULT_INPUT_SAMPLE_RATE,
+    DEFAULT_OUTPUT_SAMPLE_RATE,
+    AbsEnhancer,
+    EnhancerOutput,
+)
 
 
 class ResampleEnhancer(AbsEnhancer):
@@ -17,8 +22,8 @@ class ResampleEnhancer(AbsEnhancer):
 
     def __init__(
         self,
-        input_sample_rate: int = 16000,
-        output_sample_rate: int = 48000,
+        input_sample_rate: int = DEFAULT_INPUT_SAMPLE_RATE,
+        output_sample_rate: int = DEFAULT_OUTPUT_SAMPLE_RATE,
         output_channels: int = 2,
     ):
         super().__init__()

@@ -12,7 +12,12 @@ from typing import Optional, Sequence
 
 import torch
 
-from espnet2.ualm.enhancer.abs_enhancer import AbsEnhancer, EnhancerOutput
+from espnet2.ualm.enhancer.abs_enhancer import (
+    DEFAULT_INPUT_SAMPLE_RATE,
+    DEFAULT_OUTPUT_SAMPLE_RATE,
+    AbsEnhancer,
+    EnhancerOutput,
+)
 from espnet2.ualm.enhancer.heads import ISTFTHead, WaveHead
 from espnet2.ualm.enhancer.layers import DecoderTrunk, Encoder
 from espnet2.ualm.enhancer.resample import upsample
@@ -31,8 +36,8 @@ class EnhancementVAE(AbsEnhancer):
 
     def __init__(
         self,
-        input_sample_rate: int = 16000,
-        output_sample_rate: int = 48000,
+        input_sample_rate: int = DEFAULT_INPUT_SAMPLE_RATE,
+        output_sample_rate: int = DEFAULT_OUTPUT_SAMPLE_RATE,
         output_channels: int = 2,
         encoder_in_channels: int = 16,
         encoder_channels: Sequence[int] = (32, 64, 128),
@@ -56,7 +61,7 @@ class EnhancementVAE(AbsEnhancer):
         """Arguments:
 
         input_sample_rate, output_sample_rate: rates (Hz); the output rate must
-            be a multiple of the input rate (16000 -> 48000).
+            be a multiple of the input rate (default 16 kHz -> 48 kHz).
         output_channels: 2 for stereo.
         encoder_in_channels: channels of the first (full-rate) conv.
         encoder_channels, encoder_strides: channels and downsampling factor of
@@ -115,6 +120,7 @@ class EnhancementVAE(AbsEnhancer):
                 self.output_hop,
                 n_fft,
                 input_skip,
+                output_sample_rate,
                 refiner_bins=n_fft // (2 * self.upsample_factor) + 1
                 if refiner_channels > 0
                 else 0,
@@ -122,7 +128,6 @@ class EnhancementVAE(AbsEnhancer):
                 refiner_layers=refiner_layers,
                 envelope_bands=envelope_bands,
                 envelope_channels=envelope_channels,
-                sample_rate=output_sample_rate,
                 noise_phase=noise_phase,
             )
         elif head == "wave":

@@ -11,7 +11,11 @@ from espnet2.ualm.model.backbone import (
 )
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.model.cfg_dropout import drop_condition, example_index
-from espnet2.ualm.model.factory import build_audio_encoder, build_ualm_model
+from espnet2.ualm.model.factory import (
+    build_audio_encoder,
+    build_model_from_config,
+    build_ualm_model,
+)
 from espnet2.ualm.model.loss import linear_cross_entropy, multistream_loss
 from espnet2.ualm.model.ualm_model import UALMModel
 
@@ -21,6 +25,7 @@ __all__ = [
     "WhisperAudioEncoder",
     "build_audio_encoder",
     "build_backbone",
+    "build_model_from_config",
     "build_ualm_model",
     "collate_sequences",
     "drop_condition",

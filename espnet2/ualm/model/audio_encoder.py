@@ -12,6 +12,7 @@ config and its feature extractor config; a tiny test encoder uses the same
 code as the released one.
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,6 +24,55 @@ from torch import nn
 
 ENCODER_PREFIXES = ("model.encoder.", "encoder.", "")
 CONV_INITS = ("he", "whisper")
+# Whisper's front end (WhisperFeatureExtractor defaults) and its conv stack:
+# conv1 stride 1, conv2 stride 2.
+DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_HOP_LENGTH = 160
+DEFAULT_N_FFT = 400
+WHISPER_CONV_STRIDE = 2
+DEFAULT_POOL_STRIDE = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderGeometry:
+    """Input sample rate and waveform samples per output frame of the encoder:
+    what the data side and the recipe need to know of it."""
+
+    sample_rate: int
+    samples_per_frame: int
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.samples_per_frame
+
+
+def whisper_feature_extractor(model_dir: str, num_mel_bins: Optional[int] = None):
+    """The log-mel front end of a local Whisper checkpoint: its
+    ``preprocessor_config.json``, else Whisper's defaults."""
+    from transformers import WhisperFeatureExtractor
+
+    if os.path.isfile(os.path.join(model_dir, "preprocessor_config.json")):
+        return WhisperFeatureExtractor.from_pretrained(model_dir, local_files_only=True)
+    if num_mel_bins is None:
+        return WhisperFeatureExtractor()
+    return WhisperFeatureExtractor(feature_size=num_mel_bins)
+
+
+def encoder_geometry(conf: Mapping[str, Any]) -> EncoderGeometry:
+    """The geometry the encoder of an ``audio_encoder_conf`` will have, from
+    the config alone (no weights are read), for the data side and the recipe.
+
+    Whisper's convolutions halve the mel frames, then ``pool_stride`` pools:
+    ``2 * hop_length * pool_stride`` samples per frame.
+    """
+    pool = int(conf.get("pool_stride", DEFAULT_POOL_STRIDE))
+    if conf.get("pretrained_dir") is not None:
+        fe = whisper_feature_extractor(conf["pretrained_dir"])
+        rate, hop = int(fe.sampling_rate), int(fe.hop_length)
+    else:
+        rate = int(conf.get("sample_rate", DEFAULT_SAMPLE_RATE))
+        hop = int(conf.get("hop_length", DEFAULT_HOP_LENGTH))
+    return EncoderGeometry(rate, WHISPER_CONV_STRIDE * hop * pool)
 
 
 def _read_state_dict(model_dir: str, keep) -> Dict[str, torch.Tensor]:
@@ -92,7 +142,7 @@ class WhisperAudioEncoder(nn.Module):
         self,
         encoder: nn.Module,
         feature_extractor: Any,
-        pool_stride: int = 2,
+        pool_stride: int = DEFAULT_POOL_STRIDE,
         freeze: bool = True,
         window_batch_size: Optional[int] = None,
     ):
@@ -143,24 +193,17 @@ class WhisperAudioEncoder(nn.Module):
     @classmethod
     def from_pretrained(cls, model_dir: str, **kwargs) -> "WhisperAudioEncoder":
         """Encoder and feature extractor of a local Whisper checkpoint."""
-        from transformers import WhisperFeatureExtractor
-
         encoder = load_whisper_encoder(model_dir)
-        if os.path.isfile(os.path.join(model_dir, "preprocessor_config.json")):
-            fe = WhisperFeatureExtractor.from_pretrained(
-                model_dir, local_files_only=True
-            )
-        else:
-            fe = WhisperFeatureExtractor(feature_size=encoder.config.num_mel_bins)
+        fe = whisper_feature_extractor(model_dir, encoder.config.num_mel_bins)
         return cls(encoder, fe, **kwargs)
 
     @classmethod
     def from_config(
         cls,
         config: Mapping[str, Any],
-        sample_rate: int = 16000,
-        hop_length: int = 160,
-        n_fft: int = 400,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        hop_length: int = DEFAULT_HOP_LENGTH,
+        n_fft: int = DEFAULT_N_FFT,
         conv_init: str = "he",
         **kwargs,
     ) -> "WhisperAudioEncoder":
@@ -201,8 +244,12 @@ class WhisperAudioEncoder(nn.Module):
         return int(self.encoder.config.d_model)
 
     @property
+    def geometry(self) -> EncoderGeometry:
+        return EncoderGeometry(self.sample_rate, self.samples_per_frame)
+
+    @property
     def frame_rate(self) -> float:
-        return self.sample_rate / self.samples_per_frame
+        return self.geometry.frame_rate
 
     def num_frames(self, num_samples: int) -> int:
         """Frames ``forward`` gives for ``num_samples`` samples (placeholders)."""

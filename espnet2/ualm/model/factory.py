@@ -1,15 +1,24 @@
-"""``build_ualm_model``: the whole model from plain config mappings.
+"""The whole UALM model from plain config mappings.
 
-The ESPnet task passes its YAML sections here::
+``build_model_from_config`` is the one builder of a *model config*, the
+ESPnet-style keys of ``MODEL_CONFIG_KEYS`` (a training YAML's model part, or
+a packed model's ``model/config.yaml``): training (``UALMTask.build_model``)
+and packed-model loading (``pretrained/load.py``) both call it, so a config
+is checked in one place and rejected with the same message by both::
 
-    build_ualm_model(
-        vocabulary="exp/ualm/vocabulary.json",     # or a UALMVocabulary / dict
-        backbone={"pretrained_dir": "Qwen2.5-1.5B", "attn_implementation": "sdpa"},
-        audio_encoder={"pretrained_dir": "whisper-large-v3", "pool_stride": 2},
-        adapter={"type": "mlp"},
-        cfg_dropout_prob=0.05,
+    build_model_from_config(
+        {
+            "backbone": "hf_causal_lm",
+            "backbone_conf": {"pretrained_dir": "Qwen2.5-1.5B"},
+            "audio_encoder": "whisper",
+            "audio_encoder_conf": {"pretrained_dir": "whisper-large-v3"},
+            "audio_adapter": "mlp",
+            "model_conf": {"cfg_dropout_prob": 0.05},
+        },
+        vocabulary="exp/ualm/vocabulary.json",  # or a UALMVocabulary / dict
     )
 
+It checks the part names and calls ``build_ualm_model`` with the sections.
 ``backbone`` takes ``pretrained_dir`` or ``config`` (HF config fields and
 ``model_type``), ``attn_implementation``, ``dtype``,
 ``gradient_checkpointing``, ``new_row_init``. ``audio_encoder`` takes
@@ -21,13 +30,44 @@ The ESPnet task passes its YAML sections here::
 """
 
 import inspect
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
+from transformers import AutoModelForCausalLM
+
+from espnet2.train.class_choices import ClassChoices
 from espnet2.ualm.model.adapter import AudioAdapter
-from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
+from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder, encoder_geometry
 from espnet2.ualm.model.backbone import build_backbone
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.tokens.vocabulary import VocabularyLike, as_vocabulary
+
+MODEL_CONFIG_KEYS = (
+    "backbone",
+    "backbone_conf",
+    "audio_encoder",
+    "audio_encoder_conf",
+    "audio_adapter",
+    "audio_adapter_conf",
+    "model_conf",
+)
+NONE_NAMES = ("none", "null", "nil")
+
+backbone_choices = ClassChoices(
+    name="backbone",
+    classes=dict(hf_causal_lm=AutoModelForCausalLM),
+    default="hf_causal_lm",
+)
+audio_encoder_choices = ClassChoices(
+    name="audio_encoder",
+    classes=dict(whisper=WhisperAudioEncoder),
+    default="whisper",
+    optional=True,
+)
+audio_adapter_choices = ClassChoices(
+    name="audio_adapter",
+    classes=dict(mlp=AudioAdapter, linear=AudioAdapter),
+    default="mlp",
+)
 
 
 def _call(what: str, fn: Callable, conf: Mapping[str, Any], **fixed) -> Any:
@@ -42,6 +82,19 @@ def _call(what: str, fn: Callable, conf: Mapping[str, Any], **fixed) -> Any:
 
 
 def build_audio_encoder(conf: Mapping[str, Any]) -> WhisperAudioEncoder:
+    """The encoder of an ``audio_encoder_conf``; its geometry is checked
+    against ``encoder_geometry``, which the data side and the recipe read."""
+    encoder = _build_audio_encoder(conf)
+    expected = encoder_geometry(conf)
+    if encoder.geometry != expected:
+        raise RuntimeError(
+            f"audio_encoder: the built encoder has {encoder.geometry}, its config "
+            f"gives {expected}"
+        )
+    return encoder
+
+
+def _build_audio_encoder(conf: Mapping[str, Any]) -> WhisperAudioEncoder:
     conf = dict(conf)
     pretrained_dir, config = conf.pop("pretrained_dir", None), conf.pop("config", None)
     if (pretrained_dir is None) == (config is None):
@@ -106,4 +159,55 @@ def build_ualm_model(
         backbone=lm,
         audio_encoder=encoder,
         adapter=adapter_module,
+    )
+
+
+def model_config_of(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """The model part (``MODEL_CONFIG_KEYS``) of a whole training config."""
+    return {k: config.get(k) for k in MODEL_CONFIG_KEYS}
+
+
+def _chosen(choices: ClassChoices, config: Mapping[str, Any]) -> Optional[str]:
+    """The name ``config`` picks from ``choices`` (its default when absent;
+    ``None`` for "none" where optional), or an error listing the names."""
+    name = config.get(choices.name, choices.default)
+    if name is None or (choices.optional and str(name).lower() in NONE_NAMES):
+        if not choices.optional:
+            raise ValueError(f"model config: {choices.name} is required")
+        return None
+    if str(name).lower() not in choices.classes:
+        raise ValueError(
+            f"model config: {choices.name} must be one of "
+            f"{sorted(choices.classes)}, got {name!r}"
+        )
+    return str(name).lower()
+
+
+def build_model_from_config(
+    config: Mapping[str, Any], vocabulary: VocabularyLike
+) -> UALMModel:
+    """The UALM model of a model config (``MODEL_CONFIG_KEYS``) in the layout
+    ``vocabulary``; every check of such a config is here or below it."""
+    unknown = sorted(set(config) - set(MODEL_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(
+            f"model config: unknown keys {unknown}; known: {list(MODEL_CONFIG_KEYS)}"
+        )
+    _chosen(backbone_choices, config)  # one backbone kind: any causal LM of HF
+    encoder = adapter = None
+    if _chosen(audio_encoder_choices, config) is not None:
+        encoder = dict(config.get("audio_encoder_conf") or {})
+        adapter = dict(config.get("audio_adapter_conf") or {})
+        kind = _chosen(audio_adapter_choices, config)
+        if adapter.setdefault("type", kind) != kind:
+            raise ValueError(
+                f"model config: audio_adapter {kind} but audio_adapter_conf has "
+                f"type {adapter['type']}"
+            )
+    return build_ualm_model(
+        vocabulary,
+        backbone=config.get("backbone_conf") or {},
+        audio_encoder=encoder,
+        adapter=adapter,
+        **(config.get("model_conf") or {}),
     )

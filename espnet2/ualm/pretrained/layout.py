@@ -34,15 +34,6 @@ import yaml
 
 INDEX_FILE = "ualm.yaml"
 FORMAT = "ualm-pretrained/1"
-MODEL_CONFIG_KEYS = (
-    "backbone",
-    "backbone_conf",
-    "audio_encoder",
-    "audio_encoder_conf",
-    "audio_adapter",
-    "audio_adapter_conf",
-    "model_conf",
-)
 
 
 class PretrainedFormatError(ValueError):
@@ -111,7 +102,9 @@ def portable_model_config(train_config: Dict[str, Any], model) -> Dict[str, Any]
     """The model-building keys of a training config, with every
     ``pretrained_dir`` replaced by the built module's config (the weights
     come from the packed state dict)."""
-    conf = {k: train_config.get(k) for k in MODEL_CONFIG_KEYS}
+    from espnet2.ualm.model.factory import model_config_of
+
+    conf = model_config_of(train_config)
     backbone = dict(conf.get("backbone_conf") or {})
     if backbone.pop("pretrained_dir", None) is not None:
         hf = model.backbone.config.to_dict()

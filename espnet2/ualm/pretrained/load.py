@@ -104,32 +104,22 @@ class PretrainedParts:
 
 
 def build_model(files: PretrainedFiles, device: str = "cpu"):
-    """The UALM model of a packed directory, weights loaded, in eval mode."""
-    from espnet2.ualm.model.factory import build_ualm_model
+    """The UALM model of a packed directory, weights loaded, in eval mode.
+
+    Built by ``build_model_from_config``, as in training, so a bad config is
+    refused with training's message, prefixed with the file's path.
+    """
+    from espnet2.ualm.model.factory import build_model_from_config
     from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
     with open(files.model_config, encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
-    if conf.get("backbone", "hf_causal_lm") != "hf_causal_lm":
-        raise PretrainedFormatError(
-            f"{files.model_config}: unknown backbone {conf['backbone']!r}"
-        )
-    encoder = adapter = None
-    if conf.get("audio_encoder"):
-        encoder = dict(conf.get("audio_encoder_conf") or {})
-        adapter = dict(conf.get("audio_adapter_conf") or {})
-        adapter.setdefault("type", conf.get("audio_adapter") or "mlp")
-    model_conf = dict(conf.get("model_conf") or {})
-    model_conf.pop("cfg_dropout_prob", None)  # training only
     vocab = UALMVocabulary.load(files.vocabulary)
     with torch.device("cpu"):
-        model = build_ualm_model(
-            vocab,
-            backbone=conf.get("backbone_conf") or {},
-            audio_encoder=encoder,
-            adapter=adapter,
-            **model_conf,
-        )
+        try:
+            model = build_model_from_config(conf, vocab)
+        except ValueError as e:
+            raise PretrainedFormatError(f"{files.model_config}: {e}") from e
     load_weights(model, files.model_weights)
     return model.to(device).eval()
 

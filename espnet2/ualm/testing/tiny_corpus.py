@@ -26,6 +26,7 @@ import soundfile
 from espnet2.ualm.data.codes_io import flatten_codes, write_geometry
 from espnet2.ualm.data.kaldi_dir import write_kv
 from espnet2.ualm.data.manifest import LengthModel, build_manifest
+from espnet2.ualm.model.audio_encoder import encoder_geometry
 from espnet2.ualm.testing.tiny_model import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.text.tokenizer import train_sentencepiece
 
@@ -196,7 +197,9 @@ def write_tiny_corpus(
         count_text_tokens=lambda t: len(tokenizer.encode(t)),
         codec_frame_rate=float(FRAME_RATE),
         n_codebooks=n_codebooks,
-        audio_input_frame_rate=25.0,
+        audio_input_frame_rate=encoder_geometry(
+            tiny_train_config()["audio_encoder_conf"]
+        ).frame_rate,
         sample_rate=SAMPLE_RATE,
     )
     out = {"text_tokenizer": tokenizer_dir}

@@ -12,10 +12,13 @@ from espnet2.bin.ualm_text_tokenizer import main as tokenizer_main
 from espnet2.ualm.data.codes_io import flatten_codes, write_geometry
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
+from espnet2.ualm.model.audio_encoder import encoder_geometry
+from espnet2.ualm.testing.tiny_model import tiny_whisper_config
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 
 GEOMETRY = {"sample_rate": 16000, "frame_rate": 50.0, "n_codebooks": 4,
             "codebook_size": 16, "codec": "test"}  # fmt: skip
+TINY_ENCODER = encoder_geometry({"config": tiny_whisper_config()})
 CAPTIONS = ["a high beep then a low tone", "two clicks on the left", "a rising chirp"]
 
 
@@ -93,7 +96,8 @@ def _make(recipe):
          "--audio_root", str(recipe / "dump/audio"),
          "--codes_root", str(recipe / "dump/codec"),
          "--text_tokenizer", str(recipe / "tok"),
-         "--out_dir", str(recipe / "manifests")]
+         "--out_dir", str(recipe / "manifests"),
+         "--audio_input_frame_rate", f"{TINY_ENCODER.frame_rate:g}"]
     )  # fmt: skip
     return recipe / "manifests/train"
 

@@ -18,6 +18,7 @@ import torch
 from espnet2.tasks.ualm import UALMTask
 from espnet2.train.deepspeed_trainer import DeepSpeedTrainer
 from espnet2.train.distributed_utils import DistributedOption
+from espnet2.ualm.model.factory import MODEL_CONFIG_KEYS
 from espnet2.ualm.testing.tiny_corpus import tiny_train_args, write_tiny_corpus
 from espnet2.ualm.testing.tiny_model import save_tiny_qwen2, save_tiny_whisper
 
@@ -27,15 +28,6 @@ CONFIGS = sorted(
 )
 GPU_CONFIGS = [c for c in CONFIGS if "/ualm1/" in c]
 DEEPSPEED = sorted(glob.glob(os.path.join(ROOT, "egs2", "ualm", "*", "conf", "*.json")))
-MODEL_KEYS = (
-    "backbone",
-    "backbone_conf",
-    "audio_encoder",
-    "audio_encoder_conf",
-    "audio_adapter",
-    "audio_adapter_conf",
-    "model_conf",
-)
 
 
 def _name(path: str) -> str:
@@ -111,7 +103,7 @@ def test_alignment_and_unified_configs_share_the_model(align, corpus, tmp_path):
     u = vars(_parse(unified, corpus, tmp_path))
     # keys that change training, not the model the checkpoint holds
     training_only = {"audio_encoder_conf": "freeze", "model_conf": "cfg_dropout_prob"}
-    for key in MODEL_KEYS:
+    for key in MODEL_CONFIG_KEYS:
         if key in training_only:
             drop = training_only[key]
             a[key] = {k: v for k, v in (a[key] or {}).items() if k != drop}

@@ -56,7 +56,13 @@ def recipe(tmp_path_factory):
     for seed, split in enumerate(("train", "valid", "test")):
         scp = _masters(str(root / "audio" / split), 4, seed)
         dirs[split] = str(root / "pairs" / split)
-        prepare_pairs(scp, str(conf), dirs[split], codec_model_dir=str(root / "codec"))
+        prepare_pairs(
+            scp,
+            str(conf),
+            dirs[split],
+            FAST_CONFIG,
+            codec_model_dir=str(root / "codec"),
+        )
     return root, conf, dirs
 
 

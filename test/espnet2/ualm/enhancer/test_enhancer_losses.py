@@ -4,6 +4,7 @@ what each is meant to measure, differentiable."""
 import numpy as np
 import torch
 
+from espnet2.ualm.enhancer.abs_enhancer import DEFAULT_OUTPUT_SAMPLE_RATE
 from espnet2.ualm.enhancer.losses import (
     MultiScaleMelLoss,
     StereoSTFTLoss,
@@ -39,7 +40,7 @@ def test_stft_loss_has_gradients():
 
 
 def test_mel_loss_grows_with_the_spectral_error():
-    loss = MultiScaleMelLoss()
+    loss = MultiScaleMelLoss(DEFAULT_OUTPUT_SAMPLE_RATE)
     y = _stereo(0.2)
     assert loss(y, y).item() < 1e-6
     assert loss(_stereo(0.2, freq=1100.0), y) < loss(_stereo(0.2, freq=3000.0), y)

@@ -60,9 +60,11 @@ def test_prepare_pairs_caches_the_round_trip(masters, codec_config, tmp_path):
     scp = tmp_path / "all.scp"
     scp.write_text(open(masters).read() + f"zz_bad {bad}\n")
     out = tmp_path / "pairs"
+    enhancer = tmp_path / "enhancer.yaml"  # its default rates: 16 -> 48 kHz
+    enhancer.write_text("enhancer: resample\nenhancer_conf: {}\n")
     info = prepare_main(
         ["--wav48_scp", str(scp), "--codec_config", codec_config]
-        + ["--output_dir", str(out)]
+        + ["--enhancer_config", str(enhancer), "--output_dir", str(out)]
     )
     assert info["clips"] == 3 and info["rejected"] == 1
     inputs = read_kv(str(out / "codec_wav.scp"))
@@ -74,6 +76,20 @@ def test_prepare_pairs_caches_the_round_trip(masters, codec_config, tmp_path):
     assert "zz_bad" in (out / "rejected.tsv").read_text()
     assert json.loads((out / "info.json").read_text())["codec_sample_rate"] == 16000
     assert os.path.isabs(inputs["utt000"])
+
+
+def test_prepare_pairs_takes_its_rates_from_the_enhancer(
+    masters, codec_config, tmp_path
+):
+    enhancer = tmp_path / "enhancer.yaml"
+    enhancer.write_text(
+        "enhancer: resample\n"
+        "enhancer_conf: {input_sample_rate: 24000, output_sample_rate: 48000}\n"
+    )
+    cmd = ["--wav48_scp", masters, "--codec_config", codec_config]
+    cmd += ["--enhancer_config", str(enhancer), "--output_dir", str(tmp_path / "p")]
+    with pytest.raises(ValueError, match="takes 24000 Hz, the codec gives 16000"):
+        prepare_main(cmd)
 
 
 def test_swap_mirrors_training_targets_only(master):
