@@ -82,7 +82,7 @@ from espnet2.ualm.model.factory import build_ualm_model
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import LOSS_REGIONS, SequenceBuilder
-from espnet2.ualm.tokens.templates import load_task_templates
+from espnet2.ualm.tokens.tasks import load_tasks
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 from espnet2.ualm.train.blend import Blend, BlendSource
 from espnet2.ualm.train.dataset import (
@@ -375,7 +375,8 @@ class UALMTask(AbsTask):
         group.add_argument(
             "--task_templates",
             default=None,
-            help="YAML file (or mapping) of extra task templates",
+            help="YAML file (or mapping) of extra tasks and their templates "
+            "(espnet2.ualm.tokens.tasks)",
         )
 
         group.add_argument(
@@ -626,7 +627,7 @@ class UALMTask(AbsTask):
             manifests,
             builder,
             audio_input=audio_input_geometry(args),
-            templates=load_task_templates(args.task_templates),
+            tasks=load_tasks(args.task_templates),
         ).preload()
 
     @classmethod
