@@ -457,8 +457,9 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
         opts+=" --eval ${task} ${decode_dir}/${task}/${dset} dump/audio/${dset}"
     done < <(decode_pairs)
     [ -n "${opts}" ] || die "nothing to score: no test set in ${datasets_config}"
-    # tts: round-trip WER through the packed model's own ASR (not independent)
-    if [[ "${opts}" == *"--eval tts "* ]] && [ -f "${packed_dir}/ualm.yaml" ]; then
+    # generated speech (tts): round-trip WER through the packed model's own ASR
+    # (not independent); ualm_score loads it only for tasks scored as speech
+    if [ -f "${packed_dir}/ualm.yaml" ]; then
         opts+=" --asr_model ${packed_dir} --asr_device ${device}"
     fi
     # shellcheck disable=SC2086

@@ -11,7 +11,8 @@ segments are ``str.format`` strings (``"Generate audio for this caption.
 codes (``audio``) or an encoder input (``audio_input``). A conversation task
 (``conversation=True``) reads the example's ``messages`` (``dialogue.jsonl``).
 
-YAML form of a templated task::
+YAML form of a template (an entry of a task file's ``templates:``, or the
+template keys of a task entry: ``espnet2.ualm.tokens.tasks``)::
 
     my_task:
       messages:

@@ -8,7 +8,7 @@ from espnet2.ualm.inference.decoder import batch_prompts, unconditional_ids
 from espnet2.ualm.inference.generate import GenerationConfig, UALMGenerator
 from espnet2.ualm.inference.sampling import GREEDY, SamplingConfig
 from espnet2.ualm.tokens.delay import delay_interleave
-from espnet2.ualm.tokens.templates import get_task_template
+from espnet2.ualm.tokens.tasks import get_task_template
 
 K = 4  # the tiny model's codebooks (conftest)
 # short replies keep every test fast
