@@ -1,8 +1,9 @@
 """Inference requests: one item of a task -> its prompt, or a clear error.
 
 A request names a task of the registry (``espnet2.ualm.tokens.tasks``, or an
-alias such as ``chat``) and its fields: text fields as strings, audio inputs as a file
-path, a 1-D array at the encoder's rate, or ``(array, sample_rate)``.
+alias such as ``chat``) and its fields: text fields as strings, audio inputs
+as a file path, a 1-D array at the encoder's rate, or ``(array,
+sample_rate)``.
 Conversation tasks take ``messages`` in ``dialogue.jsonl`` form and an
 ``audio`` mapping from the audio ids the messages name to such audio.
 

@@ -4,9 +4,8 @@ Each task's scoring kind (``TaskSpec.scoring``, ``espnet2.ualm.tokens.tasks``)
 picks its scorer: audio generation (``text_to_audio``, ``rich_text_to_audio``),
 generated speech (``tts``), captioning (``audio_caption``), question answering
 (``audio_qa``), recognition (``asr``) and text-only dialogue
-(``text_dialogue``). A missing hypothesis counts as an
-empty reply for text tasks (so it is wrong) and is counted, not scored, for
-generated audio.
+(``text_dialogue``). A missing hypothesis counts as an empty reply for text
+tasks (so it is wrong) and is counted, not scored, for generated audio.
 
 Each scorer also fills ``ScoreResult.chance``: the chance level of every metric
 where one is meaningful, computed on the same test set (``chance.py``: shuffled
