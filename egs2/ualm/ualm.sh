@@ -38,6 +38,8 @@ python=python3        # python of tools/venv (activated by path.sh)
 # Data
 local_data_opts=""    # options passed to local/data.sh
 datasets_config=conf/datasets.yaml   # which task reads which dataset (stage 5)
+task_templates=""     # YAML of the recipe's own tasks (espnet2/ualm/tokens/tasks.py),
+                      # read by stages 5-7, 10 and 11; empty: the built-in tasks only
 min_sec=0.1           # shortest audio kept (stage 2)
 max_sec=30.0          # longest audio kept (stage 2)
 min_input_fs=""       # lowest input rate accepted (default: the codec's rate)
@@ -113,6 +115,11 @@ case "${enhancer_in_background}" in
     *) die "--enhancer_in_background must be true or false, got '${enhancer_in_background}'" ;;
 esac
 [ -f "${datasets_config}" ] || die "datasets config ${datasets_config} not found"
+task_opts=""
+if [ -n "${task_templates}" ]; then
+    [ -f "${task_templates}" ] || die "task templates ${task_templates} not found"
+    task_opts="--task_templates ${task_templates}"
+fi
 [[ "${ngpu}" =~ ^[0-9]+$ ]] || die "--ngpu must be a number of GPUs, got '${ngpu}'"
 device=cpu
 [ "${ngpu}" -eq 0 ] || device=cuda
@@ -243,10 +250,11 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     audio_input_frame_rate=$(${python} -m espnet2.bin.ualm_encoder_geometry \
         --config "${train_unified_config}" ${train_args}) \
         || die "no audio encoder frame rate from ${train_unified_config}"
+    # shellcheck disable=SC2086
     ${python} -m espnet2.bin.ualm_make_manifests --datasets "${datasets_config}" \
         --audio_root dump/audio --codes_root dump/codec \
         --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests \
-        --audio_input_frame_rate "${audio_input_frame_rate}"
+        --audio_input_frame_rate "${audio_input_frame_rate}" ${task_opts}
 fi
 
 train_stage() {
@@ -259,7 +267,7 @@ train_stage() {
         --resume true --text_tokenizer "${text_tokenizer_dir}" \
         --train_manifest_dir dump/manifests/train \
         --valid_manifest_dir dump/manifests/valid \
-        --output_dir "${out}" "$@" ${train_args}
+        --output_dir "${out}" "$@" ${task_opts} ${train_args}
     # the loss curves, drawn once (the mini configs set use_matplotlib: false:
     # ESPnet redraws them every epoch, 2-3 s each time)
     ${python} -m espnet2.bin.ualm_plot_curves --exp_dir "${out}"
@@ -445,7 +453,7 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
             ${python} -m espnet2.bin.ualm_inference --model "${packed_dir}" \
                 --task "${task}" --data_dir "dump/audio/${dset}" --output_dir "${out}" \
                 --decode_config "${decode_config}" --device "${device}" \
-                --job JOB --num_jobs "${inference_nj}" \
+                --job JOB --num_jobs "${inference_nj}" ${task_opts} \
             || die "inference of ${task} on ${dset} failed; logs in ${out}/logdir (re-run resumes)"
         ${python} -m espnet2.bin.ualm_inference --merge --output_dir "${out}" \
             --num_jobs "${inference_nj}"
@@ -459,13 +467,14 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
         opts+=" --eval ${task} ${decode_dir}/${task}/${dset} dump/audio/${dset}"
     done < <(decode_pairs)
     [ -n "${opts}" ] || die "nothing to score: no test set in ${datasets_config}"
-    # tts: round-trip WER through the packed model's own ASR (not independent)
-    if [[ "${opts}" == *"--eval tts "* ]] && [ -f "${packed_dir}/ualm.yaml" ]; then
+    # generated speech (tts): round-trip WER through the packed model's own ASR
+    # (not independent); ualm_score loads it only for tasks scored as speech
+    if [ -f "${packed_dir}/ualm.yaml" ]; then
         opts+=" --asr_model ${packed_dir} --asr_device ${device}"
     fi
     # shellcheck disable=SC2086
     ${python} -m espnet2.bin.ualm_score --output_dir "${decode_dir}/scores" \
-        --decode_config "${decode_config}" ${opts} ${score_opts}
+        --decode_config "${decode_config}" ${opts} ${task_opts} ${score_opts}
     cat "${decode_dir}/scores/RESULTS.md"
 fi
 

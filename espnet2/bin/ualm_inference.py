@@ -92,6 +92,7 @@ def run_shard(args: argparse.Namespace) -> None:
 
     from espnet2.ualm.inference.data_dir import read_requests
     from espnet2.ualm.inference.pipeline import UALM
+    from espnet2.ualm.tokens.tasks import load_tasks
 
     out = shard_dir(args.output_dir, args.job)
     os.makedirs(out, exist_ok=True)
@@ -105,8 +106,9 @@ def run_shard(args: argparse.Namespace) -> None:
     if args.batch_size:
         decode["batch_size"] = args.batch_size
     torch.set_num_threads(max(1, args.num_threads))
-    ualm = UALM.from_pretrained(args.model, device=args.device, decode=decode)
-    requests, rejects = read_requests(args.data_dir, args.task, ualm.requests.templates)
+    tasks = load_tasks(args.task_templates)
+    ualm = UALM.from_pretrained(args.model, args.device, decode=decode, tasks=tasks)
+    requests, rejects = read_requests(args.data_dir, args.task, tasks)
     if len(rejects):
         rejects.write(os.path.join(out, "rejected.tsv"))
     requests = shard_of(requests, args.job, args.num_jobs)
@@ -231,6 +233,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--model", help="packed model dir, archive or hub id")
     parser.add_argument("--task", help="task of conf/datasets.yaml (asr, ...)")
+    parser.add_argument(
+        "--task_templates",
+        default=None,
+        help="YAML file of extra tasks (espnet2.ualm.tokens.tasks), as in training",
+    )
     parser.add_argument("--data_dir", help="ESPnet data directory of the test set")
     parser.add_argument("--decode_config", help="YAML of decoding settings")
     parser.add_argument("--batch_size", type=int, default=0, help="0: the config's")

@@ -36,12 +36,12 @@ from espnet2.ualm.data.datasets_config import (
     manifest_dirs,
 )
 from espnet2.ualm.data.manifest import (
-    TASK_FILES,
     LengthModel,
     build_manifest,
     plot_length_histograms,
 )
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
+from espnet2.ualm.tokens.tasks import load_tasks
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -53,6 +53,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--codes_root", required=True, help="stage-4 output root")
     parser.add_argument("--text_tokenizer", required=True, help="stage-3 output")
     parser.add_argument("--out_dir", required=True)
+    parser.add_argument(
+        "--task_templates",
+        default=None,
+        help="YAML file of extra tasks (espnet2.ualm.tokens.tasks), as in training",
+    )
     parser.add_argument(
         "--audio_input_frame_rate",
         type=float,
@@ -67,7 +72,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
     args = get_parser().parse_args(cmd)
     setup_logging(logging.INFO)
     try:
-        conf = load_datasets_config(args.datasets, known_tasks=TASK_FILES)
+        tasks = load_tasks(args.task_templates)
+        conf = load_datasets_config(args.datasets, known_tasks=tasks)
     except (OSError, ValueError) as e:
         sys.exit(f"ualm_make_manifests: {e}")
     geometries = glob.glob(os.path.join(args.codes_root, "*", "codec.json"))
@@ -101,6 +107,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
                     codes_dir=os.path.join(args.codes_root, data),
                     lengths=lengths,
                     out_dir=os.path.join(args.out_dir, split),
+                    tasks=tasks,
                     dataset=dataset_name(entry),
                 )
             except (OSError, ValueError) as e:

@@ -84,14 +84,14 @@ from espnet2.ualm.scoring.report import (
     write_results_md,
 )
 from espnet2.ualm.scoring.tasks import (
-    PROMPT_FILES,
-    TASK_KINDS,
+    GENERATED_AUDIO,
     GenerationModels,
     ScoreResult,
     Transcriber,
     load_judge,
     score,
 )
+from espnet2.ualm.tokens.tasks import TASKS, TaskRegistry, load_tasks
 
 NONE = "none"
 
@@ -165,14 +165,15 @@ def build_transcriber(model_dir: str, device: str) -> Transcriber:
 
 
 def build_models(
-    args: argparse.Namespace, notes: List[str]
+    args: argparse.Namespace, notes: List[str], tasks: TaskRegistry = TASKS
 ) -> Optional[GenerationModels]:
     """The generation metrics' models; a requested model that cannot be loaded
     stops the run with the adapter's message."""
-    if not any(TASK_KINDS.get(t) == "generation" for t, _, _ in args.eval):
+    kinds = {tasks.get(t).scoring for t, _, _ in args.eval}
+    if not kinds & set(GENERATED_AUDIO):
         return None
     models = GenerationModels()
-    if args.asr_model and any(t == "tts" for t, _, _ in args.eval):
+    if args.asr_model and "speech" in kinds:
         if not os.path.exists(args.asr_model):
             raise SystemExit(f"--asr_model: {args.asr_model} not found")
         models.asr = build_transcriber(args.asr_model, args.asr_device)
@@ -218,12 +219,15 @@ def build_models(
     return models
 
 
-def spectrogram_plot(result: ScoreResult, out_dir: str, num: int) -> Optional[str]:
-    """Generated clips beside the reference clip of the same prompt."""
-    if num <= 0 or TASK_KINDS[result.task] != "generation":
+def spectrogram_plot(
+    result: ScoreResult, out_dir: str, num: int, prompt_file_name: str = "text"
+) -> Optional[str]:
+    """Generated clips beside the reference clip of the same prompt (from the
+    reference dir's ``prompt_file_name``)."""
+    if num <= 0 or result.kind not in GENERATED_AUDIO:
         return None
     hyps, refs = read_wav_scp(result.hyp_dir), read_wav_scp(result.ref_dir)
-    prompt_file = os.path.join(result.ref_dir, PROMPT_FILES.get(result.task, "text"))
+    prompt_file = os.path.join(result.ref_dir, prompt_file_name)
     prompts = read_text_file(prompt_file) if os.path.exists(prompt_file) else {}
     ids = sorted(k for k in hyps if k in refs)[:num]
     if not ids:
@@ -263,7 +267,12 @@ def get_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar=("TASK", "HYP_DIR", "REF_DIR"),
-        help=f"task ({', '.join(TASK_KINDS)}), hypothesis dir, reference data dir",
+        help=f"task ({', '.join(TASKS.scored())}), hypothesis dir, reference data dir",
+    )
+    parser.add_argument(
+        "--task_templates",
+        default=None,
+        help="YAML file of extra tasks (espnet2.ualm.tokens.tasks), as in training",
     )
     parser.add_argument("--output_dir", required=True)
     parser.add_argument(
@@ -322,15 +331,21 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
     args = get_parser().parse_args(cmd)
     setup_logging(args.log_level, cmd)
+    try:
+        tasks = load_tasks(args.task_templates)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"ualm_score: {e}") from e
     for task, hyp_dir, ref_dir in args.eval:
-        if task not in TASK_KINDS:
-            raise SystemExit(f"unknown task {task!r}; known: {', '.join(TASK_KINDS)}")
+        if task not in tasks or tasks.get(task).scoring is None:
+            raise SystemExit(
+                f"unknown task {task!r}; known: {', '.join(tasks.scored())}"
+            )
         for d in (hyp_dir, ref_dir):
             if not os.path.isdir(d):
                 raise SystemExit(f"{task}: directory {d!r} not found")
     os.makedirs(args.output_dir, exist_ok=True)
     notes: List[str] = []
-    models = build_models(args, notes)
+    models = build_models(args, notes, tasks)
     judge = models.judge if models is not None else None
     if judge is None and args.judge:
         judge = load_judge(args.judge)
@@ -346,12 +361,14 @@ def main(cmd: Optional[Sequence[str]] = None) -> List[ScoreResult]:
     results: List[ScoreResult] = []
     for task, hyp_dir, ref_dir in args.eval:
         result = score(
-            task, hyp_dir, ref_dir, models, answer_words, train_captions, judge
+            task, hyp_dir, ref_dir, models, answer_words, train_captions, judge, tasks
         )
-        if TASK_KINDS[task] == "generation":
+        if result.kind in GENERATED_AUDIO:
             result.notes.extend(notes)
         result.decode_config = hyp_decode_config(hyp_dir)
-        plot = spectrogram_plot(result, args.output_dir, args.num_plot_clips)
+        plot = spectrogram_plot(
+            result, args.output_dir, args.num_plot_clips, tasks.get(task).prompt_file
+        )
         if plot:
             result.plots.append(plot)
         per_item = os.path.join(

@@ -85,7 +85,7 @@ from espnet2.ualm.model.factory import (
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import LOSS_REGIONS, SequenceBuilder
-from espnet2.ualm.tokens.templates import load_task_templates
+from espnet2.ualm.tokens.tasks import load_tasks
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 from espnet2.ualm.train.blend import Blend, BlendSource
 from espnet2.ualm.train.dataset import (
@@ -340,7 +340,8 @@ class UALMTask(AbsTask):
         group.add_argument(
             "--task_templates",
             default=None,
-            help="YAML file (or mapping) of extra task templates",
+            help="YAML file (or mapping) of extra tasks and their templates "
+            "(espnet2.ualm.tokens.tasks)",
         )
 
         group.add_argument(
@@ -567,7 +568,7 @@ class UALMTask(AbsTask):
             manifests,
             builder,
             audio_input=audio_input_geometry(args),
-            templates=load_task_templates(args.task_templates),
+            tasks=load_tasks(args.task_templates),
         ).preload()
 
     @classmethod

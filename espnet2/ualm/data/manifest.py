@@ -6,11 +6,12 @@ lists the examples that have every file the task needs, and gives a length
 samplers and sequence packing read. Examples lacking a file the task needs
 are rejected with the missing file named.
 
-The length is the example's exact sequence length as the training dataset
-builds it (``SequenceBuilder``): the task's template
-(``espnet2.ualm.tokens.templates``, ``TEMPLATE_OF_TASK``) rendered with the
-example's texts, its prompt text tokenized with them, plus ``<bos>`` and per
-turn the role and modality markers and the closing token; discrete audio
+What a task reads and which template lays it out is its declaration in the
+task registry (``espnet2.ualm.tokens.tasks``). The length is the example's
+exact sequence length as the training dataset builds it
+(``SequenceBuilder``): the task's template rendered with the example's
+texts, its prompt text tokenized with them, plus ``<bos>`` and per turn the
+role and modality markers and the closing token; discrete audio
 takes its frames + K (closing frame and delay pattern), continuous audio
 input the encoder's frame count (``LengthModel``).
 """
@@ -27,23 +28,7 @@ import numpy as np
 from espnet2.ualm.data.io import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
-from espnet2.ualm.tokens.templates import TaskTemplate, template_of_task
-
-# What each task reads. "codes": discrete audio targets from stage 4;
-# "wav": audio for the continuous acoustic encoder (understanding input).
-TASK_FILES: Dict[str, Tuple[str, ...]] = {
-    "text_to_audio": ("text", "codes"),
-    "rich_text_to_audio": ("text", "rich_text", "codes"),
-    "audio_caption": ("wav", "text"),
-    "asr": ("wav", "text"),
-    "tts": ("text", "codes"),
-    "audio_qa": ("wav", "dialogue"),
-    "text_dialogue": ("dialogue",),
-}
-
-# Template text field -> data-directory file holding it, where they differ
-# (the training dataset reads the fields from the same files).
-FIELD_FILES: Dict[str, str] = {"caption": "text", "rich_caption": "rich_text"}
+from espnet2.ualm.tokens.tasks import FILE_NAMES, TASKS, TaskRegistry
 
 # A rough per-message constant for synthetic length mixes (bench_packing.py);
 # the manifests count each example's template exactly (``example_length``).
@@ -94,16 +79,19 @@ class LengthModel:
         return 3 + self.wav(num_samples)
 
 
-def _file_paths(data_dir: str, codes_dir: str) -> Dict[str, str]:
-    return {
-        "text": os.path.join(data_dir, "text"),
-        "rich_text": os.path.join(data_dir, "rich_text"),
-        "wav": os.path.join(data_dir, "wav.scp"),
-        "num_samples": os.path.join(data_dir, "utt2num_samples"),
-        "dialogue": os.path.join(data_dir, "dialogue.jsonl"),
-        "codes": os.path.join(codes_dir, "codes.scp"),
-        "num_frames": os.path.join(codes_dir, "utt2num_frames"),
+def _file_paths(
+    data_dir: str, codes_dir: str, needs: Tuple[str, ...]
+) -> Dict[str, str]:
+    """Path of each file ``needs`` names, and of the length files beside them."""
+    paths = {
+        need: os.path.join(
+            codes_dir if need == "codes" else data_dir, FILE_NAMES.get(need, need)
+        )
+        for need in needs
     }
+    paths["num_samples"] = os.path.join(data_dir, "utt2num_samples")
+    paths["num_frames"] = os.path.join(codes_dir, "utt2num_frames")
+    return paths
 
 
 def build_manifest(
@@ -114,22 +102,23 @@ def build_manifest(
     codes_dir: str,
     lengths: LengthModel,
     out_dir: str,
-    templates: Optional[Mapping[str, TaskTemplate]] = None,
+    tasks: TaskRegistry = TASKS,
     dataset: Optional[str] = None,
 ) -> dict:
     """Writes ``<out_dir>/<name>.json``, ``.shape`` and ``.rejected.tsv``.
 
-    ``templates``: task name -> template (default: the built-in ones); the
-    task's template (``template_of_task``) gives the example lengths.
+    ``tasks``: the registry declaring ``task`` (its files and template).
     ``dataset``: the datasets-config entry (``<data>_<task>``) the manifest
     belongs to, the same in every split (default: ``name``); training matches
     its validation manifests by it.
     """
-    if task not in TASK_FILES:
-        raise ValueError(f"{name}: unknown task {task!r}; known: {sorted(TASK_FILES)}")
-    needs = TASK_FILES[task]
-    template = template_of_task(task, templates)
-    paths = _file_paths(data_dir, codes_dir)
+    try:
+        spec = tasks.get(task)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from e
+    needs = spec.files
+    template = tasks.templates[spec.template]
+    paths = _file_paths(data_dir, codes_dir, needs)
     for need in needs:
         if not os.path.exists(paths[need]):
             raise FileNotFoundError(
@@ -138,8 +127,6 @@ def build_manifest(
     rejects = RejectLog(f"manifest {name}")
     shape: Dict[str, int] = {}
     if template.conversation:
-        if "dialogue" not in needs:
-            raise ValueError(f"{name}: task {task} has no dialogue.jsonl to read")
         samples = (
             {k: int(v) for k, v in read_kv(paths["num_samples"]).items()}
             if "wav" in needs
@@ -165,7 +152,7 @@ def build_manifest(
                 rejects.add(utt, data_dir, f"missing {paths[absent[0]]} entry")
                 continue
             item = {need: per_file[need][utt] for need in needs}
-            shape[utt] = example_length(template, item, lengths, name)
+            shape[utt] = example_length(spec.name, item, lengths, name, tasks)
     os.makedirs(out_dir, exist_ok=True)
     write_kv(os.path.join(out_dir, f"{name}.shape"), shape.items())
     rejects.write(os.path.join(out_dir, f"{name}.rejected.tsv"))
@@ -173,7 +160,8 @@ def build_manifest(
     manifest = {
         "name": name,
         "dataset": dataset or name,
-        "task": task,
+        "task": spec.name,
+        "group": spec.group,
         "split": split,
         "data_dir": os.path.abspath(data_dir),
         "files": {need: os.path.abspath(paths[need]) for need in needs},
@@ -196,36 +184,40 @@ def build_manifest(
 def _per_item_values(
     needs: Tuple[str, ...], paths: Dict[str, str]
 ) -> Dict[str, Dict[str, object]]:
-    """Per file the task needs: texts, codec frame counts, sample counts."""
+    """Per file the task needs: codec frame counts, sample counts, texts."""
     out: Dict[str, Dict[str, object]] = {}
     for need in needs:
-        if need in ("text", "rich_text"):
-            out[need] = read_kv(paths[need])
-        elif need == "codes":
+        if need == "codes":
             out[need] = {k: int(v) for k, v in read_kv(paths["num_frames"]).items()}
         elif need == "wav":
             out[need] = {k: int(v) for k, v in read_kv(paths["num_samples"]).items()}
+        else:
+            out[need] = read_kv(paths[need])
     return out
 
 
 def example_length(
-    template: TaskTemplate,
+    task: str,
     item: Mapping[str, object],
     lengths: LengthModel,
     where: str = "",
+    tasks: TaskRegistry = TASKS,
 ) -> int:
-    """Positions of a templated example as ``SequenceBuilder`` lays it out.
+    """Positions of an example of templated ``task`` as ``SequenceBuilder``
+    lays it out.
 
-    ``item``: the task's files (``TASK_FILES``) for one example: ``text`` /
-    ``rich_text`` strings, ``codes`` codec frames, ``wav`` samples. Text
-    segments are rendered with the example's texts (``FIELD_FILES``) and
-    tokenized whole, as the builder does.
+    ``item``: the task's files (``TaskSpec.files``) for one example: texts,
+    ``codes`` codec frames, ``wav`` samples. Text segments are rendered with
+    the example's texts (``TaskSpec.file_of``) and tokenized whole, as the
+    builder does.
     """
+    spec = tasks.get(task)
+    template = tasks.templates[spec.template]
     n = 1  # <bos>
     for message in template.messages:
         for seg in message.segments:
             if seg.kind == "text":
-                texts = _TemplateTexts(template.name, item, where)
+                texts = _TemplateTexts(template.name, spec.file_of, item, where)
                 n += lengths.text_turn(seg.value.format_map(texts))
             elif seg.kind == "audio":
                 n += lengths.audio_turn(_item(template.name, item, "codes", where))
@@ -234,11 +226,11 @@ def example_length(
     return n
 
 
-def _item(task: str, item: Mapping[str, object], what: str, where: str):
+def _item(template: str, item: Mapping[str, object], what: str, where: str):
     if what not in item:
         raise ValueError(
-            f"{where}: template {task!r} reads {what!r}, which the manifest task's "
-            f"files {sorted(item)} lack (TASK_FILES)"
+            f"{where}: template {template!r} reads {what!r}, which the example's "
+            f"files {sorted(item)} lack"
         )
     return item[what]
 
@@ -246,14 +238,19 @@ def _item(task: str, item: Mapping[str, object], what: str, where: str):
 class _TemplateTexts(dict):
     """``format_map`` lookup of a template's text fields in the item's files."""
 
-    def __init__(self, task: str, item: Mapping[str, object], where: str):
+    def __init__(
+        self,
+        template: str,
+        file_of: Callable[[str], str],
+        item: Mapping[str, object],
+        where: str,
+    ):
         super().__init__()
-        self.task, self.item, self.where = task, item, where
+        self.template, self.file_of, self.item = template, file_of, item
+        self.where = where
 
     def __missing__(self, field: str) -> str:
-        return str(
-            _item(self.task, self.item, FIELD_FILES.get(field, field), self.where)
-        )
+        return str(_item(self.template, self.item, self.file_of(field), self.where))
 
 
 def _dialogue_length(

@@ -8,14 +8,14 @@ only the prompt's fields are read: the answers may be absent.
 """
 
 import os
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from espnet2.ualm.data.io import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv
-from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.data.rejects import RejectLog
-from espnet2.ualm.inference.requests import REPLY_PLANS, Request
-from espnet2.ualm.tokens.templates import TEMPLATE_OF_TASK, TaskTemplate, format_fields
+from espnet2.ualm.inference.requests import Request
+from espnet2.ualm.tokens.tasks import FILE_NAMES, TaskRegistry
+from espnet2.ualm.tokens.templates import TaskTemplate, format_fields
 
 
 def _prompt_fields(template: TaskTemplate) -> List[Tuple[str, str]]:
@@ -32,26 +32,23 @@ def _prompt_fields(template: TaskTemplate) -> List[Tuple[str, str]]:
 def read_requests(
     data_dir: str,
     task: str,
-    templates: Mapping[str, TaskTemplate],
+    tasks: TaskRegistry,
     plan: Optional[Tuple[str, ...]] = None,
 ) -> Tuple[List[Request], RejectLog]:
-    """One request per item of ``data_dir`` for ``task``, sorted by id.
+    """One request per item of ``data_dir`` for ``task`` (of ``tasks``),
+    sorted by id.
 
     Items whose prompt files lack an entry are rejected (counted, listed);
     a missing file for the whole task is an error naming it.
     """
-    name = TEMPLATE_OF_TASK.get(task, task)
-    if name not in templates:
-        raise ValueError(
-            f"unknown task {task!r}; tasks: "
-            f"{sorted(set(templates) | set(TEMPLATE_OF_TASK))}"
-        )
-    template = templates[name]
+    spec = tasks.get(task)
+    name = spec.template
+    template = tasks.templates[name]
     rejects = RejectLog(f"inference requests {data_dir} ({task})")
-    plan = plan if plan is not None else REPLY_PLANS.get(task, REPLY_PLANS.get(name))
-    wav_scp = os.path.join(data_dir, "wav.scp")
+    plan = plan if plan is not None else spec.reply
+    wav_scp = os.path.join(data_dir, FILE_NAMES["wav"])
     if template.conversation:
-        path = os.path.join(data_dir, "dialogue.jsonl")
+        path = os.path.join(data_dir, FILE_NAMES["dialogue"])
         if not os.path.isfile(path):
             raise FileNotFoundError(f"task {task} reads {path}, which does not exist")
         wavs = read_kv(wav_scp) if os.path.isfile(wav_scp) else {}
@@ -71,8 +68,8 @@ def read_requests(
         return requests, rejects
     tables: Dict[str, Dict[str, str]] = {}
     for field, kind in _prompt_fields(template):
-        fname = "wav.scp" if kind == "audio_input" else FIELD_FILES.get(field, field)
-        path = os.path.join(data_dir, fname)
+        fname = "wav" if kind == "audio_input" else spec.file_of(field)
+        path = os.path.join(data_dir, FILE_NAMES.get(fname, fname))
         if not os.path.isfile(path):
             raise FileNotFoundError(f"task {task} reads {path}, which does not exist")
         tables[field] = read_kv(path)

@@ -87,10 +87,10 @@ class UALM:
         codec,
         enhancer=None,
         decode: Optional[Mapping[str, Any]] = None,
-        templates=None,
+        tasks=None,
     ):
         from espnet2.ualm.tokens.sequence import SequenceBuilder
-        from espnet2.ualm.tokens.templates import load_task_templates
+        from espnet2.ualm.tokens.tasks import TASKS
 
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -103,7 +103,7 @@ class UALM:
         encoder = model.audio_encoder
         self.requests = RequestBuilder(
             builder,
-            templates if templates is not None else load_task_templates(),
+            tasks if tasks is not None else TASKS,
             audio_rate=encoder.sample_rate if encoder is not None else None,
             num_frames=encoder.num_frames if encoder is not None else None,
             max_positions=model.backbone.config.max_position_embeddings,
@@ -120,11 +120,13 @@ class UALM:
         cache_dir: Optional[str] = None,
         local_files_only: bool = False,
         decode: Optional[Mapping[str, Any]] = None,
+        tasks=None,
     ) -> "UALM":
         """Loads a packed model: a directory, an archive (``.zip`` /
         ``.tar.gz`` from ``espnet2.bin.ualm_pack``) or a hub id
         ``owner/name[@revision]``. ``decode`` overrides the packed
-        ``decode.yaml``'s settings."""
+        ``decode.yaml``'s settings; ``tasks``: the task registry (default:
+        the built-in tasks)."""
         from espnet2.ualm.pretrained.load import load_parts
 
         parts = load_parts(source, device, cache_dir, local_files_only)
@@ -135,6 +137,7 @@ class UALM:
             parts.codec,
             parts.enhancer,
             decode=settings,
+            tasks=tasks,
         )
 
     @property

@@ -1,8 +1,9 @@
 """Inference requests: one item of a task -> its prompt, or a clear error.
 
-A request names a task (a template of ``espnet2.ualm.tokens.templates``, or
-``chat``) and its fields: text fields as strings, audio inputs as a file
-path, a 1-D array at the encoder's rate, or ``(array, sample_rate)``.
+A request names a task of the registry (``espnet2.ualm.tokens.tasks``, or an
+alias such as ``chat``) and its fields: text fields as strings, audio inputs
+as a file path, a 1-D array at the encoder's rate, or ``(array,
+sample_rate)``.
 Conversation tasks take ``messages`` in ``dialogue.jsonl`` form and an
 ``audio`` mapping from the audio ids the messages name to such audio.
 
@@ -13,7 +14,7 @@ go on with the rest of the batch.
 """
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,26 +22,10 @@ import torch
 from espnet2.ualm.data.io import AudioReadError, load_audio
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
+from espnet2.ualm.tokens.tasks import TaskRegistry
 from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError, format_fields
 
 AudioLike = Union[str, np.ndarray, torch.Tensor, Tuple[Any, int]]
-
-# What each task's reply is: one audio segment, one text segment, a text
-# then an audio segment, or whatever the model chooses (None).
-REPLY_PLANS: Dict[str, Optional[Tuple[str, ...]]] = {
-    "text_to_audio": ("audio",),
-    "tts": ("audio",),
-    "rich_text_to_audio": ("text", "audio"),
-    "audio_caption": ("text",),
-    "asr": ("text",),
-    "audio_qa": ("text",),
-    "text_dialogue": ("text",),
-    "audio_dialogue": None,
-    "reasoning": None,
-    "chat": None,
-}
-# Tasks whose data directories are read through another template.
-TEMPLATE_ALIASES: Dict[str, str] = {"chat": "audio_dialogue"}
 
 
 class InferenceItemError(ValueError):
@@ -55,7 +40,7 @@ class Request:
     task: str
     fields: Dict[str, Any]
     audio: Dict[str, AudioLike] = dataclasses.field(default_factory=dict)
-    plan: Optional[Tuple[str, ...]] = None  # overrides REPLY_PLANS
+    plan: Optional[Tuple[str, ...]] = None  # overrides the task's reply plan
     template: Optional[str] = None  # overrides the task's own template
 
 
@@ -82,7 +67,8 @@ class RequestBuilder:
 
     Args:
         builder: the model's sequence builder (vocabulary + text tokenizer).
-        templates: task name -> template.
+        tasks: the registry of the tasks requests may name (their templates
+            and reply plans).
         audio_rate, num_frames: the encoder's sample rate and frame count
             function (``None`` for a model without an audio encoder).
         max_positions: the backbone's longest sequence.
@@ -91,30 +77,35 @@ class RequestBuilder:
     def __init__(
         self,
         builder: SequenceBuilder,
-        templates: Mapping[str, TaskTemplate],
+        tasks: TaskRegistry,
         audio_rate: Optional[int],
         num_frames,
         max_positions: int,
     ):
         self.builder = builder
-        self.templates = dict(templates)
+        self.tasks = tasks
         self.audio_rate = audio_rate
         self.num_frames = num_frames
         self.max_positions = int(max_positions)
 
     def template(self, task: str, name: Optional[str] = None) -> TaskTemplate:
-        name = name or TEMPLATE_ALIASES.get(task, task)
-        if name not in self.templates:
+        """The template ``name``, else task ``task``'s own."""
+        try:
+            return self.tasks.templates[name] if name else self.tasks.template_of(task)
+        except KeyError:
             raise InferenceItemError(
-                f"unknown task {name!r}; tasks: "
-                f"{sorted(set(self.templates) | {'chat'})}"
-            )
-        return self.templates[name]
+                f"unknown template {name!r}; templates: {sorted(self.tasks.templates)}"
+            ) from None
+        except ValueError as e:
+            raise InferenceItemError(str(e)) from e
 
     def plan(self, request: Request) -> Optional[Tuple[str, ...]]:
+        """The request's own plan, else its task's (``TaskSpec.reply``)."""
         if request.plan is not None:
             return tuple(request.plan)
-        return REPLY_PLANS.get(request.task)
+        if request.task not in self.tasks:
+            return None  # prepare() reports the unknown task
+        return self.tasks.get(request.task).reply
 
     def prepare(self, request: Request, reply_positions: int) -> PreparedRequest:
         """The prompt and waveforms of ``request``; ``reply_positions``: the

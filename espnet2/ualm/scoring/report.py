@@ -27,7 +27,7 @@ from espnet2.ualm.scoring.chance import (
     depends_on_input,
 )
 from espnet2.ualm.scoring.embeddings import NOT_COMPARABLE
-from espnet2.ualm.scoring.tasks import TASK_KINDS, ScoreResult, key_metric_names
+from espnet2.ualm.scoring.tasks import ScoreResult
 
 # Metrics shown first, per task kind, then the rest in alphabetical order.
 PREFERRED_ORDER: Tuple[str, ...] = (
@@ -159,17 +159,20 @@ def metrics_table(result: ScoreResult) -> str:
     return "\n".join(lines)
 
 
-# Headline metrics of a task kind when none of its KEY_METRICS was computed:
-# generation on real corpora has no judge (it is the mini corpus's), so FD and
-# the CLAP score, as in the paper's tables.
-HEADLINE_FALLBACK: Dict[str, Tuple[str, ...]] = {"generation": ("fd", "clap")}
+# Headline metrics of a scoring kind when none of its key metrics was
+# computed: generation on real corpora has no judge (it is the mini corpus's),
+# so FD and the CLAP score, as in the paper's tables.
+HEADLINE_FALLBACK: Dict[str, Tuple[str, ...]] = {
+    "generation": ("fd", "clap"),
+    "speech": ("fd", "clap"),
+}
 
 
 def headline_metrics(result: ScoreResult) -> Tuple[str, ...]:
     """The metric names of ``result``'s headline: its task's key metrics that
     were computed (all of them when none was; see ``HEADLINE_FALLBACK``)."""
-    kind = TASK_KINDS.get(result.task, "")
-    names = key_metric_names(result.task)
+    kind = result.kind
+    names = result.key_metrics
     present = tuple(n for n in names if n in result.metrics)
     if present:
         return present
@@ -183,7 +186,7 @@ def headline_metrics(result: ScoreResult) -> Tuple[str, ...]:
 
 
 def headline(result: ScoreResult) -> List[Dict[str, Any]]:
-    """The key metrics of ``result`` (``key_metric_names``): name, value, its
+    """The key metrics of ``result`` (``ScoreResult.key_metrics``): name, value, its
     bootstrap interval, chance level and whether the value beats it (None:
     not known)."""
     out = []

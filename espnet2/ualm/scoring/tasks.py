@@ -1,11 +1,11 @@
 """Score one (task, hypothesis dir, reference dir) triple.
 
-Each task of ``conf/datasets.yaml`` maps to a scorer: audio generation
-(``text_to_audio``, ``rich_text_to_audio``, ``tts``), captioning
-(``audio_caption``), question answering (``audio_qa``), recognition (``asr``)
-and text-only dialogue (``text_dialogue``). A missing hypothesis counts as an
-empty reply for text tasks (so it is wrong) and is counted, not scored, for
-generated audio.
+Each task's scoring kind (``TaskSpec.scoring``, ``espnet2.ualm.tokens.tasks``)
+picks its scorer: audio generation (``text_to_audio``, ``rich_text_to_audio``),
+generated speech (``tts``), captioning (``audio_caption``), question answering
+(``audio_qa``), recognition (``asr``) and text-only dialogue
+(``text_dialogue``). A missing hypothesis counts as an empty reply for text
+tasks (so it is wrong) and is counted, not scored, for generated audio.
 
 Each scorer also fills ``ScoreResult.chance``: the chance level of every metric
 where one is meaningful, computed on the same test set (``chance.py``: shuffled
@@ -56,27 +56,11 @@ from espnet2.ualm.scoring.embeddings import (
     TextAudioModel,
     embed_clips,
 )
+from espnet2.ualm.tokens.tasks import TASKS, TaskRegistry, TaskSpec
 
-TASK_KINDS: Dict[str, str] = {
-    "text_to_audio": "generation",
-    "rich_text_to_audio": "generation",
-    "tts": "generation",
-    "audio_caption": "captioning",
-    "audio_qa": "qa",
-    "asr": "asr",
-    "text_dialogue": "text",
-}
-# The headline metrics per task kind: the Summary of RESULTS.md and the
-# permutation test of the model's own outputs.
-KEY_METRICS: Dict[str, Tuple[str, ...]] = {
-    "generation": ("judge_overall",),
-    "captioning": ("cider_d", "attribute_accuracy", "bleu_4"),
-    "qa": ("accuracy",),
-    "text": ("accuracy",),
-    "asr": ("wer",),
-}
-# Tasks whose key metrics are not their kind's: speech synthesis has no judge.
-TASK_KEY_METRICS: Dict[str, Tuple[str, ...]] = {"tts": ("mcd", "roundtrip_wer")}
+# The scoring kinds whose hypotheses are generated audio (score_generation).
+GENERATED_AUDIO: Tuple[str, ...] = ("generation", "speech")
+
 # Draws averaged in the training-caption chance level of captioning.
 CAPTION_PRIOR_DRAWS = 10
 # Bootstrap resamples of the corpus-level caption metrics (CIDEr-D and BLEU-4
@@ -91,8 +75,6 @@ _SHUFFLED_NOTE = (
     + str(chance.SIGNIFICANCE)
     + " the outputs depend on their inputs"
 )
-# The prompt file of each generation task (for CLAP and the plots' titles).
-PROMPT_FILES: Dict[str, str] = {"rich_text_to_audio": "rich_text"}
 
 
 @dataclasses.dataclass
@@ -121,6 +103,15 @@ class ScoreResult:
     chance_baselines: Dict[str, Dict[str, float]] = dataclasses.field(
         default_factory=dict
     )
+    # The task's scoring kind and key metrics (``TaskSpec``); default: those
+    # of the built-in task of that name.
+    kind: str = ""
+    key_metrics: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.kind and self.task in TASKS:
+            spec = TASKS.get(self.task)
+            self.kind, self.key_metrics = spec.scoring or "", spec.key_metrics
 
 
 # Generated speech (paths) -> transcripts: the round-trip ASR of ``tts``.
@@ -140,15 +131,21 @@ class GenerationModels:
     asr_description: str = ""
 
 
-def key_metric_names(task: str) -> Tuple[str, ...]:
-    """The key metrics of ``task``: its own (``TASK_KEY_METRICS``) or its kind's."""
-    if task in TASK_KEY_METRICS:
-        return TASK_KEY_METRICS[task]
-    return KEY_METRICS.get(TASK_KINDS.get(task, ""), ())
-
-
 def set_name(ref_dir: str) -> str:
     return os.path.basename(os.path.normpath(ref_dir))
+
+
+def _new_result(spec: TaskSpec, hyp_dir: str, ref_dir: str) -> ScoreResult:
+    """An empty result of task ``spec`` on ``ref_dir``."""
+    return ScoreResult(
+        spec.name,
+        set_name(ref_dir),
+        hyp_dir,
+        ref_dir,
+        {},
+        kind=spec.scoring or "",
+        key_metrics=spec.key_metrics,
+    )
 
 
 def load_judge(path: str) -> ModuleType:
@@ -179,10 +176,11 @@ def _missing_note(result: ScoreResult, n_missing: int, what: str) -> None:
 
 
 def score_generation(
-    task: str, hyp_dir: str, ref_dir: str, models: GenerationModels
+    spec: TaskSpec, hyp_dir: str, ref_dir: str, models: GenerationModels
 ) -> ScoreResult:
-    """FD, KL, IS, CLAP and the judge for generated audio."""
-    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    """FD, KL, IS, CLAP and the judge for generated audio; for generated
+    speech (kind ``speech``) also the MCD and round-trip WER."""
+    result = _new_result(spec, hyp_dir, ref_dir)
     refs = read_wav_scp(ref_dir)
     hyps = read_wav_scp(hyp_dir)
     ids = sorted(k for k in refs if k in hyps)
@@ -219,7 +217,7 @@ def score_generation(
             result.metrics[f"{name}_std"] = std
             result.models[name] = models.is_tagger.description
     if models.clap is not None:
-        prompts = read_text_file(os.path.join(ref_dir, PROMPT_FILES.get(task, "text")))
+        prompts = read_text_file(os.path.join(ref_dir, spec.prompt_file))
         t = models.clap.embed_text([prompts[k] for k in ids])
         for name, clips in (("clap", gen), ("clap_reference", ref)):
             scores = generation.clap_score(t, embed_clips(models.clap, clips))
@@ -239,7 +237,7 @@ def score_generation(
         _judge_chance(result, models.judge, report, ref_dir)
         _judge_shuffled(result, models.judge, report, ref_dir)
         _judge_interval(result, "judge_overall", report)
-    if task == "tts":
+    if spec.scoring == "speech":
         _speech_measures(result, ids, gen, ref, hyps, ref_dir, models, per_item)
     result.per_item = per_item
     return result
@@ -345,9 +343,7 @@ def _speech_measures(
         return out
 
     result.shuffled.update(
-        chance.shuffled_outputs_test(
-            shuffled, _key_metrics(result, "generation"), len(ids)
-        )
+        chance.shuffled_outputs_test(shuffled, _key_metrics(result), len(ids))
     )
     result.notes.append(_SHUFFLED_NOTE.format(what="generated utterance", kind=""))
     _interval(result, "mcd", bootstrap.mean_interval(mcd))
@@ -359,11 +355,9 @@ def _speech_measures(
         )
 
 
-def _key_metrics(result: ScoreResult, kind: str) -> Dict[str, float]:
+def _key_metrics(result: ScoreResult) -> Dict[str, float]:
     """The observed values of the task's key metrics (the tested ones)."""
-    del kind  # the task decides (``key_metric_names``)
-    names = key_metric_names(result.task)
-    return {m: result.metrics[m] for m in names if m in result.metrics}
+    return {m: result.metrics[m] for m in result.key_metrics if m in result.metrics}
 
 
 def _hypotheses_of(items: List[Dict[str, Any]], partner) -> List[Dict[str, Any]]:
@@ -388,7 +382,7 @@ def _judge_shuffled(
                     per_item, ref_dir, partner
                 )["overall"]
             },
-            _key_metrics(result, "generation"),
+            _key_metrics(result),
             len(per_item),
         )
     )
@@ -473,7 +467,7 @@ def _is_chance_metric(name: str) -> bool:
 
 
 def score_captioning(
-    task: str,
+    spec: TaskSpec,
     hyp_dir: str,
     ref_dir: str,
     train_captions: Optional[Dict[str, List[str]]] = None,
@@ -491,7 +485,7 @@ def score_captioning(
     can only know the training captions writes). Taking the higher keeps the
     bar at the stronger of the two; both are in ``chance_baselines`` and the
     notes."""
-    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    result = _new_result(spec, hyp_dir, ref_dir)
     refs = caption_references(ref_dir)
     hyps = _hyp_texts(hyp_dir, sorted(refs))
     _missing_note(
@@ -559,7 +553,7 @@ def score_captioning(
         result.chance.update(
             {m: max(b[m] for b in baselines.values() if m in b) for m in sorted(names)}
         )
-        key = [m for m in key_metric_names(task) if m in result.chance]
+        key = [m for m in result.key_metrics if m in result.chance]
         levels = "; ".join(
             f"{m}: "
             + ", ".join(f"{b} {v[m]:.4f}" for b, v in baselines.items() if m in v)
@@ -580,7 +574,7 @@ def score_captioning(
         result.shuffled.update(
             chance.shuffled_outputs_test(
                 lambda partner: scored({k: hyps[ids[j]] for k, j in zip(ids, partner)}),
-                _key_metrics(result, "captioning"),
+                _key_metrics(result),
                 len(ids),
             )
         )
@@ -607,9 +601,9 @@ def score_captioning(
 
 
 def score_qa_dir(
-    task: str, hyp_dir: str, ref_dir: str, answer_words: Dict[str, List[str]]
+    spec: TaskSpec, hyp_dir: str, ref_dir: str, answer_words: Dict[str, List[str]]
 ) -> ScoreResult:
-    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+    result = _new_result(spec, hyp_dir, ref_dir)
     dialogues = read_dialogues(ref_dir)
     hyps = _hyp_texts(hyp_dir, sorted(dialogues))
     _missing_note(result, sum(1 for k in dialogues if not hyps[k]), "questions")
@@ -657,7 +651,7 @@ def score_qa_dir(
                 lambda partner: answers.score_qa(_hypotheses_of(items, partner), vocab)[
                     0
                 ],
-                _key_metrics(result, "qa"),
+                _key_metrics(result),
                 len(items),
                 groups=[it["kind"] for it in items],
             )
@@ -677,8 +671,8 @@ def _is_accuracy(name: str) -> bool:
     return name == "accuracy" or "_accuracy" in name or name.startswith("accuracy_")
 
 
-def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
-    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+def score_asr(spec: TaskSpec, hyp_dir: str, ref_dir: str) -> ScoreResult:
+    result = _new_result(spec, hyp_dir, ref_dir)
     refs = read_text_file(os.path.join(ref_dir, "text"))
     ids = sorted(refs)
     hyps = _hyp_texts(hyp_dir, ids)
@@ -705,7 +699,7 @@ def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
                 lambda partner: asr.error_rates(
                     ref_list, chance.shuffled_by(hyp_list, partner)
                 ),
-                _key_metrics(result, "asr"),
+                _key_metrics(result),
                 len(ids),
             )
         )
@@ -723,8 +717,8 @@ def score_asr(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
     return result
 
 
-def score_text(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
-    result = ScoreResult(task, set_name(ref_dir), hyp_dir, ref_dir, {})
+def score_text(spec: TaskSpec, hyp_dir: str, ref_dir: str) -> ScoreResult:
+    result = _new_result(spec, hyp_dir, ref_dir)
     dialogues = read_dialogues(ref_dir)
     hyps = _hyp_texts(hyp_dir, sorted(dialogues))
     _missing_note(result, sum(1 for k in dialogues if not hyps[k]), "prompts")
@@ -754,7 +748,7 @@ def score_text(task: str, hyp_dir: str, ref_dir: str) -> ScoreResult:
                 lambda partner: answers.score_text_answers(
                     _hypotheses_of(items, partner)
                 )[0],
-                _key_metrics(result, "text"),
+                _key_metrics(result),
                 len(items),
                 groups=[r["kind"] for r in records],
             )
@@ -783,21 +777,23 @@ def score(
     answer_words: Optional[Dict[str, List[str]]] = None,
     train_captions: Optional[Dict[str, List[str]]] = None,
     judge: Optional[ModuleType] = None,
+    tasks: TaskRegistry = TASKS,
 ) -> ScoreResult:
-    """Dispatch on the task's kind (``TASK_KINDS``); ``judge`` (else
-    ``models.judge``) also scores captions where it can parse them."""
-    kind = TASK_KINDS.get(task)
-    if kind is None:
-        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_KINDS)}")
+    """Dispatch on the task's scoring kind (``TaskSpec.scoring`` of ``tasks``);
+    ``judge`` (else ``models.judge``) also scores captions where it can parse
+    them."""
+    spec = tasks.get(task)
+    if spec.scoring is None:
+        raise ValueError(f"task {task!r} is not scored; scored: {tasks.scored()}")
     logging.info("scoring %s: %s against %s", task, hyp_dir, ref_dir)
-    if kind == "generation":
-        return score_generation(task, hyp_dir, ref_dir, models or GenerationModels())
-    if kind == "captioning":
+    if spec.scoring in GENERATED_AUDIO:
+        return score_generation(spec, hyp_dir, ref_dir, models or GenerationModels())
+    if spec.scoring == "captioning":
         if judge is None and models is not None:
             judge = models.judge
-        return score_captioning(task, hyp_dir, ref_dir, train_captions, judge)
-    if kind == "qa":
-        return score_qa_dir(task, hyp_dir, ref_dir, answer_words or {})
-    if kind == "asr":
-        return score_asr(task, hyp_dir, ref_dir)
-    return score_text(task, hyp_dir, ref_dir)
+        return score_captioning(spec, hyp_dir, ref_dir, train_captions, judge)
+    if spec.scoring == "qa":
+        return score_qa_dir(spec, hyp_dir, ref_dir, answer_words or {})
+    if spec.scoring == "asr":
+        return score_asr(spec, hyp_dir, ref_dir)
+    return score_text(spec, hyp_dir, ref_dir)

@@ -1,5 +1,6 @@
-"""UALM's token layer: vocabulary layout, delay pattern, task templates and
-the sequence builder that writes conversations into the multi-stream layout.
+"""UALM's token layer: vocabulary layout, delay pattern, the task registry and
+its templates, and the sequence builder that writes conversations into the
+multi-stream layout.
 """
 
 from espnet2.ualm.tokens.conversation import (
@@ -17,13 +18,14 @@ from espnet2.ualm.tokens.sequence import (
     SequenceBuilder,
     TurnSpan,
 )
-from espnet2.ualm.tokens.templates import (
-    TASK_TEMPLATES,
-    TaskTemplate,
-    TemplateError,
+from espnet2.ualm.tokens.tasks import (
+    TASKS,
+    TaskRegistry,
+    TaskSpec,
     get_task_template,
-    load_task_templates,
+    load_tasks,
 )
+from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError
 from espnet2.ualm.tokens.vocabulary import (
     SPECIAL_TOKENS,
     TokenInfo,
@@ -33,13 +35,15 @@ from espnet2.ualm.tokens.vocabulary import (
 
 __all__ = [
     "SPECIAL_TOKENS",
-    "TASK_TEMPLATES",
+    "TASKS",
     "AudioInputSegment",
     "AudioInputSpan",
     "AudioSegment",
     "BuiltSequence",
     "Message",
     "SequenceBuilder",
+    "TaskRegistry",
+    "TaskSpec",
     "TaskTemplate",
     "TemplateError",
     "TextSegment",
@@ -52,5 +56,5 @@ __all__ = [
     "delay_deinterleave",
     "delay_interleave",
     "get_task_template",
-    "load_task_templates",
+    "load_tasks",
 ]

@@ -38,7 +38,8 @@ from espnet2.ualm.tokens.conversation import (
     TextSegment,
 )
 from espnet2.ualm.tokens.delay import delay_interleave
-from espnet2.ualm.tokens.templates import TaskTemplate, get_task_template
+from espnet2.ualm.tokens.tasks import get_task_template
+from espnet2.ualm.tokens.templates import TaskTemplate
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
 LOSS_REGIONS = ("assistant", "all")

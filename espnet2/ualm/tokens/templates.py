@@ -1,8 +1,9 @@
 """Task templates: how each task's examples become conversations.
 
-All built-in tasks are declared once, in ``BUILTIN_TASK_TEMPLATES``, and
-checked at import; recipes may add their own from a mapping (YAML), checked
-the same way with errors that name the task, message and segment.
+A template is the token layout of a task's examples; the built-in ones are
+declared with their tasks in ``espnet2.ualm.tokens.tasks``. Templates are
+checked on construction, those from a mapping (YAML) with errors that name
+the task, message and segment.
 
 A templated task fills fixed messages from an example's fields: text
 segments are ``str.format`` strings (``"Generate audio for this caption.
@@ -10,7 +11,8 @@ segments are ``str.format`` strings (``"Generate audio for this caption.
 codes (``audio``) or an encoder input (``audio_input``). A conversation task
 (``conversation=True``) reads the example's ``messages`` (``dialogue.jsonl``).
 
-YAML form of a templated task::
+YAML form of a template (an entry of a task file's ``templates:``, or the
+template keys of a task entry: ``espnet2.ualm.tokens.tasks``)::
 
     my_task:
       messages:
@@ -26,12 +28,10 @@ YAML form of a templated task::
 
 import dataclasses
 import string
-from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import torch
-import yaml
 
 from espnet2.ualm.tokens.conversation import (
     AudioInputSegment,
@@ -329,13 +329,9 @@ def _validate_segment(seg: SegmentTemplate, at: str) -> None:
 
 # ----- construction from mappings (YAML) ------------------------------------
 
-_TASK_KEYS = (
-    "messages",
-    "conversation",
-    "allowed_kinds",
-    "required_assistant_kinds",
-    "cfg_dropout",
-    "description",
+# The YAML keys of a template: its fields but the name (the mapping's key).
+TEMPLATE_KEYS: Tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(TaskTemplate) if f.name != "name"
 )
 
 
@@ -344,10 +340,10 @@ def task_template_from_dict(name: str, conf: Mapping[str, Any]) -> TaskTemplate:
     where = f"task template {name!r}"
     if not isinstance(conf, Mapping):
         raise TemplateError(f"{where}: must be a mapping, got {type(conf).__name__}")
-    unknown = sorted(set(conf) - set(_TASK_KEYS))
+    unknown = sorted(set(conf) - set(TEMPLATE_KEYS))
     if unknown:
         raise TemplateError(
-            f"{where}: unknown keys {unknown}; known: {list(_TASK_KEYS)}"
+            f"{where}: unknown keys {unknown}; known: {list(TEMPLATE_KEYS)}"
         )
     messages = []
     for i, msg in enumerate(conf.get("messages") or ()):
@@ -366,158 +362,8 @@ def task_template_from_dict(name: str, conf: Mapping[str, Any]) -> TaskTemplate:
             ((kind, value),) = seg.items()
             segments.append(SegmentTemplate(kind, value))
         messages.append(MessageTemplate(msg["role"], tuple(segments)))
-    kwargs = {k: conf[k] for k in _TASK_KEYS[1:] if k in conf}
+    kwargs = {k: conf[k] for k in TEMPLATE_KEYS[1:] if k in conf}
     for key in ("allowed_kinds", "required_assistant_kinds"):
         if key in kwargs:
             kwargs[key] = tuple(kwargs[key])
     return TaskTemplate(name=name, messages=tuple(messages), **kwargs)
-
-
-def _user(*segments: SegmentTemplate) -> MessageTemplate:
-    return MessageTemplate("user", segments)
-
-
-def _assistant(*segments: SegmentTemplate) -> MessageTemplate:
-    return MessageTemplate("assistant", segments)
-
-
-def _text(value: str) -> SegmentTemplate:
-    return SegmentTemplate("text", value)
-
-
-def _audio(field: str) -> SegmentTemplate:
-    return SegmentTemplate("audio", "{" + field + "}")
-
-
-def _audio_input(field: str) -> SegmentTemplate:
-    return SegmentTemplate("audio_input", "{" + field + "}")
-
-
-T2A_PROMPT = "Generate audio for this caption. {caption}"
-CAPTION_PROMPT = "Generate caption for this audio."
-ASR_PROMPT = "Transcribe this audio."
-TTS_PROMPT = "Read this text aloud. {text}"
-
-BUILTIN_TASK_TEMPLATES: Tuple[TaskTemplate, ...] = (
-    TaskTemplate(
-        "text_to_audio",
-        (_user(_text(T2A_PROMPT)), _assistant(_audio("audio"))),
-        cfg_dropout=True,
-        description="generation: caption -> codec codes",
-    ),
-    TaskTemplate(
-        "audio_caption",
-        (
-            _user(_audio_input("audio"), _text(CAPTION_PROMPT)),
-            _assistant(_text("{caption}")),
-        ),
-        description="understanding: audio -> caption",
-    ),
-    TaskTemplate(
-        "asr",
-        (_user(_audio_input("audio"), _text(ASR_PROMPT)), _assistant(_text("{text}"))),
-        description="understanding: speech -> transcript",
-    ),
-    TaskTemplate(
-        "audio_qa",
-        (
-            _user(_audio_input("audio"), _text("{question}")),
-            _assistant(_text("{answer}")),
-        ),
-        description=(
-            "understanding: audio + question -> answer, one turn from fields "
-            "(inference requests); QA training data is dialogue.jsonl, read "
-            "through audio_dialogue (TEMPLATE_OF_TASK)"
-        ),
-    ),
-    TaskTemplate(
-        "rich_text_to_audio",
-        (
-            _user(_text(T2A_PROMPT)),
-            _assistant(_text("{rich_caption}"), _audio("audio")),
-        ),
-        cfg_dropout=True,
-        description="reasoning (enrichment): caption -> rich caption -> audio",
-    ),
-    TaskTemplate(
-        "tts",
-        (_user(_text(TTS_PROMPT)), _assistant(_audio("audio"))),
-        cfg_dropout=True,
-        description="generation: transcript -> speech codes",
-    ),
-    TaskTemplate(
-        "text_dialogue",
-        conversation=True,
-        allowed_kinds=("text",),
-        description="text only: dialogue.jsonl without audio",
-    ),
-    TaskTemplate(
-        "audio_dialogue",
-        conversation=True,
-        description="multi-turn dialogue.jsonl (audio QA, instructions)",
-    ),
-    TaskTemplate(
-        "reasoning",
-        conversation=True,
-        required_assistant_kinds=("text", "audio"),
-        description="assistant turns interleave text and audio (UALM-Reason)",
-    ),
-)
-
-TASK_TEMPLATES: Mapping[str, TaskTemplate] = MappingProxyType(
-    {t.name: t for t in BUILTIN_TASK_TEMPLATES}
-)
-assert len(TASK_TEMPLATES) == len(BUILTIN_TASK_TEMPLATES), "duplicate task names"
-
-# Stage-5 manifest task -> the template its examples are built with, where
-# the names differ (the training dataset and the manifests' length estimates
-# both read this). ``audio_qa`` data is ``dialogue.jsonl`` (TASK_FILES in
-# espnet2/ualm/data/manifest.py): conversations about a clip that may hold a
-# system prompt, several question/answer turns, or several clips, which the
-# one-turn ``audio_qa`` template (fields ``audio``, ``question``, ``answer``)
-# cannot express; ``audio_dialogue`` lays such a conversation out exactly as
-# ``audio_qa`` lays out one system-less question (user: audio input, then the
-# question as a text turn; assistant: the answer), so both give the same
-# sequence for the same one-turn conversation.
-TEMPLATE_OF_TASK: Mapping[str, str] = MappingProxyType({"audio_qa": "audio_dialogue"})
-
-
-def template_of_task(
-    task: str, templates: Optional[Mapping[str, TaskTemplate]] = None
-) -> TaskTemplate:
-    """The template a stage-5 manifest task's examples are built with."""
-    return get_task_template(TEMPLATE_OF_TASK.get(task, task), templates)
-
-
-def load_task_templates(
-    extra: Optional[Union[str, Mapping[str, Any]]] = None,
-) -> Dict[str, TaskTemplate]:
-    """Built-in templates plus ``extra`` (a mapping or a YAML file), validated.
-
-    A name of ``extra`` may not redefine a built-in task.
-    """
-    templates = dict(TASK_TEMPLATES)
-    if extra is None:
-        return templates
-    if isinstance(extra, str):
-        with open(extra, encoding="utf-8") as f:
-            extra = yaml.safe_load(f) or {}
-    if not isinstance(extra, Mapping):
-        raise TemplateError(
-            "task templates must be a mapping name -> template, got "
-            f"{type(extra).__name__}"
-        )
-    for name, conf in extra.items():
-        if name in templates:
-            raise TemplateError(f"task template {name!r} is already defined (built-in)")
-        templates[name] = task_template_from_dict(name, conf)
-    return templates
-
-
-def get_task_template(
-    name: str, templates: Optional[Mapping[str, TaskTemplate]] = None
-) -> TaskTemplate:
-    templates = TASK_TEMPLATES if templates is None else templates
-    if name not in templates:
-        raise TemplateError(f"unknown task {name!r}; tasks are {sorted(templates)}")
-    return templates[name]

@@ -24,6 +24,7 @@ changes with ``PYTHONHASHSEED``), while the UALM blend needs token targets
 (weights by tokens, epochs defined by a step count) drawn afresh per epoch.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,19 +36,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from espnet2.fileio.read_text import load_num_sequence_text
+from espnet2.ualm.tokens.tasks import TASKS
 
 KEY_SEP = "/"
-
-# Task -> blend group; a task missing here is its own group.
-TASK_GROUPS: Dict[str, str] = {
-    "text_to_audio": "generation",
-    "rich_text_to_audio": "generation",
-    "tts": "generation",
-    "audio_caption": "understanding",
-    "asr": "understanding",
-    "audio_qa": "understanding",
-    "text_dialogue": "text",
-}
 
 # Token shares of the unified pre-training blend as the seed summary gives
 # them (spec section 3). A paper note swaps them (text 39.2 %, generation
@@ -79,6 +70,8 @@ class BlendSource:
     ``weight`` is a share of the epoch's tokens (normalised over sources);
     ``factor`` scales the dataset's own token count instead (oversampling).
     Give one or the other: a weight already says how much to read.
+    ``group``: the task's blend group (stage 5 writes it into the manifest);
+    default: the built-in task's (``TaskSpec.group``), else the task itself.
     """
 
     name: str
@@ -87,8 +80,11 @@ class BlendSource:
     lengths: np.ndarray
     weight: Optional[float] = None
     factor: float = 1.0
+    group: str = ""
 
     def __post_init__(self) -> None:
+        if not self.group:
+            self.group = TASKS.get(self.task).group if self.task in TASKS else self.task
         if not self.name or KEY_SEP in self.name:
             raise ValueError(f"source name must be non-empty without '/': {self.name}")
         self.lengths = np.asarray(self.lengths, dtype=np.int64).reshape(-1)
@@ -110,10 +106,6 @@ class BlendSource:
                 raise ValueError(f"{self.name}: give a weight or a factor, not both")
 
     @property
-    def group(self) -> str:
-        return TASK_GROUPS.get(self.task, self.task)
-
-    @property
     def total_tokens(self) -> int:
         return int(self.lengths.sum())
 
@@ -125,9 +117,11 @@ class BlendSource:
         lengths: Mapping[str, int],
         weight: Optional[float] = None,
         factor: float = 1.0,
+        group: str = "",
     ) -> "BlendSource":
         ids = sorted(lengths)
-        return cls(name, task, ids, np.array([lengths[i] for i in ids]), weight, factor)
+        values = np.array([lengths[i] for i in ids])
+        return cls(name, task, ids, values, weight, factor, group)
 
     @classmethod
     def from_manifest(
@@ -139,15 +133,18 @@ class BlendSource:
         shape = load_num_sequence_text(manifest["shape_file"], loader_type="csv_int")
         lengths = {k: v[0] for k, v in shape.items()}
         return cls.from_lengths(
-            manifest["name"], manifest["task"], lengths, weight, factor
+            manifest["name"],
+            manifest["task"],
+            lengths,
+            weight,
+            factor,
+            manifest.get("group", ""),
         )
 
     def subset(self, keep: np.ndarray) -> "BlendSource":
         """The same source restricted to the examples where ``keep`` is true."""
         ids = [i for i, k in zip(self.ids, keep) if k]
-        return BlendSource(
-            self.name, self.task, ids, self.lengths[keep], self.weight, self.factor
-        )
+        return dataclasses.replace(self, ids=ids, lengths=self.lengths[keep])
 
 
 @dataclass

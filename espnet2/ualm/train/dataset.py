@@ -6,37 +6,19 @@ hands it each key of a batch and ``UALMCollateFn`` lays the rows out with
 ``collate_sequences`` (the batch keys of ``UALMModel.forward``).
 
 An example is read from the files its manifest names (stage 5,
-``doc/data_layout.md``) and rendered with its task's template:
-
-================== ==================== ======================================
-manifest task      template             example fields read from
-================== ==================== ======================================
-text_to_audio      text_to_audio        caption: ``text``; audio: codes
-rich_text_to_audio rich_text_to_audio   caption: ``text``; rich_caption:
-                                        ``rich_text``; audio: codes
-audio_caption      audio_caption        audio: ``wav.scp``; caption: ``text``
-asr                asr                  audio: ``wav.scp``; text: ``text``
-tts                tts                  text: ``text``; audio: codes
-audio_qa           audio_dialogue       ``dialogue.jsonl`` (user audio:
-                                        ``wav.scp``; assistant audio: codes)
-text_dialogue      text_dialogue        ``dialogue.jsonl``
-================== ==================== ======================================
-
-Every template is declared in ``espnet2.ualm.tokens.templates``
-(``BUILTIN_TASK_TEMPLATES``), the manifest-task -> template mapping too
-(``TEMPLATE_OF_TASK``: ``audio_qa`` data is ``dialogue.jsonl``, read through
-the conversation template; the one-turn ``audio_qa`` template serves
-inference requests given as fields). Stage 5 counts each example's length
-with the same template (``espnet2.ualm.data.manifest.example_length``).
+``doc/data_layout.md``) and rendered with its task's template, both declared
+in the task registry (``espnet2.ualm.tokens.tasks``; ``audio_qa`` data, for
+one, is ``dialogue.jsonl`` read through the ``audio_dialogue`` template).
+Stage 5 counts each example's length with the same template
+(``espnet2.ualm.data.manifest.example_length``).
 
 A text field ``f`` of a template is read from the data directory's file
-``FIELD_FILES.get(f, f)``, so a recipe-defined template (``--task_templates``)
+``TaskSpec.file_of(f)``, so a recipe-defined task (``--task_templates``)
 with a field ``question`` reads ``<data_dir>/question``. Discrete audio
 (``audio`` segments) is the example's codec codes (``CodesReader``), continuous
 audio input (``audio_input`` segments) its waveform, read with
-``data.io.load_audio`` and
-resampled to the encoder's rate when needed; its placeholder count is what
-the encoder gives for it (``AudioInputGeometry``).
+``data.io.load_audio`` and resampled to the encoder's rate when needed; its
+placeholder count is what the encoder gives for it (``AudioInputGeometry``).
 
 A bad example (missing codes, text or audio, codes outside the codebook)
 raises ``UALMDataError`` naming the example key and the file.
@@ -62,24 +44,13 @@ import torch
 from espnet2.ualm.data.codes_io import CodesReader
 from espnet2.ualm.data.io import AudioReadError, JsonlError, iter_jsonl, load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv
-from espnet2.ualm.data.manifest import FIELD_FILES
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.tokens.conversation import AudioInputSegment, audio_references
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
-from espnet2.ualm.tokens.templates import (
-    TEMPLATE_OF_TASK,
-    TaskTemplate,
-    TemplateError,
-    format_fields,
-    load_task_templates,
-)
+from espnet2.ualm.tokens.tasks import FILE_NAMES, TASKS, TaskRegistry, TaskSpec
+from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError, format_fields
 from espnet2.ualm.train.blend import KEY_SEP, split_key
 from espnet2.ualm.train.sampler import split_row_key
-
-# Data-directory file names, where they differ from what they hold.
-DATA_FILES: Dict[str, str] = {"wav": "wav.scp", "dialogue": "dialogue.jsonl"}
-
-# (Template text field -> data-directory file: FIELD_FILES, from manifest.py.)
 
 
 class UALMDataError(ValueError):
@@ -152,7 +123,7 @@ class _Source:
             return self.files[what]
         if what == "codes":
             raise UALMDataError(f"manifest {self.name} (task {self.task}) has no codes")
-        return os.path.join(self.data_dir, DATA_FILES.get(what, what))
+        return os.path.join(self.data_dir, FILE_NAMES.get(what, what))
 
     def table(self, what: str) -> Dict[str, str]:
         """A ``<id> <value>`` file of the data dir (text, rich_text, wav.scp)."""
@@ -231,7 +202,8 @@ class UALMDataset(torch.utils.data.Dataset):
         builder: lays conversations out in the model's vocabulary.
         audio_input: the encoder's geometry; None for a model without audio
             input (understanding examples then raise).
-        templates: task name -> template (default: ``load_task_templates()``).
+        tasks: the registry declaring the manifests' tasks (default: the
+            built-in tasks).
     """
 
     def __init__(
@@ -239,7 +211,7 @@ class UALMDataset(torch.utils.data.Dataset):
         manifests: Sequence[Mapping[str, Any]],
         builder: SequenceBuilder,
         audio_input: Optional[AudioInputGeometry] = None,
-        templates: Optional[Mapping[str, TaskTemplate]] = None,
+        tasks: TaskRegistry = TASKS,
     ):
         self.sources: Dict[str, _Source] = {}
         for manifest in manifests:
@@ -249,19 +221,20 @@ class UALMDataset(torch.utils.data.Dataset):
             self.sources[source.name] = source
         self.builder = builder
         self.audio_input = audio_input
-        self.templates = dict(load_task_templates() if templates is None else templates)
+        self.tasks = tasks
         for source in self.sources.values():
-            self.template_of(source)  # unknown tasks fail here, not mid-epoch
+            self.spec_of(source)  # unknown tasks fail here, not mid-epoch
+
+    def spec_of(self, source: _Source) -> TaskSpec:
+        if source.task not in self.tasks:
+            raise ValueError(
+                f"manifest {source.name}: unknown task {source.task!r}; tasks: "
+                f"{sorted(self.tasks)} (declare one with --task_templates)"
+            )
+        return self.tasks.get(source.task)
 
     def template_of(self, source: _Source) -> TaskTemplate:
-        name = TEMPLATE_OF_TASK.get(source.task, source.task)
-        if name not in self.templates:
-            raise ValueError(
-                f"manifest {source.name}: no template for task {source.task!r}; "
-                f"templates: {sorted(self.templates)} (add one with "
-                "--task_templates)"
-            )
-        return self.templates[name]
+        return self.tasks.templates[self.spec_of(source).template]
 
     def preload(self) -> "UALMDataset":
         """Reads every table the examples need now.
@@ -270,17 +243,7 @@ class UALMDataset(torch.utils.data.Dataset):
         DataLoader workers are new processes every epoch.
         """
         for source in self.sources.values():
-            template = self.template_of(source)
-            needs = set(source.files)
-            if not template.conversation:
-                needs |= {
-                    FIELD_FILES.get(f, f)
-                    for m in template.messages
-                    for seg in m.segments
-                    if seg.kind == "text"
-                    for f in format_fields(seg.value)
-                }
-            for what in sorted(needs):
+            for what in sorted(set(source.files) | set(self.spec_of(source).files)):
                 if what == "codes":
                     source.codes_reader()
                 elif what == "dialogue":
@@ -316,7 +279,8 @@ class UALMDataset(torch.utils.data.Dataset):
             if template.conversation:
                 fields, waves = self._conversation_fields(source, utt)
             else:
-                fields, waves = self._template_fields(source, template, utt)
+                spec = self.spec_of(source)
+                fields, waves = self._template_fields(source, spec, template, utt)
             return self.builder.build_example(template, fields), waves
         except UALMDataError as e:
             raise UALMDataError(f"example {key} (task {source.task}): {e}") from e
@@ -338,7 +302,7 @@ class UALMDataset(torch.utils.data.Dataset):
         return AudioInputSegment(key, self.audio_input.num_frames(len(wav))), wav
 
     def _template_fields(
-        self, source: _Source, template: TaskTemplate, utt: str
+        self, source: _Source, spec: TaskSpec, template: TaskTemplate, utt: str
     ) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
         fields: Dict[str, Any] = {}
         waves: Dict[str, np.ndarray] = {}
@@ -348,7 +312,7 @@ class UALMDataset(torch.utils.data.Dataset):
                 if seg.kind == "text":
                     for f in names:
                         if f not in fields:
-                            fields[f] = source.lookup(FIELD_FILES.get(f, f), utt)
+                            fields[f] = source.lookup(spec.file_of(f), utt)
                 elif seg.kind == "audio":
                     fields[names[0]] = source.codes(utt)
                 else:

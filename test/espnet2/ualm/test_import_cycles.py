@@ -141,8 +141,8 @@ def test_the_graph_sees_module_and_function_level_imports():
     graph = import_graph()
     assert len(graph) > 100 and "espnet2.tasks.ualm" in graph  # found the source
     assert "espnet2.ualm.data.io" in graph["espnet2.ualm.train.dataset"]
-    # a function-level import (UALM.__init__ loads templates lazily)
-    assert "espnet2.ualm.tokens.templates" in graph["espnet2.ualm.inference.pipeline"]
+    # a function-level import (UALM.__init__ loads the task registry lazily)
+    assert "espnet2.ualm.tokens.tasks" in graph["espnet2.ualm.inference.pipeline"]
     assert "espnet2.tasks.ualm_enhancer" in graph["espnet2.ualm.inference.pipeline"]
 
 

@@ -32,7 +32,6 @@ import torch
 
 from espnet2.ualm.inference.pipeline import UALM
 from espnet2.ualm.tokens.sequence import SequenceBuilder
-from espnet2.ualm.tokens.templates import load_task_templates
 from espnet2.ualm.train.dataset import UALMDataset, read_manifest
 
 FRAME_CLASSES = ("silence", "onset", "inside", "offset", "end")
@@ -103,7 +102,6 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = UALMDataset(
         [manifest],
         SequenceBuilder(vocab, ualm.tokenizer),
-        templates=load_task_templates(),
     )
     ids = sorted(metas)[: args.num]
     n_streams = vocab.n_codebooks

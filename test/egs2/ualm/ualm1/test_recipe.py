@@ -19,8 +19,8 @@ from espnet2.ualm.data.datasets_config import (
     load_datasets_config,
     split_dirs,
 )
-from espnet2.ualm.data.manifest import TASK_FILES
 from espnet2.ualm.inference.pipeline import DecodeSettings
+from espnet2.ualm.tokens.tasks import TASKS
 
 ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
@@ -66,7 +66,7 @@ def test_the_setup_has_what_ualm_sh_needs():
 
 def test_datasets_config_names_the_directories_data_sh_makes():
     conf = load_datasets_config(
-        os.path.join(RECIPE, "conf", "datasets.yaml"), known_tasks=TASK_FILES
+        os.path.join(RECIPE, "conf", "datasets.yaml"), known_tasks=TASKS
     )
     made = _data_sh_dirs()
     for split in conf["splits"]:

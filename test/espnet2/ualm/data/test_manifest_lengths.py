@@ -9,11 +9,11 @@ import yaml
 
 from espnet2.ualm.data.io import resample
 from espnet2.ualm.data.kaldi_dir import read_kv
-from espnet2.ualm.data.manifest import TASK_FILES, LengthModel, example_length
+from espnet2.ualm.data.manifest import LengthModel, example_length
 from espnet2.ualm.testing.tiny_corpus import TINY_DATASETS, write_tiny_corpus
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import SequenceBuilder
-from espnet2.ualm.tokens.templates import TEMPLATE_OF_TASK, template_of_task
+from espnet2.ualm.tokens.tasks import TASKS
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 from espnet2.ualm.train.dataset import (
     AudioInputGeometry,
@@ -86,16 +86,16 @@ def test_encoder_frames_match_the_dataset_at_boundaries_and_after_resampling():
 def test_prompt_text_is_counted_with_the_example_text():
     words = lambda text: len(text.split())  # noqa: E731
     lengths = _lengths(words)
-    t2a = template_of_task("text_to_audio")
+    t2a = "text_to_audio"
     item = {"text": "a dog barks", "codes": 500}
     # <bos>; user: role, modality, "Generate audio for this caption." (5 words)
     # + caption (3), <eos>; assistant: role, modality, 500 frames + closing
     # frame + 7 delay steps
     assert example_length(t2a, item, lengths) == 1 + (3 + 5 + 3) + (2 + 500 + 8)
-    rich = template_of_task("rich_text_to_audio")
+    rich = "rich_text_to_audio"
     item = {"text": "a dog", "rich_text": "a big dog barks twice", "codes": 10}
     assert example_length(rich, item, lengths) == 1 + (3 + 7) + (3 + 5) + (2 + 18)
-    caption = template_of_task("audio_caption")
+    caption = "audio_caption"
     item = {"wav": 16000, "text": "a beep"}
     # audio input turn: 25 placeholders + 3; prompt turn: 5 words + 3; answer
     assert example_length(caption, item, lengths) == 1 + 28 + 8 + 5
@@ -104,10 +104,10 @@ def test_prompt_text_is_counted_with_the_example_text():
 
 
 def test_every_manifest_task_has_a_template():
-    for task in TASK_FILES:
-        template = template_of_task(task)
-        assert template.conversation == ("dialogue" in TASK_FILES[task]), task
-    assert set(TEMPLATE_OF_TASK) <= set(TASK_FILES)
+    for task in TASKS:
+        template = TASKS.template_of(task)
+        assert template.conversation == ("dialogue" in TASKS.get(task).files), task
+    assert all(TASKS.get(t).template in TASKS.templates for t in TASKS)
 
 
 def test_audio_qa_dialogue_builds_as_the_one_turn_audio_qa_template(corpus):
@@ -124,7 +124,7 @@ def test_audio_qa_dialogue_builds_as_the_one_turn_audio_qa_template(corpus):
         {"role": "assistant", "content": [{"type": "text", "text": "Two."}]},
     ]  # fmt: skip
     dialogue = builder.build_example(
-        template_of_task("audio_qa"),
+        TASKS.template_of("audio_qa"),
         {"messages": messages, "audio_input_frames": {"clip": 7}},
     )
     from espnet2.ualm.tokens.conversation import AudioInputSegment

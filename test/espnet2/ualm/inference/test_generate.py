@@ -10,7 +10,7 @@ from espnet2.ualm.inference.sampling import GREEDY, SamplingConfig
 from espnet2.ualm.inference.settings import DecodeSettings, check_plan
 from espnet2.ualm.testing.decoding import full_forward_hidden
 from espnet2.ualm.tokens.delay import delay_interleave
-from espnet2.ualm.tokens.templates import get_task_template
+from espnet2.ualm.tokens.tasks import get_task_template
 
 K = 4  # the tiny model's codebooks (conftest)
 # short replies keep every test fast

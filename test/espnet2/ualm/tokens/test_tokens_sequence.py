@@ -223,7 +223,7 @@ def _example(task, vocab):
     ],
 )
 def test_every_builtin_task_builds_a_consistent_sequence(task, vocab, tokenizer):
-    from espnet2.ualm.tokens.templates import TASK_TEMPLATES
+    from espnet2.ualm.tokens.tasks import TASKS
 
     seq = SequenceBuilder(vocab, tokenizer).build_example(task, _example(task, vocab))
     assert seq.ids.shape == seq.loss_mask.shape and seq.ids.shape[1] == 3
@@ -245,4 +245,4 @@ def test_every_builtin_task_builds_a_consistent_sequence(task, vocab, tokenizer)
     n0 = int(seq.loss_mask[:, 0].sum())
     weight = float((seq.loss_mask & ~audio).sum()) + float(audio.sum()) / 3
     assert weight == pytest.approx(n0)
-    assert bool(seq.condition_mask.any()) == TASK_TEMPLATES[task].cfg_dropout
+    assert bool(seq.condition_mask.any()) == TASKS.templates[task].cfg_dropout

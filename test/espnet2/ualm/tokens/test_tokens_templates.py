@@ -11,14 +11,12 @@ from espnet2.ualm.tokens.conversation import (
     audio_references,
     conversation_from_dialogue,
 )
+from espnet2.ualm.tokens.tasks import TASKS, get_task_template, load_tasks
 from espnet2.ualm.tokens.templates import (
-    TASK_TEMPLATES,
     MessageTemplate,
     SegmentTemplate,
     TaskTemplate,
     TemplateError,
-    get_task_template,
-    load_task_templates,
 )
 
 DIALOGUE = [
@@ -47,18 +45,18 @@ def test_builtin_tasks_are_declared_once():
         "reasoning",
     ):
         assert get_task_template(name).name == name
-    assert TASK_TEMPLATES["text_to_audio"].fields() == ("caption", "audio")
-    assert TASK_TEMPLATES["text_to_audio"].cfg_dropout
-    assert not TASK_TEMPLATES["audio_caption"].cfg_dropout
-    assert TASK_TEMPLATES["tts"].fields() == ("text", "audio")
-    assert TASK_TEMPLATES["tts"].cfg_dropout
-    with pytest.raises(TemplateError, match="unknown task 'text_to_smell'"):
+    assert TASKS.templates["text_to_audio"].fields() == ("caption", "audio")
+    assert TASKS.templates["text_to_audio"].cfg_dropout
+    assert not TASKS.templates["audio_caption"].cfg_dropout
+    assert TASKS.templates["tts"].fields() == ("text", "audio")
+    assert TASKS.templates["tts"].cfg_dropout
+    with pytest.raises(TemplateError, match="unknown task template 'text_to_smell'"):
         get_task_template("text_to_smell")
 
 
 def test_text_to_audio_renders_prompt_and_codes():
     codes = torch.zeros(4, 3, dtype=torch.long)
-    user, assistant = TASK_TEMPLATES["text_to_audio"].render(
+    user, assistant = TASKS.templates["text_to_audio"].render(
         {"caption": "a dog barks", "audio": codes}
     )
     assert user.segments == (
@@ -67,7 +65,7 @@ def test_text_to_audio_renders_prompt_and_codes():
     assert assistant.role == "assistant" and torch.equal(
         assistant.segments[0].codes, codes
     )
-    prompt = TASK_TEMPLATES["text_to_audio"].render({"caption": "x"}, prompt_only=True)
+    prompt = TASKS.templates["text_to_audio"].render({"caption": "x"}, prompt_only=True)
     assert [m.role for m in prompt] == ["user"]
 
 
@@ -77,7 +75,7 @@ def test_audio_fields_resolve_ids_through_the_example_tables():
         "audio": "clip1",
         "audio_input_frames": {"clip1": 7},
     }
-    user, assistant = TASK_TEMPLATES["audio_caption"].render(example)
+    user, assistant = TASKS.templates["audio_caption"].render(example)
     assert user.segments[0] == AudioInputSegment("clip1", 7)
     assert user.segments[1] == TextSegment("Generate caption for this audio.")
     assert assistant.segments == (TextSegment("beeps"),)
@@ -85,9 +83,9 @@ def test_audio_fields_resolve_ids_through_the_example_tables():
 
 def test_missing_field_names_task_and_field():
     with pytest.raises(TemplateError, match="'asr': example lacks field 'text'"):
-        TASK_TEMPLATES["asr"].render({"audio": AudioInputSegment("u", 3)})
+        TASKS.templates["asr"].render({"audio": AudioInputSegment("u", 3)})
     with pytest.raises(TemplateError, match="must hold codec codes"):
-        TASK_TEMPLATES["text_to_audio"].render({"caption": "c", "audio": 3})
+        TASKS.templates["text_to_audio"].render({"caption": "c", "audio": 3})
 
 
 def test_dialogue_audio_is_input_for_users_and_codes_for_the_assistant():
@@ -106,32 +104,33 @@ def test_dialogue_audio_is_input_for_users_and_codes_for_the_assistant():
 
 def test_conversation_tasks_check_their_segments():
     example = {"messages": DIALOGUE, "audio_input_frames": {"clip1": 5}}
-    assert len(TASK_TEMPLATES["audio_dialogue"].render(example)) == 3
+    assert len(TASKS.templates["audio_dialogue"].render(example)) == 3
     with pytest.raises(
         TemplateError, match="segment 0 is audio_input; this task allows"
     ):
-        TASK_TEMPLATES["text_dialogue"].render(example)
+        TASKS.templates["text_dialogue"].render(example)
     with pytest.raises(TemplateError, match="must write \\['audio'\\] segments"):
-        TASK_TEMPLATES["reasoning"].render(example)
+        TASKS.templates["reasoning"].render(example)
     no_answer = {"messages": DIALOGUE[:2], "audio_input_frames": {"clip1": 5}}
     with pytest.raises(TemplateError, match="no assistant message"):
-        TASK_TEMPLATES["audio_dialogue"].render(no_answer)
+        TASKS.templates["audio_dialogue"].render(no_answer)
 
 
 def test_templates_from_yaml(tmp_path):
     path = tmp_path / "tasks.yaml"
     path.write_text(
-        "describe:\n"
-        "  messages:\n"
-        "    - role: user\n"
-        "      content:\n"
-        "        - audio_input: '{audio}'\n"
-        "        - text: 'Describe the sound in {n_words} words.'\n"
-        "    - role: assistant\n"
-        "      content:\n"
-        "        - text: '{caption}'\n"
+        "templates:\n"
+        "  describe:\n"
+        "    messages:\n"
+        "      - role: user\n"
+        "        content:\n"
+        "          - audio_input: '{audio}'\n"
+        "          - text: 'Describe the sound in {n_words} words.'\n"
+        "      - role: assistant\n"
+        "        content:\n"
+        "          - text: '{caption}'\n"
     )
-    templates = load_task_templates(str(path))
+    templates = load_tasks(str(path)).templates
     assert "text_to_audio" in templates
     assert templates["describe"].fields() == ("audio", "n_words", "caption")
 
@@ -184,7 +183,7 @@ def test_templates_from_yaml(tmp_path):
 )
 def test_malformed_templates_fail_with_a_clear_message(yaml_text, message):
     with pytest.raises(TemplateError, match=message):
-        load_task_templates(yaml.safe_load(yaml_text))
+        load_tasks({"templates": yaml.safe_load(yaml_text)})
 
 
 def test_template_objects_are_validated_on_construction():
@@ -202,8 +201,8 @@ def test_template_objects_are_validated_on_construction():
 
 def test_dialogue_prompt_needs_no_answer():
     example = {"messages": DIALOGUE[:2], "audio_input_frames": {"clip1": 5}}
-    prompt = TASK_TEMPLATES["audio_dialogue"].render(example, prompt_only=True)
+    prompt = TASKS.templates["audio_dialogue"].render(example, prompt_only=True)
     assert [m.role for m in prompt] == ["system", "user"]
     full = {"messages": DIALOGUE, "audio_input_frames": {"clip1": 5}}
-    prompt = TASK_TEMPLATES["audio_dialogue"].render(full, prompt_only=True)
+    prompt = TASKS.templates["audio_dialogue"].render(full, prompt_only=True)
     assert [m.role for m in prompt] == ["system", "user"]

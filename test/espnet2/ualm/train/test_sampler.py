@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
-from espnet2.ualm.data.manifest import TASK_FILES
+from espnet2.ualm.tokens.tasks import TASKS
 from espnet2.ualm.train.blend import (
     PAPER_GROUP_WEIGHTS,
-    TASK_GROUPS,
     Blend,
     BlendSource,
     make_key,
@@ -96,8 +95,8 @@ def test_keys_round_trip():
 
 
 def test_every_task_has_a_group():
-    assert set(TASK_FILES) <= set(TASK_GROUPS)
-    assert set(TASK_GROUPS.values()) == set(PAPER_GROUP_WEIGHTS)
+    assert all(TASKS.get(t).group for t in TASKS)
+    assert {TASKS.get(t).group for t in TASKS} == set(PAPER_GROUP_WEIGHTS)
 
 
 @pytest.mark.parametrize("seed", range(5))

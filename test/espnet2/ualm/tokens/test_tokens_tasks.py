@@ -1,0 +1,124 @@
+"""The task registry: built-in tasks are consistent, declarations are checked."""
+
+import pytest
+
+from espnet2.ualm.tokens.tasks import (
+    SCORING_KINDS,
+    TASKS,
+    TaskError,
+    TaskRegistry,
+    TaskSpec,
+    load_tasks,
+)
+from espnet2.ualm.tokens.templates import TemplateError
+
+DESCRIBE = {
+    "messages": [
+        {"role": "user", "content": [{"audio_input": "{audio}"}, {"text": "Say."}]},
+        {"role": "assistant", "content": [{"text": "{caption}"}]},
+    ],
+    "files": ["wav", "text"],
+    "fields": {"caption": "text"},
+    "group": "understanding",
+    "scoring": "captioning",
+}
+
+
+def test_builtin_tasks():
+    assert TASKS.get("chat") is TASKS.get("audio_dialogue")
+    assert TASKS.template_of("audio_qa").name == "audio_dialogue"
+    assert TASKS.get("tts").key_metrics == SCORING_KINDS["speech"]
+    assert TASKS.get("audio_caption").key_metrics == SCORING_KINDS["captioning"]
+    assert TASKS.get("rich_text_to_audio").prompt_file == "rich_text"
+    assert TASKS.get("text_to_audio").reply == ("audio",)
+    assert TASKS.get("reasoning").reply is None
+    assert TASKS.get("rich_text_to_audio").file_of("rich_caption") == "rich_text"
+    assert set(TASKS.scored()) == set(TASKS) - {"audio_dialogue", "reasoning"}
+    with pytest.raises(TaskError, match="unknown task 'karaoke'"):
+        TASKS.get("karaoke")
+
+
+def test_a_task_from_yaml_with_its_template_inline():
+    tasks = load_tasks({"tasks": {"describe": {**DESCRIBE, "aliases": ["say"]}}})
+    spec = tasks.get("say")
+    assert spec.name == "describe" and spec.template == "describe"
+    assert spec.reply == ("text",)  # from the template's answer
+    assert spec.key_metrics == SCORING_KINDS["captioning"]
+    assert tasks.template_of("describe").fields() == ("audio", "caption")
+    assert "describe" not in TASKS  # the built-in registry is unchanged
+    reuse = {
+        "template": "audio_caption",
+        **{k: DESCRIBE[k] for k in ("files", "fields", "group")},
+    }
+    assert load_tasks({"tasks": {"cap2": reuse}}).template_of("cap2").name == (
+        "audio_caption"
+    )
+
+
+def _spec(**changes):
+    conf = dict(
+        name="t",
+        template="audio_caption",
+        files=("wav", "text"),
+        group="understanding",
+        reply=("text",),
+        scoring="captioning",
+        fields={"caption": "text"},
+    )
+    return TaskSpec(**{**conf, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(template="nope"), "task 't': unknown template 'nope'"),
+        (dict(scoring="vibes"), "task 't': unknown scoring kind 'vibes'"),
+        (dict(files=("wav",)), "task 't': files \\['wav'\\] do not match"),
+        (dict(files=("wav", "text", "codes")), "do not match"),
+        (dict(fields={}), "reads: \\['caption', 'wav'\\]"),
+        (dict(reply=("audio",)), "differs from template 'audio_caption'"),
+        (dict(reply=("image",)), "must be a non-empty list"),
+        (dict(group=""), "needs a blend group"),
+        (dict(name="a b"), "must be an identifier"),
+        (
+            dict(template="audio_dialogue", files=("text",), fields={}),
+            "a conversation task",
+        ),
+        (dict(scoring=None, key_metrics=("x",)), "key metrics without"),
+    ],
+)
+def test_bad_declarations_name_the_task(changes, message):
+    with pytest.raises(TaskError, match=message):
+        TaskRegistry([_spec(**changes)], TASKS.templates.values())
+
+
+def test_duplicates_are_errors():
+    templates = TASKS.templates.values()
+    with pytest.raises(TaskError, match="task 't' is declared twice"):
+        TaskRegistry([_spec(), _spec()], templates)
+    with pytest.raises(TaskError, match="name 't' is already task 't'"):
+        TaskRegistry([_spec(), _spec(name="u", aliases=("t",))], templates)
+    with pytest.raises(TaskError, match="'asr' is already defined"):
+        load_tasks({"tasks": {"asr": DESCRIBE}})
+    with pytest.raises(TemplateError, match="'tts' is already defined"):
+        load_tasks({"templates": {"tts": {"messages": DESCRIBE["messages"]}}})
+
+
+@pytest.mark.parametrize(
+    "conf, message",
+    [
+        ({"group": "g", "files": ["wav"]}, "needs 'template'"),
+        ({**DESCRIBE, "template": "asr"}, "not both"),
+        ({**DESCRIBE, "prompt": "x"}, "unknown keys \\['prompt'\\]"),
+        ({k: v for k, v in DESCRIBE.items() if k != "group"}, "needs \\['group'\\]"),
+        ({**DESCRIBE, "fields": {}}, "task 'x': files"),
+    ],
+)
+def test_bad_yaml_tasks_fail_with_a_clear_message(conf, message):
+    with pytest.raises(TemplateError, match=message):
+        load_tasks({"tasks": {"x": conf}})
+
+
+def test_a_task_file_has_only_templates_and_tasks():
+    with pytest.raises(TaskError, match="'templates' and/or 'tasks'"):
+        load_tasks({"describe": DESCRIBE})
