@@ -27,6 +27,13 @@ import yaml
 GREEDY = {"greedy": True}
 
 
+def _task_table(ualm):
+    """What ``read_requests`` takes: the task registry, or in code before it
+    (the reference side of a comparison) the template table."""
+    requests = ualm.requests
+    return requests.tasks if hasattr(requests, "tasks") else requests.templates
+
+
 def dump(args: argparse.Namespace) -> None:
     from espnet2.ualm import UALM
     from espnet2.ualm.data.datasets_config import decode_sets, load_datasets_config
@@ -42,7 +49,7 @@ def dump(args: argparse.Namespace) -> None:
     out: Dict[str, List[dict]] = {}
     for dset, task in decode_sets(conf):
         data_dir = os.path.join(recipe, "dump", "audio", dset)
-        requests, _ = read_requests(data_dir, task, ualm.requests.templates)
+        requests, _ = read_requests(data_dir, task, _task_table(ualm))
         if args.limit:
             requests = requests[: args.limit]
         items = []
