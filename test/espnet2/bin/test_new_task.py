@@ -8,6 +8,7 @@ import yaml
 
 from espnet2.bin import ualm_inference, ualm_make_manifests, ualm_score
 from espnet2.ualm.data.kaldi_dir import read_kv
+from espnet2.ualm.model.audio_encoder import encoder_geometry
 from espnet2.ualm.testing.tiny_corpus import (
     tiny_train_args,
     tiny_train_config,
@@ -53,11 +54,15 @@ def test_a_yaml_task_runs_through_every_stage(tmp_path, one_torch_thread):
         "  - {data: tiny_sound, task: text_to_audio}\n"
     )
     manifests = tmp_path / "manifests"
+    encoder_rate = encoder_geometry(
+        tiny_train_config()["audio_encoder_conf"]
+    ).frame_rate
     ualm_make_manifests.main(
         ["--datasets", str(datasets), "--task_templates", str(tasks_yaml)]
         + ["--audio_root", os.path.join(root, "dump", "audio")]
         + ["--codes_root", os.path.join(root, "dump", "codec")]
         + ["--text_tokenizer", corpus["text_tokenizer"], "--out_dir", str(manifests)]
+        + ["--audio_input_frame_rate", f"{encoder_rate:g}"]
     )
     manifest = json.loads(
         (manifests / "train" / "tiny_sound_describe_sound.json").read_text()
