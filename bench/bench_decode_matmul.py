@@ -15,24 +15,12 @@ float32 and bfloat16, on matrices larger than the last-level cache.
 """
 
 import argparse
-import json
-import os
-import platform
-import time
 from typing import Callable, Dict, List
 
 import torch
 import torch.nn.functional as F
 
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (first-touch, oneDNN primitive creation)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+import common
 
 
 def packed_linear(weight: torch.Tensor, rows: int) -> Callable[[torch.Tensor], object]:
@@ -61,12 +49,12 @@ def measure(out_features: int, in_features: int, rows: int, repeats: int) -> Dic
     """GB/s of the weight's bytes for each kernel and dtype, and the read
     bandwidth (``torch.sum`` of the float32 matrix) they are compared with."""
     weight32 = torch.randn(out_features, in_features)
-    read_gbs = weight32.nbytes / median_seconds(weight32.sum, repeats) / 1e9
+    read_gbs = weight32.nbytes / common.median_seconds(weight32.sum, repeats) / 1e9
     result = {"shape": [out_features, in_features], "read_gbs": read_gbs}
     for dtype in (torch.float32, torch.bfloat16):
         weight = weight32.to(dtype)
         for name, fn in kernels(weight, rows).items():
-            gbs = weight.nbytes / median_seconds(fn, repeats) / 1e9
+            gbs = weight.nbytes / common.median_seconds(fn, repeats) / 1e9
             result[f"{str(dtype).split('.')[-1]} {name}"] = gbs
     return result
 
@@ -79,9 +67,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--json",
-        default=os.path.join(
-            os.path.dirname(__file__), "results", "bench_decode_matmul.json"
-        ),
+        default=common.default_json("bench_decode_matmul"),
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -95,19 +81,11 @@ def main(argv: List[str] = None) -> None:
         for name, gbs in r.items():
             if name not in ("shape", "read_gbs") and isinstance(gbs, float):
                 print(f"  {name:26s} {gbs:6.1f} GB/s  {gbs / r['read_gbs']:4.0%}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(
-            {
-                "rows": args.rows,
-                "threads": args.threads,
-                "torch": torch.__version__,
-                "machine": platform.processor() or platform.machine(),
-                "results": results,
-            },
-            f,
-            indent=1,
-        )
+    common.write_json(
+        args.json,
+        {"rows": args.rows, "threads": args.threads, "results": results},
+        indent=1,
+    )
 
 
 if __name__ == "__main__":

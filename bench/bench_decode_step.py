@@ -2,21 +2,21 @@
 """One decode step of audio generation against its memory-bandwidth floor,
 per way of running the step, on a CPU or a GPU.
 
-    tools/venv/bin/python bench/bench_decode_step.py          # CPU: eager, compile
+    tools/venv/bin/python bench/bench_decode_step.py          # CPU: fast, compile
     tools/venv/bin/python bench/bench_decode_step.py --shape qwen2.5-0.5b \\
         --linear_dtype bfloat16
     tools/venv/bin/python bench/bench_decode_step.py --device cuda \\
-        --dtype bfloat16 --shape qwen2.5-0.5b  # eager, cuda_graph, compile+cuda_graph
-    # --modes eager,compile,cuda_graph,compile+cuda_graph  --batch_sizes 1 8
+        --dtype bfloat16 --shape qwen2.5-0.5b  # fast, cuda_graph, compile+cuda_graph
+    # --backends fast,compile,cuda_graph,compile+cuda_graph  --batch_sizes 1 8
     # --clip_seconds 10 --repeats 3 --threads 1
     # writes bench/results/bench_decode_step_<shape>_<device>_<dtype>.json
 
 ``bench_generation.py`` compares UALM with MusicGen; this script asks the
-other question of issue 4's benchmark, how close a step comes to the time its
+other question, how close a step comes to the time its
 bytes take at the machine's read bandwidth (target: 80 % at batch 1), for
 each way ``UALMGenerator`` can run the step (its ``backend``):
 
-* ``eager``: ``fast``, ``FastBackbone.step`` (the default);
+* ``fast``: ``FastBackbone.step``, eager (the default);
 * ``compile``: the static step through ``torch.compile``;
 * ``cuda_graph``: the static step replayed as a CUDA graph;
 * ``compile+cuda_graph``: both (the compiled kernels captured in the graph).
@@ -24,74 +24,46 @@ each way ``UALMGenerator`` can run the step (its ``backend``):
 Same model, prompts and sampling as ``bench_generation.py`` (its
 ``BenchConfig``, ``SHAPES``, ``build_ualm``, ``run_ualm``): a 10 s clip with
 CFG 3, temperature 0.8, top-k 20, the full length forced; step = wall time of
-``generate`` / forward passes (prefill included, as there). Each mode gets one
-untimed call first (packing, compilation, capture), then ``--repeats`` timed
-calls, the modes interleaved, medians.
+``generate`` / forward passes (prefill included, as there). Each backend gets
+one untimed call first (packing, compilation, capture), then ``--repeats``
+timed calls, the backends interleaved, medians.
 
 Floor: the bytes a step must read (``bench_generation.ualm_step_bytes``:
 backbone weights, the audio heads' rows, the embedding rows, the KV cache at
 the mean context) over the read bandwidth of the same device, measured in the
 same run (``torch.sum`` over 256 MiB on a CPU, 1 GiB on a GPU, medians). The
-static modes read the KV cache over its whole capacity; the floor does not
-count that, so it is the same for every mode.
+static backends read the KV cache over its whole capacity; the floor does not
+count that, so it is the same for every backend.
 """
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
 import statistics
 import sys
-import time
 from typing import Any, Dict, List
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_generation as bg  # noqa: E402  (the sibling benchmark's model and runs)
-
 from espnet2.ualm.inference.generate import UALMGenerator  # noqa: E402
 
-# mode -> the generator's backend (settings.BACKENDS)
-MODES = {
-    "eager": "fast",
-    "compile": "compile",
-    "cuda_graph": "cuda_graph",
-    "compile+cuda_graph": "compile+cuda_graph",
+import bench_generation as bg  # noqa: E402  (the sibling benchmark's model and runs)
+import common  # noqa: E402
+
+DEFAULT_BACKENDS = {
+    "cpu": ("fast", "compile"),
+    "cuda": ("fast", "cuda_graph", "compile+cuda_graph"),
 }
-DEFAULT_MODES = {
-    "cpu": ("eager", "compile"),
-    "cuda": ("eager", "cuda_graph", "compile+cuda_graph"),
-}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def read_bandwidth(device: torch.device, reps: int = 7) -> float:
-    """GB/s of ``torch.sum`` over a tensor far larger than the caches."""
-    n_bytes = (1 << 30) if device.type == "cuda" else (256 << 20)
-    x = torch.ones(n_bytes // 4, device=device)
-    x.sum()
-    times = []
-    for _ in range(reps):
-        _sync(device)
-        start = time.perf_counter()
-        x.sum()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return n_bytes / statistics.median(times) / 1e9
+# the static-buffer backends (settings.BACKENDS less auto and hf, which
+# bench_generation.py compares)
+BACKENDS = ("fast", "compile", "cuda_graph", "compile+cuda_graph")
 
 
 def timed_generate(gen, prompts, cfg, frames: int, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    bg.run_ualm(gen, prompts, cfg, frames)
-    _sync(device)
-    return time.perf_counter() - start
+    return common.median_seconds(
+        lambda: bg.run_ualm(gen, prompts, cfg, frames), 1, device, warmup=False
+    )
 
 
 def main() -> None:
@@ -106,7 +78,7 @@ def main() -> None:
         help="CPU: the prepacked linear weights in this dtype (the floor counts so)",
     )
     parser.add_argument(
-        "--modes", default=None, help="comma-separated, of " + ", ".join(MODES)
+        "--backends", default=None, help="comma-separated, of " + ", ".join(BACKENDS)
     )
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--clip_seconds", type=float, default=10.0)
@@ -119,12 +91,13 @@ def main() -> None:
         parser.error("--device cuda: no CUDA device here")
     if args.linear_dtype and device.type != "cpu":
         parser.error("--linear_dtype is a CPU setting (prepacked oneDNN weights)")
-    modes = args.modes.split(",") if args.modes else list(DEFAULT_MODES[device.type])
-    for mode in modes:
-        if mode not in MODES:
-            parser.error(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-        if "cuda_graph" in mode and device.type != "cuda":
-            parser.error(f"mode {mode} needs --device cuda")
+    default = DEFAULT_BACKENDS[device.type]
+    backends = args.backends.split(",") if args.backends else list(default)
+    for backend in backends:
+        if backend not in BACKENDS:
+            parser.error(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        if "cuda_graph" in backend and device.type != "cuda":
+            parser.error(f"backend {backend} needs --device cuda")
     torch.set_num_threads(args.threads)
     import transformers
 
@@ -132,9 +105,7 @@ def main() -> None:
     tag = f"{args.shape}_{args.device}_{args.dtype}" + (
         f"_linear_{args.linear_dtype}" if args.linear_dtype else ""
     )
-    json_path = args.json or os.path.join(
-        bg.REPO, "bench", "results", f"bench_decode_step_{tag}.json"
-    )
+    json_path = args.json or common.default_json(f"bench_decode_step_{tag}")
 
     cfg = bg.BenchConfig(
         shape=args.shape, **bg.SHAPES[args.shape], clip_seconds=args.clip_seconds
@@ -152,14 +123,14 @@ def main() -> None:
     )
     linear_dtype = getattr(torch, args.linear_dtype) if args.linear_dtype else None
     gens = {
-        mode: UALMGenerator(
+        backend: UALMGenerator(
             model,
             tokenizer,
             frame_rate=codec.frame_rate,
-            backend=MODES[mode],
+            backend=backend,
             linear_weight_dtype=linear_dtype,
         )
-        for mode in modes
+        for backend in backends
     }
     frames = int(round(cfg.clip_seconds * codec.frame_rate))
     forwards = (
@@ -169,82 +140,72 @@ def main() -> None:
         f"{args.shape} ({sum(p.numel() for p in model.parameters()) / 1e6:.0f} M "
         f"parameters), {args.device}, {args.dtype}"
         + (f", linear weights {args.linear_dtype}" if linear_dtype else "")
-        + f"; {cfg.clip_seconds:g} s clip = {forwards} forwards; modes {modes}"
+        + f"; {cfg.clip_seconds:g} s clip = {forwards} forwards; backends {backends}"
     )
 
-    first: Dict[str, Dict[int, float]] = {m: {} for m in modes}
+    first: Dict[str, Dict[int, float]] = {m: {} for m in backends}
     times: Dict[str, Dict[int, List[float]]] = {
-        m: {b: [] for b in args.batch_sizes} for m in modes
+        m: {b: [] for b in args.batch_sizes} for m in backends
     }
-    bandwidth: List[float] = [read_bandwidth(device)]
+    bandwidth: List[float] = [common.read_bandwidth_gbs(device)]
     for b in args.batch_sizes:
-        for mode, gen in gens.items():
-            first[mode][b] = timed_generate(gen, prompts[:b], cfg, frames, device)
+        for backend, gen in gens.items():
+            first[backend][b] = timed_generate(gen, prompts[:b], cfg, frames, device)
             print(
-                f"  {mode:20s} batch {b}: first call {first[mode][b]:.1f} s", flush=True
+                f"  {backend:20s} batch {b}: first call {first[backend][b]:.1f} s",
+                flush=True,
             )
     for r in range(args.repeats):
-        order = modes if r % 2 == 0 else modes[::-1]
+        order = backends if r % 2 == 0 else backends[::-1]
         for b in args.batch_sizes:
-            for mode in order:
-                times[mode][b].append(
-                    timed_generate(gens[mode], prompts[:b], cfg, frames, device)
+            for backend in order:
+                times[backend][b].append(
+                    timed_generate(gens[backend], prompts[:b], cfg, frames, device)
                 )
-        bandwidth.append(read_bandwidth(device))
+        bandwidth.append(common.read_bandwidth_gbs(device))
     read_bw = statistics.median(bandwidth)
 
     results: Dict[str, Any] = {}
     print(f"\nread bandwidth {read_bw:.1f} GB/s (median of {len(bandwidth)})")
     print(
-        f"{'mode':20s} {'batch':>5s} {'ms/step':>8s} {'floor ms':>8s} "
-        f"{'% floor':>7s} {'vs eager':>8s}"
+        f"{'backend':20s} {'batch':>5s} {'ms/step':>8s} {'floor ms':>8s} "
+        f"{'% floor':>7s} {'vs fast':>8s}"
     )
     for b in args.batch_sizes:
         context = bg.batch_prompts(prompts[:b]).ids.shape[1] + forwards / 2
         elem = None if linear_dtype is None else linear_dtype.itemsize
         nbytes = bg.ualm_step_bytes(model, 2 * b, context, elem)
         floor_ms = 1e3 * nbytes["total"] / (read_bw * 1e9)
-        eager_ms = None
-        for mode in modes:
-            step_ms = 1e3 * statistics.median(times[mode][b]) / forwards
-            eager_ms = step_ms if mode == "eager" else eager_ms
-            results.setdefault(mode, {})[b] = {
-                "seconds": times[mode][b],
-                "first_call_s": first[mode][b],
+        fast_ms = None
+        for backend in backends:
+            step_ms = 1e3 * statistics.median(times[backend][b]) / forwards
+            fast_ms = step_ms if backend == "fast" else fast_ms
+            results.setdefault(backend, {})[b] = {
+                "seconds": times[backend][b],
+                "first_call_s": first[backend][b],
                 "step_ms": step_ms,
                 "floor_ms": floor_ms,
                 "fraction_of_floor": floor_ms / step_ms,
             }
-            speedup = f"{eager_ms / step_ms:7.2f}x" if eager_ms else "       -"
+            speedup = f"{fast_ms / step_ms:7.2f}x" if fast_ms else "       -"
             print(
-                f"{mode:20s} {b:5d} {step_ms:8.2f} {floor_ms:8.2f} "
+                f"{backend:20s} {b:5d} {step_ms:8.2f} {floor_ms:8.2f} "
                 f"{100 * floor_ms / step_ms:6.0f}% {speedup}"
-                + ("  (target >= 80 %)" if b == 1 and mode == modes[-1] else "")
+                + ("  (target >= 80 %)" if b == 1 and backend == backends[-1] else "")
             )
         results.setdefault("bytes", {})[b] = nbytes
 
-    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-    with open(json_path, "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "args": vars(args),
-                "config": dataclasses.asdict(cfg),
-                "machine": {
-                    "device": torch.cuda.get_device_name(device)
-                    if device.type == "cuda"
-                    else platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(),
-                    "load_average": os.getloadavg(),
-                    "torch": torch.__version__,
-                },
-                "forwards": forwards,
-                "read_bandwidth_gbs": bandwidth,
-                "results": results,
-            },
-            f,
-            indent=2,
-        )
-    print(f"wrote {json_path}")
+    common.write_json(
+        json_path,
+        {
+            "args": vars(args),
+            "config": dataclasses.asdict(cfg),
+            "machine": common.machine(device),
+            "forwards": forwards,
+            "read_bandwidth_gbs": bandwidth,
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

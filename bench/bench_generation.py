@@ -72,10 +72,8 @@ process held the other core. Both models always run with the same setting.
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -97,6 +95,8 @@ from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import TextTokenizer
 from espnet2.ualm.tokens.sequence import SequenceBuilder
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+
+import common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -354,31 +354,20 @@ def musicgen_forward_rows(model, batch: int, cfg: BenchConfig) -> int:
 # ----- machine ----------------------------------------------------------------
 
 
-def _median_time(fn: Callable[[], Any], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure_bandwidth(n_bytes: int = 256 << 20, reps: int = 7) -> Dict[str, float]:
     """Read (sum) and copy (read + write) bandwidth in GB/s, medians."""
     x = torch.ones(n_bytes // 4)
     y = torch.empty_like(x)
-    x.sum()
-    y.copy_(x)
+    copy_s = common.median_seconds(lambda: y.copy_(x), reps)
     return {
-        "read_sum_gbs": n_bytes / _median_time(x.sum, reps) / 1e9,
-        "copy_gbs": 2 * n_bytes / _median_time(lambda: y.copy_(x), reps) / 1e9,
+        "read_sum_gbs": common.read_bandwidth_gbs(n_bytes=n_bytes, repeats=reps),
+        "copy_gbs": 2 * n_bytes / copy_s / 1e9,
     }
 
 
 def measure_gflops(n: int = 1024, reps: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    return 2 * n**3 / _median_time(lambda: a @ b, reps) / 1e9
+    return 2 * n**3 / common.median_seconds(lambda: a @ b, reps) / 1e9
 
 
 def dispatch_overhead_us(n: int = 20000) -> float:
@@ -389,7 +378,7 @@ def dispatch_overhead_us(n: int = 20000) -> float:
         for _ in range(n):
             torch.add(a, b, out=c)
 
-    return _median_time(loop, 5) / n * 1e6
+    return common.median_seconds(loop, 5, warmup=False) / n * 1e6
 
 
 # ----- where a UALM decode step goes ------------------------------------------
@@ -542,7 +531,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--json",
-        default=os.path.join(REPO, "bench", "results", "bench_generation.json"),
+        default=common.default_json("bench_generation"),
     )
     parser.add_argument(
         "--linear_dtype",
@@ -764,45 +753,34 @@ def main() -> None:
     wall = time.perf_counter() - wall_start
     print(f"benchmark wall time {wall:.0f} s")
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "config": dataclasses.asdict(cfg),
-                "quick": args.quick,
-                "threads": args.threads,
-                "dtype": args.dtype,
-                "linear_dtype": args.linear_dtype,
-                "machine": {
-                    "cpu": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(),
-                    "load_average": os.getloadavg(),
-                    "torch": torch.__version__,
-                    "transformers": transformers.__version__,
-                },
-                "geometry": {
-                    "n_codebooks": k,
-                    "codebook_size": codec.codebook_size,
-                    "frame_rate": codec.frame_rate,
-                    "frames": frames,
-                },
-                "parameters": n_params,
-                "musicgen_step_weight_bytes": musicgen_step_bytes(musicgen),
-                "musicgen_forward_rows": mg_rows,
-                "prompt_positions": prompt_len,
-                "results": results,
-                "fps_ratio_ualm_over_musicgen": ratios,
-                "bandwidth": bandwidth,
-                "matmul_gflops": gflops,
-                "floor": floor,
-                "profile": profiles,
-                "dispatch_overhead_us": dispatch_us,
-                "wall_s": wall,
+    common.write_json(
+        args.json,
+        {
+            "config": dataclasses.asdict(cfg),
+            "quick": args.quick,
+            "threads": args.threads,
+            "dtype": args.dtype,
+            "linear_dtype": args.linear_dtype,
+            "geometry": {
+                "n_codebooks": k,
+                "codebook_size": codec.codebook_size,
+                "frame_rate": codec.frame_rate,
+                "frames": frames,
             },
-            f,
-            indent=2,
-        )
-    print(f"wrote {args.json}")
+            "parameters": n_params,
+            "musicgen_step_weight_bytes": musicgen_step_bytes(musicgen),
+            "musicgen_forward_rows": mg_rows,
+            "prompt_positions": prompt_len,
+            "results": results,
+            "fps_ratio_ualm_over_musicgen": ratios,
+            "bandwidth": bandwidth,
+            "matmul_gflops": gflops,
+            "floor": floor,
+            "profile": profiles,
+            "dispatch_overhead_us": dispatch_us,
+            "wall_s": wall,
+        },
+    )
 
 
 if __name__ == "__main__":

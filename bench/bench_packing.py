@@ -27,9 +27,7 @@ Dataset sizes are arbitrary (the blend redistributes tokens by weight).
 """
 
 import argparse
-import json
 import logging
-import os
 import sys
 import time
 from typing import Dict, List, Optional
@@ -45,6 +43,8 @@ from espnet2.ualm.train.sampler import (
     best_fit_decreasing,
     split_row_key,
 )
+
+import common
 
 CODEC_FPS, DELAY, ENCODER_FPS = 50, 7, 25
 TEMPLATE_2 = 1 + 2 * TEMPLATE_OVERHEAD  # bos + two messages
@@ -219,11 +219,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--json",
-        default=os.path.join(
-            os.path.dirname(os.path.abspath(__file__)),
-            "results",
-            "bench_packing.json",
-        ),
+        default=common.default_json("bench_packing"),
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -243,18 +239,15 @@ def main() -> None:
             f"best_fit_decreasing {ours['rows']} rows {ours['seconds']:.3f} s, "
             f"ESPnet batchfy_pack {espnet['rows']} rows {espnet['seconds']:.3f} s"
         )
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "batch_tokens": BATCH_TOKENS,
-                "scenarios": scenarios,
-                "espnet_pack_comparison": comparisons,
-            },
-            f,
-            indent=2,
-        )
-    print(f"\nwrote {args.json}")
+    print()
+    common.write_json(
+        args.json,
+        {
+            "batch_tokens": BATCH_TOKENS,
+            "scenarios": scenarios,
+            "espnet_pack_comparison": comparisons,
+        },
+    )
 
 
 if __name__ == "__main__":

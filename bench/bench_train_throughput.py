@@ -90,7 +90,6 @@ had a training config). ``--encoder tiny|base`` puts a Whisper-tiny/-base shape 
 import argparse
 import dataclasses
 import gc
-import json
 import logging
 import os
 import statistics
@@ -112,6 +111,8 @@ from espnet2.ualm.text.tokenizer import TextTokenizer
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import SequenceBuilder
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+
+import common
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MINI_CODEC_CONFIG = os.path.join(REPO, "egs2", "ualm", "mini", "conf", "codec.yaml")
@@ -835,11 +836,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
         "--json",
-        default=os.path.join(
-            os.path.dirname(os.path.abspath(__file__)),
-            "results",
-            "bench_train_throughput.json",
-        ),
+        default=common.default_json("bench_train_throughput"),
     )
     args = parser.parse_args()
     if not args.default_env and any(os.environ.get(k) != v for k, v in RUN_ENV.items()):
@@ -858,21 +855,16 @@ def main() -> None:
         f"\nwall time {wall:.0f} s; load average {load[0]:.1f} -> "
         f"{os.getloadavg()[0]:.1f}"
     )
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w", encoding="utf-8") as f:
-        json.dump(
-            {
-                "args": vars(args),
-                "wall_seconds": wall,
-                "load_average": [load[0], os.getloadavg()[0]],
-                "torch": torch.__version__,
-                "env": {k: os.environ.get(k) for k in RUN_ENV},
-                "shapes": results,
-            },
-            f,
-            indent=2,
-        )
-    print(f"wrote {args.json}")
+    common.write_json(
+        args.json,
+        {
+            "args": vars(args),
+            "wall_seconds": wall,
+            "load_average": [load[0], os.getloadavg()[0]],
+            "env": {k: os.environ.get(k) for k in RUN_ENV},
+            "shapes": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def test_mini_recipe_end_to_end(tmp_path):
     ualm = UALM.from_pretrained(archive, cache_dir=str(tmp_path / "cache"))
     for task in ("asr", "audio_qa"):
         dset = f"{setup}/dump/audio/{tasks[task]}"
-        requests, _ = read_requests(dset, task, ualm.requests.templates)
+        requests, _ = read_requests(dset, task, ualm.requests.tasks)
         hyps = read_kv(f"{decode}/{task}/{tasks[task]}/text", allow_empty_value=True)
         for out in ualm.run(requests):
             written = " | ".join((out.text or "").split("\n"))

@@ -321,7 +321,7 @@ def test_ualm1_recipe_runs_every_stage_on_stand_ins(tmp_path):
     assert type(ualm.tokenizer.tok).__name__ == "Qwen2Tokenizer"
     assert ualm.tokenizer.model_dir.startswith(str(tmp_path / "cache"))
     requests, _ = read_requests(
-        f"{dump}/librispeech_test_clean", "asr", ualm.requests.templates
+        f"{dump}/librispeech_test_clean", "asr", ualm.requests.tasks
     )
     hyps = read_kv(f"{decode}/asr/librispeech_test_clean/text", allow_empty_value=True)
     for result in ualm.run(requests):

@@ -182,6 +182,47 @@ def test_batch_equals_one_by_one(gen, t2a_prompts, modalities, cfg_scale):
         assert len(result.segments) == len(alone.segments)
 
 
+@pytest.mark.parametrize("modalities", ["audio", None])
+def test_looking_at_the_rows_every_step_changes_nothing(
+    gen, t2a_prompts, monkeypatch, modalities
+):
+    """Between the host's looks at the row state (``_horizon``) the loop
+    moves the rows by the reduced update; looking, and updating fully, at
+    every step gives the same sampled replies."""
+    config = DecodeSettings(
+        max_segments=3,
+        min_audio_seconds=0.2,
+        max_audio_seconds=0.8,
+        audio_sampling=HOT,
+        text_sampling=HOT,
+        max_text_tokens=6,
+    )
+    reduced = []
+    advance = generate_module.Conversation._advance
+
+    def spy(self, frame, pause_after_audio, may_change=True):
+        reduced.append(not may_change)
+        return advance(self, frame, pause_after_audio, may_change)
+
+    monkeypatch.setattr(generate_module.Conversation, "_advance", spy)
+    results = {}
+    for every_step in (False, True):
+        if every_step:
+            monkeypatch.setattr(
+                generate_module.Conversation, "_horizon", lambda self, view: 1
+            )
+        results[every_step] = [
+            gen.generate(t2a_prompts, config, modalities, generator=_seed(seed))
+            for seed in range(3)
+        ]
+        if not every_step:
+            assert sum(reduced) > 0  # the reduced update did run
+    for a, b in zip(results[False], results[True]):
+        for x, y in zip(a, b):
+            assert torch.equal(x.ids, y.ids)
+            assert [s.closing for s in x.segments] == [s.closing for s in y.segments]
+
+
 def test_same_seed_same_reply(gen, t2a_prompts):
     config = DecodeSettings(audio_sampling=HOT, text_sampling=HOT, **SHORT)
     a = gen.generate(t2a_prompts, config, generator=_seed(5))
