@@ -1,0 +1,57 @@
+"""bench/common.py, and one benchmark run end to end on a tiny shape, so
+that the shared module and a script using it do not drift apart."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
+sys.path.insert(0, BENCH)
+import common  # noqa: E402
+
+
+def test_median_seconds_warms_up_once_and_times_each_repeat():
+    calls = []
+    seconds = common.median_seconds(lambda: calls.append(1), 5)
+    assert len(calls) == 6 and seconds >= 0.0
+    common.median_seconds(lambda: calls.append(1), 3, warmup=False)
+    assert len(calls) == 9
+
+
+def test_read_bandwidth_is_positive():
+    assert common.read_bandwidth_gbs(n_bytes=1 << 20, repeats=3) > 0.0
+
+
+def test_report_names_the_machine(tmp_path):
+    path = str(tmp_path / "out" / "report.json")
+    common.write_json(path, {"results": [1, 2]})
+    report = json.load(open(path))
+    assert report["results"] == [1, 2]
+    assert {"device", "cpu_count", "load_average", "torch", "transformers"} <= set(
+        report["machine"]
+    )
+    assert common.default_json("x").endswith(os.path.join("bench", "results", "x.json"))
+
+
+@pytest.mark.slow
+def test_a_benchmark_script_runs_on_a_tiny_shape(tmp_path):
+    out = str(tmp_path / "matmul.json")
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "bench_decode_matmul.py"),
+            "--shapes",
+            "256x128",
+            "--repeats",
+            "2",
+            "--json",
+            out,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    report = json.load(open(out))
+    assert report["results"][0]["shape"] == [256, 128] and "machine" in report
