@@ -18,6 +18,9 @@ Model (ClassChoices, picked by name in the YAML):
     ``--model_conf``  ``UALMModel``'s keys (``cfg_dropout_prob``, ...);
     ``--freeze_for_alignment true``  modality alignment: only the adapter,
         the audio rows and the stream embeddings train.
+    ``--preference_conf``  DPO against a frozen reference checkpoint
+        (``reference``, ``beta``, ``ce_weight``; ``espnet2/ualm/model/dpo.py``);
+        preference batches carry ``pair_index`` and ``chosen``.
 
 Vocabulary: ``--vocabulary`` (a ``vocabulary.json``), or the text
 tokenizer's size (``--text_tokenizer``) and the codec geometry, read from the
@@ -75,6 +78,7 @@ from espnet2.train.trainer import Trainer
 from espnet2.ualm.codec import codec_choices
 from espnet2.ualm.data.codes_io import read_geometry
 from espnet2.ualm.model.audio_encoder import encoder_geometry
+from espnet2.ualm.model.dpo import PreferenceObjective
 from espnet2.ualm.model.factory import (
     audio_adapter_choices,
     audio_encoder_choices,
@@ -324,6 +328,14 @@ class UALMTask(AbsTask):
             help="keyword arguments of UALMModel",
         )
         group.add_argument(
+            "--preference_conf",
+            action=NestedDictAction,
+            default={},
+            help="DPO instead of CE (espnet2/ualm/model/dpo.py): reference "
+            "(the reference model's checkpoint, e.g. the CE-on-winners stage's "
+            "valid.loss.best.pth), beta, ce_weight; empty: CE",
+        )
+        group.add_argument(
             "--freeze_for_alignment",
             type=str2bool,
             default=False,
@@ -498,6 +510,7 @@ class UALMTask(AbsTask):
         args.vocabulary = str(config_file.parent / VOCABULARY_FILE)
         args.output_dir = str(config_file.parent)
         args.resume = True  # never replace the saved layout
+        args.preference_conf = {}  # a trained model needs no DPO reference
         model = cls.build_model(args)
         if model_file is not None:
             state = torch.load(model_file, map_location="cpu", weights_only=False)
@@ -518,6 +531,10 @@ class UALMTask(AbsTask):
             f"UALM: {total / 1e6:.2f} M parameters, {trainable / 1e6:.2f} M "
             f"trainable{' (modality alignment)' if args.freeze_for_alignment else ''}"
         )
+        if getattr(args, "preference_conf", None):  # absent in older configs
+            model.attach_preference(
+                cls.build_preference(args.preference_conf, vars(args), vocab)
+            )
         model.register_forward_hook(report_loss_per_dataset, with_kwargs=True)
         if (
             getattr(args, "use_deepspeed", False)
@@ -526,6 +543,34 @@ class UALMTask(AbsTask):
         ):
             model.register_forward_hook(loss_as_sum, with_kwargs=True)
         return model
+
+    @staticmethod
+    def build_preference(
+        conf: Dict[str, Any], config: Dict[str, Any], vocab: UALMVocabulary
+    ) -> PreferenceObjective:
+        """The DPO objective of ``--preference_conf``: its reference is the
+        run's model architecture with the weights of ``conf["reference"]``,
+        read again on every start, so a resumed run has the same one."""
+        conf = dict(conf)
+        unknown = sorted(set(conf) - {"reference", "beta", "ce_weight"})
+        if unknown:
+            raise ValueError(
+                f"--preference_conf: unknown keys {unknown}; known: reference, "
+                "beta, ce_weight"
+            )
+        path = conf.pop("reference", None)
+        if not path or not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"--preference_conf reference: {path!r} is not a checkpoint file"
+            )
+        reference = build_model_from_config(model_config_of(config), vocab)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            reference.load_state_dict(state.get("module", state))
+        except RuntimeError as e:
+            raise ValueError(f"--preference_conf reference {path}: {e}") from e
+        logging.info(f"DPO against the reference {path}: {conf}")
+        return PreferenceObjective(reference, **conf)
 
     # ----- data -----------------------------------------------------------------
 

@@ -80,11 +80,16 @@ def target_weights(
 
 @dataclasses.dataclass
 class MultiStreamLoss:
-    """Loss (already normalised), its normaliser and per-stream details."""
+    """Loss (already normalised), its normaliser and per-stream details;
+    with ``per_target``, every target's weighted NLL and where it is."""
 
     loss: torch.Tensor
     n_stream0_targets: torch.Tensor
     stats: Dict[str, torch.Tensor]
+    # [N] weighted NLL of each target (the loss is their sum / n_stream0_targets)
+    target_nll: Optional[torch.Tensor] = None
+    # [N] flat index b * (T - 1) + t of the position predicting each target
+    target_position: Optional[torch.Tensor] = None
 
 
 def _mean_or_nan(values: torch.Tensor) -> torch.Tensor:
@@ -105,6 +110,7 @@ def multistream_loss(
     chunk_size: int = 4096,
     audio_size: Optional[int] = None,
     audio_softmax: str = "codebook",
+    per_target: bool = False,
 ) -> MultiStreamLoss:
     """Next-token loss of a multi-stream batch.
 
@@ -125,6 +131,8 @@ def multistream_loss(
         audio_softmax: ``"codebook"`` (stream k over its own codebook's
             rows, as inference samples it) or ``"audio"`` (over all audio
             rows); see the module docstring. Targets outside the range raise.
+        per_target: also return each target's weighted NLL and position
+            (sequence log-probabilities for preference optimisation).
     """
     if audio_softmax not in AUDIO_SOFTMAX:
         raise ValueError(
@@ -186,6 +194,15 @@ def multistream_loss(
     n0 = sel0.sum()
     total = (w0 * nll0).sum() + audio_weight * nlla.sum()
     loss = total / n0.clamp(min=1)
+    target_nll = target_position = None
+    if per_target:
+        # boolean indexing is row-major, so these follow nll0 and nlla
+        positions = [sel0.flatten().nonzero().squeeze(1)]
+        positions += [
+            mask[..., k].flatten().nonzero().squeeze(1) for k in range(1, n_streams)
+        ]
+        target_nll = torch.cat([w0 * nll0, audio_weight * nlla.float()])
+        target_position = torch.cat(positions)
 
     with torch.no_grad():
         correct0 = pred0 == t0
@@ -198,4 +215,4 @@ def multistream_loss(
         }
         for k in range(1, n_streams):
             stats[f"acc_stream{k}"] = _mean_or_nan(correcta[stream_of == k])
-    return MultiStreamLoss(loss, n0, stats)
+    return MultiStreamLoss(loss, n0, stats, target_nll, target_position)

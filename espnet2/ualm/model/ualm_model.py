@@ -41,7 +41,8 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.ualm.model.adapter import AudioAdapter
 from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
 from espnet2.ualm.model.cfg_dropout import drop_condition
-from espnet2.ualm.model.loss import AUDIO_SOFTMAX, multistream_loss
+from espnet2.ualm.model.dpo import PreferenceObjective
+from espnet2.ualm.model.loss import AUDIO_SOFTMAX, MultiStreamLoss, multistream_loss
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
 LOGIT_RESTRICTIONS = ("full", "audio", "codebook")
@@ -150,6 +151,8 @@ class UALMModel(AbsESPnetModel):
             * std
         )
         self.register_buffer("vocabulary_fingerprint", _fingerprint_tensor(vocabulary))
+        # DPO instead of CE when attached (attach_preference); not a submodule
+        self.preference: Optional[PreferenceObjective] = None
         self.register_load_state_dict_pre_hook(self._check_vocabulary)
 
         # rows whose gradient is kept; None = all but <pad>
@@ -303,6 +306,19 @@ class UALMModel(AbsESPnetModel):
 
     # ----- training -------------------------------------------------------------
 
+    def attach_preference(self, objective: Optional[PreferenceObjective]) -> None:
+        """Trains on preference batches by ``objective`` (DPO, ``dpo.py``);
+        its reference stays out of the parameters and the state dict.
+        ``None`` detaches it."""
+        self.preference = objective
+
+    def _apply(self, fn, recurse=True):
+        # device and dtype moves reach the reference, which is no submodule
+        super()._apply(fn, recurse)
+        if self.preference is not None:
+            self.preference.to_(fn)
+        return self
+
     def _unused_parameter_guard(self) -> torch.Tensor:
         """0 * trainable audio-side parameters: each step touches every parameter
         (DDP without find_unused_parameters), even in text-only batches."""
@@ -312,7 +328,7 @@ class UALMModel(AbsESPnetModel):
                 params += [p for p in module.parameters() if p.requires_grad]
         return sum(0.0 * p.sum() for p in params if p.requires_grad)
 
-    def forward(
+    def multistream(
         self,
         ids: torch.Tensor,
         ids_lengths: torch.Tensor,
@@ -322,8 +338,11 @@ class UALMModel(AbsESPnetModel):
         audio_input: Optional[torch.Tensor] = None,
         audio_input_lengths: Optional[torch.Tensor] = None,
         audio_input_spans: Optional[torch.Tensor] = None,
-        **kwargs,
-    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        per_target: bool = False,
+    ) -> MultiStreamLoss:
+        """The multi-stream loss of a batch (keys: the module docstring),
+        with CFG condition dropout in training where ``condition_mask`` is
+        given; ``forward`` and preference optimisation (``dpo.py``) call it."""
         batch, length, n_streams = ids.shape
         if n_streams != self.n_streams:
             raise ValueError(
@@ -347,7 +366,7 @@ class UALMModel(AbsESPnetModel):
                 ids, audio_input, audio_input_lengths, audio_input_spans
             )
             hidden = self.hidden_states(embeds, position_ids)
-            out = multistream_loss(  # logits cast to float32 for the softmax
+            return multistream_loss(  # logits cast to float32 for the softmax
                 hidden,
                 ids,
                 loss_mask,
@@ -358,7 +377,51 @@ class UALMModel(AbsESPnetModel):
                 chunk_size=self.logits_chunk_size,
                 audio_size=self.vocabulary.audio_size,
                 audio_softmax=self.audio_softmax,
+                per_target=per_target,
             )
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        ids_lengths: torch.Tensor,
+        loss_mask: torch.Tensor,
+        position_ids: Optional[torch.Tensor] = None,
+        condition_mask: Optional[torch.Tensor] = None,
+        audio_input: Optional[torch.Tensor] = None,
+        audio_input_lengths: Optional[torch.Tensor] = None,
+        audio_input_spans: Optional[torch.Tensor] = None,
+        pair_index: Optional[torch.Tensor] = None,
+        chosen: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        if pair_index is not None or chosen is not None:
+            if self.preference is None:
+                raise ValueError(
+                    "a preference batch (pair_index, chosen) needs a preference "
+                    "objective (attach_preference)"
+                )
+            batch = dict(
+                ids=ids,
+                ids_lengths=ids_lengths,
+                loss_mask=loss_mask,
+                position_ids=position_ids,
+                audio_input=audio_input,
+                audio_input_lengths=audio_input_lengths,
+                audio_input_spans=audio_input_spans,
+                pair_index=pair_index,
+                chosen=chosen,
+            )
+            return self.preference(self, batch)
+        out = self.multistream(
+            ids,
+            ids_lengths,
+            loss_mask,
+            position_ids,
+            condition_mask,
+            audio_input,
+            audio_input_lengths,
+            audio_input_spans,
+        )
         loss = out.loss
         if self.training:
             loss = loss + self._unused_parameter_guard()

@@ -86,6 +86,30 @@ def test_build_model_from_a_tiny_config(corpus, tmp_path):
     assert model.cfg_dropout_prob == 0.05
 
 
+def test_preference_conf_attaches_dpo_against_the_reference_file(corpus, tmp_path):
+    start = UALMTask.build_model(_args(corpus, tmp_path))
+    with torch.no_grad():
+        start.stream_embeddings.add_(1.0)  # the reference differs from a new model
+    path = str(tmp_path / "reference.pth")
+    torch.save(start.state_dict(), path)
+    conf = ["--preference_conf", f"reference={path}", "--preference_conf", "beta=0.3"]
+    conf += ["--preference_conf", "ce_weight=0.5"]
+    model = UALMTask.build_model(_args(corpus, tmp_path, *conf))
+    objective = model.preference
+    assert (objective.beta, objective.ce_weight) == (0.3, 0.5)
+    assert torch.equal(objective.reference.stream_embeddings, start.stream_embeddings)
+    assert not torch.equal(model.stream_embeddings, start.stream_embeddings)
+    assert set(model.state_dict()) == set(start.state_dict())
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        UALMTask.build_model(
+            _args(corpus, tmp_path, "--preference_conf", "reference=missing.pth")
+        )
+    with pytest.raises(ValueError, match="unknown keys \\['bta'\\]"):
+        UALMTask.build_model(
+            _args(corpus, tmp_path, *conf[:2], "--preference_conf", "bta=1")
+        )
+
+
 def test_linear_adapter_no_encoder_and_default_options(corpus, tmp_path):
     model = UALMTask.build_model(_args(corpus, tmp_path, "--audio_adapter", "linear"))
     assert isinstance(model.adapter.net, torch.nn.Linear)
