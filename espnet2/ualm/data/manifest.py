@@ -28,7 +28,13 @@ import numpy as np
 from espnet2.ualm.data.io import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
-from espnet2.ualm.tokens.tasks import FILE_NAMES, TASKS, TaskRegistry
+from espnet2.ualm.tokens.tasks import (
+    FILE_NAMES,
+    REJECTED,
+    TASKS,
+    TaskRegistry,
+    TaskSpec,
+)
 
 # A rough per-message constant for synthetic length mixes (bench_packing.py);
 # the manifests count each example's template exactly (``example_length``).
@@ -91,6 +97,9 @@ def _file_paths(
     }
     paths["num_samples"] = os.path.join(data_dir, "utt2num_samples")
     paths["num_frames"] = os.path.join(codes_dir, "utt2num_frames")
+    if REJECTED in needs:
+        rejected_dir = os.path.dirname(paths[REJECTED])
+        paths["rejected_num_frames"] = os.path.join(rejected_dir, "utt2num_frames")
     return paths
 
 
@@ -187,8 +196,9 @@ def _per_item_values(
     """Per file the task needs: codec frame counts, sample counts, texts."""
     out: Dict[str, Dict[str, object]] = {}
     for need in needs:
-        if need == "codes":
-            out[need] = {k: int(v) for k, v in read_kv(paths["num_frames"]).items()}
+        if need in ("codes", REJECTED):
+            frames = paths["num_frames" if need == "codes" else "rejected_num_frames"]
+            out[need] = {k: int(v) for k, v in read_kv(frames).items()}
         elif need == "wav":
             out[need] = {k: int(v) for k, v in read_kv(paths["num_samples"]).items()}
         else:
@@ -209,9 +219,26 @@ def example_length(
     ``item``: the task's files (``TaskSpec.files``) for one example: texts,
     ``codes`` codec frames, ``wav`` samples. Text segments are rendered with
     the example's texts (``TaskSpec.file_of``) and tokenized whole, as the
-    builder does.
+    builder does. A preference example is both its replies (``rejected_codes``
+    frames for the second), which the dataset packs into one row.
     """
     spec = tasks.get(task)
+    if spec.preference:  # both replies, packed into one row by the dataset
+        rejected = {**item, "codes": _item(spec.name, item, REJECTED, where)}
+        return sum(
+            _templated_length(spec, tasks, one, lengths, where)
+            for one in (item, rejected)
+        )
+    return _templated_length(spec, tasks, item, lengths, where)
+
+
+def _templated_length(
+    spec: TaskSpec,
+    tasks: TaskRegistry,
+    item: Mapping[str, object],
+    lengths: LengthModel,
+    where: str,
+) -> int:
     template = tasks.templates[spec.template]
     n = 1  # <bos>
     for message in template.messages:

@@ -23,12 +23,12 @@ import kaldiio
 import numpy as np
 import soundfile
 
-from espnet2.ualm.data.codes_io import flatten_codes, write_geometry
-from espnet2.ualm.data.kaldi_dir import write_kv
+from espnet2.ualm.data.codes_io import CodesReader, flatten_codes, write_geometry
+from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.manifest import LengthModel, build_manifest
 from espnet2.ualm.model.audio_encoder import encoder_geometry
 from espnet2.ualm.testing.tiny_model import tiny_qwen2_config, tiny_whisper_config
-from espnet2.ualm.text.tokenizer import train_sentencepiece
+from espnet2.ualm.text.tokenizer import load_text_tokenizer, train_sentencepiece
 
 SAMPLE_RATE = 16000
 FRAME_RATE = 50
@@ -270,3 +270,69 @@ def tiny_train_args(corpus: Dict[str, str], config: str, output_dir: str) -> Lis
         "--ngpu",
         "0",
     ]
+
+
+def write_tiny_pairs(
+    root: str, n_codebooks: int = 3, codebook_size: int = 16, seed: int = 0
+) -> Dict[str, str]:
+    """Preference pairs over a tiny corpus written in ``root``: per sound
+    clip, its caption, its own codes as the chosen reply and another
+    caption's codes as the rejected one, laid out as the pair stage writes
+    them (``dump/pairs/<name>/{text, chosen/, rejected/}``), with a
+    ``text_to_audio_preference`` manifest per split.
+
+    Returns ``manifests_<split>`` for each split ``write_tiny_corpus`` wrote.
+    """
+    tokenizer = load_text_tokenizer(os.path.join(root, "data", "text_tokenizer"))
+    lengths = LengthModel(
+        count_text_tokens=lambda t: len(tokenizer.encode(t)),
+        codec_frame_rate=float(FRAME_RATE),
+        n_codebooks=n_codebooks,
+        audio_input_frame_rate=encoder_geometry(
+            tiny_train_config()["audio_encoder_conf"]
+        ).frame_rate,
+        sample_rate=SAMPLE_RATE,
+    )
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split in ("train", "valid"):
+        source = os.path.join(root, "dump", "codec", f"tiny_sound_{split}")
+        if not os.path.isdir(source):
+            continue
+        codes = CodesReader(source)
+        captions = read_kv(
+            os.path.join(root, "dump", "audio", f"tiny_sound_{split}", "text")
+        )
+        utts = sorted(captions)
+        others = [
+            utts[(i + 1 + int(rng.integers(len(utts) - 1))) % len(utts)]
+            for i in range(len(utts))
+        ]
+        pair_dir = os.path.join(root, "dump", "pairs", f"tiny_sound_pairs_{split}")
+        for side, pick in (("chosen", utts), ("rejected", others)):
+            side_dir = os.path.join(pair_dir, side)
+            os.makedirs(side_dir, exist_ok=True)
+            ark, scp = (
+                os.path.join(side_dir, "codes.ark"),
+                os.path.join(side_dir, "codes.scp"),
+            )
+            frames = {}
+            with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+                for utt, src in zip(utts, pick):
+                    writer(utt, flatten_codes(codes[src]))
+                    frames[utt] = str(len(codes[src]))
+            write_kv(os.path.join(side_dir, "utt2num_frames"), frames.items())
+            write_geometry(side_dir, codes.geometry)
+        write_kv(os.path.join(pair_dir, "text"), ((u, captions[u]) for u in utts))
+        manifest_dir = os.path.join(root, "dump", "manifests_pairs", split)
+        build_manifest(
+            name="tiny_sound_text_to_audio_preference",
+            task="text_to_audio_preference",
+            split=split,
+            data_dir=pair_dir,
+            codes_dir=os.path.join(pair_dir, "chosen"),
+            lengths=lengths,
+            out_dir=manifest_dir,
+        )
+        out[f"manifests_{split}"] = manifest_dir
+    return out

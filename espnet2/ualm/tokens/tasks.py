@@ -60,8 +60,16 @@ from espnet2.ualm.tokens.templates import (
 # File key -> its name in a formatted data directory (``codes``: in the
 # stage-4 codes directory); any other key is a text file of that name.
 FILE_NAMES: Mapping[str, str] = MappingProxyType(
-    {"wav": "wav.scp", "dialogue": "dialogue.jsonl", "codes": "codes.scp"}
+    {
+        "wav": "wav.scp",
+        "dialogue": "dialogue.jsonl",
+        "codes": "codes.scp",
+        # a preference task's rejected replies: a codes directory in the data dir
+        "rejected_codes": "rejected/codes.scp",
+    }
 )
+# The file of a preference task's rejected replies (its chosen ones: "codes").
+REJECTED = "rejected_codes"
 # Scoring kind -> its key metrics (RESULTS.md's summary and the permutation
 # test), unless a task names its own.
 SCORING_KINDS: Mapping[str, Tuple[str, ...]] = MappingProxyType(
@@ -94,6 +102,9 @@ class TaskSpec:
     ``key_metrics``: its headline metrics (default: the kind's).
     ``prompt_file``: the file of the prompts of generated audio.
     ``aliases``: other names requests may use for it.
+    ``preference``: its examples are pairs of a chosen reply (``codes``) and
+    a rejected one (``rejected_codes``) to the same prompt, for DPO
+    (``espnet2/ualm/model/dpo.py``).
     """
 
     name: str
@@ -107,6 +118,7 @@ class TaskSpec:
     fields: Mapping[str, str] = dataclasses.field(default_factory=dict)
     aliases: Tuple[str, ...] = ()
     description: str = ""
+    preference: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(self.files))
@@ -166,9 +178,19 @@ def validate_task(spec: TaskSpec, templates: Mapping[str, TaskTemplate]) -> None
         raise TaskError(f"{where}: files {list(spec.files)} repeat")
     template = templates[spec.template]
     if template.conversation:
+        if spec.preference:
+            raise TaskError(f"{where}: a preference task needs a templated reply")
         _check_conversation_files(spec, template, where)
         return
     reads = template_reads(template, spec)
+    if spec.preference:
+        if REJECTED not in spec.files or "codes" not in reads:
+            raise TaskError(
+                f"{where}: a preference task reads its chosen replies' codes and "
+                f"{REJECTED!r} (files {list(spec.files)}; template "
+                f"{spec.template!r} reads {list(reads)})"
+            )
+        reads = reads + (REJECTED,)
     if set(reads) != set(spec.files):
         raise TaskError(
             f"{where}: files {sorted(spec.files)} do not match what template "
@@ -451,6 +473,16 @@ BUILTIN_TASKS: Tuple[TaskSpec, ...] = (
         "generation",
         fields={"caption": "text"},
         description="caption -> sound",
+    ),
+    TaskSpec(
+        "text_to_audio_preference",
+        "text_to_audio",
+        ("text", "codes", REJECTED),
+        "generation",
+        ("audio",),
+        fields={"caption": "text"},
+        preference=True,
+        description="caption -> a chosen and a rejected sound (DPO pairs)",
     ),
     TaskSpec(
         "rich_text_to_audio",

@@ -47,7 +47,13 @@ from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.tokens.conversation import AudioInputSegment, audio_references
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
-from espnet2.ualm.tokens.tasks import FILE_NAMES, TASKS, TaskRegistry, TaskSpec
+from espnet2.ualm.tokens.tasks import (
+    FILE_NAMES,
+    REJECTED,
+    TASKS,
+    TaskRegistry,
+    TaskSpec,
+)
 from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError, format_fields
 from espnet2.ualm.train.blend import KEY_SEP, split_key
 from espnet2.ualm.train.sampler import split_row_key
@@ -75,10 +81,13 @@ class AudioInputGeometry:
 
 @dataclasses.dataclass
 class UALMRow:
-    """One batch row: its examples in order, and the waveforms they listen to."""
+    """One batch row: its examples in order, and the waveforms they listen to;
+    for preference data, whether each example is its pair's chosen reply
+    (each pair: chosen, then rejected)."""
 
     examples: List[BuiltSequence]
     waveforms: Dict[str, np.ndarray]
+    chosen: Optional[List[bool]] = None
 
 
 def read_manifest(path: str) -> Dict[str, Any]:
@@ -114,7 +123,7 @@ class _Source:
         self.data_dir: str = manifest["data_dir"]
         self.files: Dict[str, str] = dict(manifest["files"])
         self._tables: Dict[str, Dict[str, str]] = {}
-        self._codes: Optional[CodesReader] = None
+        self._codes: Dict[str, CodesReader] = {}
         self._dialogues: Optional[Dict[str, list]] = None
 
     def path(self, what: str) -> str:
@@ -143,23 +152,25 @@ class _Source:
             raise UALMDataError(f"no entry {utt!r} in {self.path(what)}")
         return table[utt]
 
-    def codes_reader(self) -> CodesReader:
-        if self._codes is None:
+    def codes_reader(self, what: str = "codes") -> CodesReader:
+        """Reader of the codes directory ``what`` (``codes``, or a preference
+        task's ``rejected_codes``)."""
+        if what not in self._codes:
             try:
-                self._codes = CodesReader(os.path.dirname(self.path("codes")))
+                self._codes[what] = CodesReader(os.path.dirname(self.path(what)))
             except FileNotFoundError as e:
-                raise UALMDataError(f"codes of {self.name}: {e}") from e
-        return self._codes
+                raise UALMDataError(f"{what} of {self.name}: {e}") from e
+        return self._codes[what]
 
-    def codes(self, utt: str) -> np.ndarray:
-        reader = self.codes_reader()
+    def codes(self, utt: str, what: str = "codes") -> np.ndarray:
+        reader = self.codes_reader(what)
         if utt not in reader:
-            raise UALMDataError(f"no codes for {utt!r} in {self.path('codes')}")
+            raise UALMDataError(f"no codes for {utt!r} in {self.path(what)}")
         try:
             return reader[utt]
         except (OSError, ValueError) as e:
             raise UALMDataError(
-                f"codes of {utt!r} ({self.path('codes')}) unreadable: {e}"
+                f"codes of {utt!r} ({self.path(what)}) unreadable: {e}"
             ) from e
 
     def dialogues(self) -> Dict[str, list]:
@@ -244,8 +255,8 @@ class UALMDataset(torch.utils.data.Dataset):
         """
         for source in self.sources.values():
             for what in sorted(set(source.files) | set(self.spec_of(source).files)):
-                if what == "codes":
-                    source.codes_reader()
+                if what in ("codes", REJECTED):
+                    source.codes_reader(what)
                 elif what == "dialogue":
                     source.dialogues()
                 else:
@@ -259,17 +270,33 @@ class UALMDataset(torch.utils.data.Dataset):
         )
 
     def __getitem__(self, row_key: str) -> Tuple[str, UALMRow]:
-        examples, waveforms = [], {}
+        examples, waveforms, chosen = [], {}, []
         for key in split_row_key(row_key):
-            seq, waves = self.example(key)
-            examples.append(seq)
-            waveforms.update(waves)
-        return row_key, UALMRow(examples, waveforms)
+            replies = ("codes", REJECTED) if self.is_pair(key) else ("codes",)
+            for reply in replies:
+                seq, waves = self.example(key, reply)
+                examples.append(seq)
+                waveforms.update(waves)
+            chosen += [True, False] if len(replies) == 2 else [None]
+        if None in chosen and any(c is not None for c in chosen):
+            raise UALMDataError(
+                f"row {row_key} mixes preference pairs and plain examples"
+            )
+        pairs = chosen if chosen[0] is not None else None
+        return row_key, UALMRow(examples, waveforms, pairs)
+
+    def is_pair(self, key: str) -> bool:
+        """Whether the example ``key`` is a (chosen, rejected) preference pair."""
+        name = split_key(key)[0]
+        return name in self.sources and self.spec_of(self.sources[name]).preference
 
     # ----- one example ----------------------------------------------------------
 
-    def example(self, key: str) -> Tuple[BuiltSequence, Dict[str, np.ndarray]]:
-        """The built sequence of ``"<manifest>/<id>"`` and its waveforms."""
+    def example(
+        self, key: str, reply: str = "codes"
+    ) -> Tuple[BuiltSequence, Dict[str, np.ndarray]]:
+        """The built sequence of ``"<manifest>/<id>"`` and its waveforms;
+        ``reply="rejected_codes"``: a preference pair's rejected reply."""
         name, utt = split_key(key)
         if name not in self.sources:
             raise UALMDataError(f"example {key}: no manifest named {name!r}")
@@ -280,7 +307,9 @@ class UALMDataset(torch.utils.data.Dataset):
                 fields, waves = self._conversation_fields(source, utt)
             else:
                 spec = self.spec_of(source)
-                fields, waves = self._template_fields(source, spec, template, utt)
+                fields, waves = self._template_fields(
+                    source, spec, template, utt, reply
+                )
             return self.builder.build_example(template, fields), waves
         except UALMDataError as e:
             raise UALMDataError(f"example {key} (task {source.task}): {e}") from e
@@ -302,7 +331,12 @@ class UALMDataset(torch.utils.data.Dataset):
         return AudioInputSegment(key, self.audio_input.num_frames(len(wav))), wav
 
     def _template_fields(
-        self, source: _Source, spec: TaskSpec, template: TaskTemplate, utt: str
+        self,
+        source: _Source,
+        spec: TaskSpec,
+        template: TaskTemplate,
+        utt: str,
+        reply: str = "codes",
     ) -> Tuple[Dict[str, Any], Dict[str, np.ndarray]]:
         fields: Dict[str, Any] = {}
         waves: Dict[str, np.ndarray] = {}
@@ -314,7 +348,7 @@ class UALMDataset(torch.utils.data.Dataset):
                         if f not in fields:
                             fields[f] = source.lookup(spec.file_of(f), utt)
                 elif seg.kind == "audio":
-                    fields[names[0]] = source.codes(utt)
+                    fields[names[0]] = source.codes(utt, reply)
                 else:
                     segment, wav = self._audio_input(source, utt)
                     fields[names[0]] = segment
@@ -384,6 +418,16 @@ class UALMCollateFn:
             waveforms,
             pad_to_multiple_of=self.pad_to_multiple_of,
         )
+        paired = [row.chosen is not None for _, row in data]
+        if any(paired):
+            if not all(paired):
+                raise UALMDataError(
+                    f"batch {keys} mixes preference pairs and plain examples"
+                )
+            # examples in row order; each pair is (chosen, rejected)
+            chosen = [c for _, row in data for c in row.chosen]
+            batch["chosen"] = torch.tensor(chosen, dtype=torch.bool)
+            batch["pair_index"] = torch.arange(len(chosen)) // 2
         return keys, batch
 
 

@@ -25,6 +25,7 @@ from espnet2.ualm.testing.tiny_corpus import (
     tiny_train_args,
     tiny_train_config,
     write_tiny_corpus,
+    write_tiny_pairs,
 )
 
 
@@ -70,20 +71,37 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_keep_identical_parameters(tmp_path):
+@pytest.mark.parametrize("objective", ["ce", "dpo"])
+def test_two_gloo_ranks_keep_identical_parameters(tmp_path, objective):
     corpus = write_tiny_corpus(str(tmp_path / "corpus"))
     config = str(tmp_path / "train.yaml")
-    with open(config, "w") as f:
-        yaml.safe_dump(
-            tiny_train_config(max_epoch=1, use_matplotlib=False, rows_per_batch=4), f
+    options = dict(max_epoch=1, use_matplotlib=False, rows_per_batch=4)
+    extra = []
+    if objective == "dpo":
+        # preference pairs against the initial weights as the reference
+        corpus = {**corpus, **write_tiny_pairs(str(tmp_path / "corpus"))}
+        reference = str(tmp_path / "reference.pth")
+        with open(config, "w") as f:
+            yaml.safe_dump(tiny_train_config(**options), f)
+        args = UALMTask.get_parser().parse_args(
+            tiny_train_args(corpus, config, str(tmp_path / "ref"))
         )
+        torch.save(UALMTask.build_model(args).state_dict(), reference)
+        options["preference_conf"] = {"reference": reference, "beta": 0.5}
+        extra = ["--init_param", reference]
+    with open(config, "w") as f:
+        yaml.safe_dump(tiny_train_config(**options), f)
     out = tmp_path / "exp"
-    cmd = tiny_train_args(corpus, config, str(out)) + [
-        "--dist_backend",
-        "gloo",
-        "--multiprocessing_distributed",
-        "false",
-    ]
+    cmd = (
+        tiny_train_args(corpus, config, str(out))
+        + extra
+        + [
+            "--dist_backend",
+            "gloo",
+            "--multiprocessing_distributed",
+            "false",
+        ]
+    )
     launcher = [
         sys.executable,
         "-m",

@@ -33,9 +33,42 @@ def test_builtin_tasks():
     assert TASKS.get("text_to_audio").reply == ("audio",)
     assert TASKS.get("reasoning").reply is None
     assert TASKS.get("rich_text_to_audio").file_of("rich_caption") == "rich_text"
-    assert set(TASKS.scored()) == set(TASKS) - {"audio_dialogue", "reasoning"}
+    # DPO pairs are training data: not scored
+    unscored = {"audio_dialogue", "reasoning", "text_to_audio_preference"}
+    assert set(TASKS.scored()) == set(TASKS) - unscored
+    pairs = TASKS.get("text_to_audio_preference")
+    assert pairs.preference and pairs.template == "text_to_audio"
+    assert not TASKS.get("text_to_audio").preference
     with pytest.raises(TaskError, match="unknown task 'karaoke'"):
         TASKS.get("karaoke")
+
+
+def test_a_preference_task_reads_its_rejected_replies():
+    conf = {
+        "template": "text_to_audio",
+        "files": ["text", "codes"],
+        "fields": {"caption": "text"},
+        "group": "generation",
+        "preference": True,
+    }
+    with pytest.raises(TaskError, match="rejected_codes"):
+        load_tasks({"tasks": {"pairs": conf}})
+    tasks = load_tasks(
+        {"tasks": {"pairs": {**conf, "files": ["text", "codes", "rejected_codes"]}}}
+    )
+    assert tasks.get("pairs").preference
+    with pytest.raises(TaskError, match="do not match"):  # not a preference task
+        load_tasks(
+            {
+                "tasks": {
+                    "p2": {
+                        **conf,
+                        "preference": False,
+                        "files": ["text", "codes", "rejected_codes"],
+                    }
+                }
+            }
+        )
 
 
 def test_a_task_from_yaml_with_its_template_inline():

@@ -13,7 +13,7 @@ from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder
 from espnet2.ualm.model.factory import build_ualm_model
-from espnet2.ualm.testing.tiny_corpus import write_tiny_corpus
+from espnet2.ualm.testing.tiny_corpus import write_tiny_corpus, write_tiny_pairs
 from espnet2.ualm.testing.tiny_model import tiny_qwen2_config, tiny_whisper_config
 from espnet2.ualm.text.tokenizer import load_text_tokenizer
 from espnet2.ualm.tokens.sequence import SequenceBuilder
@@ -66,8 +66,9 @@ def _first_key(manifest) -> str:
 
 def test_every_manifest_task_builds_and_collates(manifests, dataset, builder):
     vocab = builder.vocab
-    # every task but the two conversation tasks without tiny data
-    no_tiny_data = {"audio_dialogue", "reasoning"}
+    # every task but the two conversation tasks without tiny data and the
+    # preference pairs (their own corpus: test_preference_pairs_*)
+    no_tiny_data = {"audio_dialogue", "reasoning", "text_to_audio_preference"}
     assert {m["task"] for m in manifests.values()} == set(TASKS) - no_tiny_data
     collate = UALMCollateFn()
     for manifest in manifests.values():
@@ -94,6 +95,40 @@ def test_every_manifest_task_builds_and_collates(manifests, dataset, builder):
         assert bool(audio_targets) == (manifest["task"] in GENERATION)
         if manifest["task"] in GENERATION:  # CFG may drop the condition
             assert batch["condition_mask"].any()
+
+
+def test_preference_pairs_share_a_row_and_collate_with_their_roles(
+    corpus, manifests, builder
+):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(corpus["manifests_train"])))
+    pairs = write_tiny_pairs(root)
+    (path,) = manifest_paths(pairs["manifests_train"]).values()
+    manifest = read_manifest(path)
+    assert manifest["task"] == "text_to_audio_preference"
+    data = UALMDataset([manifest, *manifests.values()], builder, GEOMETRY)
+    shape = read_kv(manifest["shape_file"])
+    first, second = sorted(shape)[:2]
+    key = f"{manifest['name']}/{first}"
+    row_key = ROW_SEP.join([key, f"{manifest['name']}/{second}"])
+    _, row = data[row_key]
+    assert row.chosen == [True, False, True, False]
+    chosen, rejected = row.examples[:2]
+    # the manifest's length counts both replies; same prompt, other reply
+    assert int(shape[first]) == len(chosen) + len(rejected)
+    alone, _ = data.example(f"tiny_sound_text_to_audio/{first}")
+    assert torch.equal(chosen.ids, alone.ids)
+    prompt = int(chosen.loss_mask[:, 0].nonzero()[0])
+    assert torch.equal(chosen.ids[:prompt], rejected.ids[:prompt])
+    assert not torch.equal(chosen.ids, rejected.ids)
+    _, batch = UALMCollateFn()([(row_key, row)])
+    assert batch["pair_index"].tolist() == [0, 0, 1, 1]
+    assert batch["chosen"].tolist() == [True, False, True, False]
+    # a row or batch may not mix pairs and plain examples
+    with pytest.raises(UALMDataError, match="mixes preference pairs"):
+        data[ROW_SEP.join([key, f"tiny_sound_text_to_audio/{first}"])]
+    plain = data[f"tiny_sound_text_to_audio/{first}"]
+    with pytest.raises(UALMDataError, match="mixes preference pairs"):
+        UALMCollateFn()([(row_key, row), plain])
 
 
 def test_a_batch_of_every_task_goes_through_the_model(manifests, dataset, builder):
