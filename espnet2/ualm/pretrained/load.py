@@ -241,9 +241,14 @@ def build_model(files: PretrainedFiles, device: str = "cpu"):
 
 
 def build_enhancer(files: PretrainedFiles, device: str = "cpu"):
+    """The packed enhancer, weights loaded, in eval mode."""
     from espnet2.ualm.enhancer import enhancer_choices
 
     conf = read_yaml(files.enhancer_config) or {}
+    if not isinstance(conf, dict) or "enhancer" not in conf:
+        raise PretrainedFormatError(
+            f"{files.enhancer_config}: no 'enhancer:' entry (the enhancer's name)"
+        )
     enhancer = enhancer_choices.get_class(conf["enhancer"])(
         **(conf.get("enhancer_conf") or {})
     )

@@ -194,3 +194,29 @@ def test_a_file_inside_the_packed_directory_identifies_it(packed_dir):
 def test_a_missing_path_that_looks_like_a_hub_id_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="exp/packed: no such local directory"):
         resolve_source("exp/packed", str(tmp_path), local_files_only=True)
+
+
+CODE_RUNNING_LOADS = (
+    "weights_only=False",
+    "trust_remote_code=",
+    "pickle.load",
+    "yaml.load(",
+    "unsafe_load",
+    "UnsafeLoader",
+    "FullLoader",
+)
+
+
+def test_no_loader_of_the_plugin_can_run_code():
+    """Keeps the claim of load.py true: no pickle, no remote code anywhere."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+    found = []
+    for base in ("espnet2/ualm", "espnet2/tasks", "espnet2/bin"):
+        for folder, _, names in os.walk(os.path.join(root, base)):
+            for name in names:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(folder, name)
+                text = open(path, encoding="utf-8").read()
+                found += [f"{path}: {p}" for p in CODE_RUNNING_LOADS if p in text]
+    assert not found
