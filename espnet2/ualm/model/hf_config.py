@@ -12,12 +12,11 @@ from typing import Any, Mapping, Set, Type
 
 def declared_config_keys(config_class: Type[Any]) -> Set[str]:
     """The fields ``config_class`` declares (its dataclass fields in
-    transformers 5, else those of its default instance) and their
-    ``attribute_map`` aliases."""
+    transformers 5), those its default instance saves (``to_dict``, e.g.
+    ``_name_or_path``) and their ``attribute_map`` aliases."""
+    keys = set(config_class().to_dict())
     if dataclasses.is_dataclass(config_class):
-        keys = {f.name for f in dataclasses.fields(config_class)}
-    else:
-        keys = set(config_class().to_dict())
+        keys |= {f.name for f in dataclasses.fields(config_class)}
     return keys | set(getattr(config_class, "attribute_map", None) or {})
 
 
