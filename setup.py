@@ -52,7 +52,7 @@ setup(
         "espnet==202511",
         "torch",
         "torchaudio",
-        "transformers>=5.0,<6",
+        "transformers>=5.24,<5.40",  # 5.40 removes past_key_values= (decode)
         "sentencepiece",
         "kaldiio",
         "soundfile",

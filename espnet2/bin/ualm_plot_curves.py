@@ -17,10 +17,9 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
-import torch
-
 from espnet2.train.reporter import Reporter
 from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.data.safe_io import plain_value_globals, read_checkpoint
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -40,10 +39,9 @@ def plot_curves(exp_dir: str, out_dir: Optional[str] = None) -> Path:
     checkpoint = os.path.join(exp_dir, "checkpoint.pth")
     if not os.path.exists(checkpoint):
         raise FileNotFoundError(f"{checkpoint}: no training checkpoint to plot from")
-    # the run's own resume file, written by the Trainer of this experiment;
-    # its reporter holds numpy scalars, so it is unpickled as ESPnet's resume
-    # does (not for files from elsewhere)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    # weights-only, with the reporter's plain values allowed (numpy numbers,
+    # timedeltas); optimizer and scheduler states are tensors and dicts
+    state = read_checkpoint(checkpoint, safe_globals=plain_value_globals())
     reporter = Reporter()
     reporter.load_state_dict(state["reporter"])
     out = Path(out_dir or os.path.join(exp_dir, "images"))

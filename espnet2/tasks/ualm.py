@@ -68,7 +68,6 @@ from typing import (
 
 import numpy as np
 import torch
-import yaml
 
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.iterators.sequence_iter_factory import SequenceIterFactory
@@ -77,6 +76,7 @@ from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
 from espnet2.ualm.codec import codec_choices
 from espnet2.ualm.data.codes_io import read_geometry
+from espnet2.ualm.data.safe_io import read_checkpoint, read_yaml
 from espnet2.ualm.model.audio_encoder import encoder_geometry
 from espnet2.ualm.model.dpo import PreferenceObjective
 from espnet2.ualm.model.factory import (
@@ -505,15 +505,14 @@ class UALMTask(AbsTask):
                 raise ValueError("give config_file or model_file")
             config_file = Path(model_file).parent / "config.yaml"
         config_file = Path(config_file)
-        with config_file.open(encoding="utf-8") as f:
-            args = argparse.Namespace(**yaml.safe_load(f))
+        args = argparse.Namespace(**(read_yaml(str(config_file)) or {}))
         args.vocabulary = str(config_file.parent / VOCABULARY_FILE)
         args.output_dir = str(config_file.parent)
         args.resume = True  # never replace the saved layout
         args.preference_conf = {}  # a trained model needs no DPO reference
         model = cls.build_model(args)
         if model_file is not None:
-            state = torch.load(model_file, map_location="cpu", weights_only=False)
+            state = read_checkpoint(str(model_file))  # weights only: no code runs
             model.load_state_dict(state.get("module", state))
         return model.to(device), args
 

@@ -7,15 +7,13 @@ codec object and never repeated in scripts.
 
 from typing import Optional
 
-import yaml
-
 from espnet2.ualm.codec.abs_codec import AbsCodec
+from espnet2.ualm.data.safe_io import read_yaml
 
 
 def load_codec_config(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        conf = yaml.safe_load(f) or {}
-    if "codec" not in conf:
+    conf = read_yaml(path) or {}
+    if not isinstance(conf, dict) or "codec" not in conf:
         raise ValueError(f"{path}: no 'codec:' entry (the codec's registered name)")
     conf.setdefault("codec_conf", {})
     return conf

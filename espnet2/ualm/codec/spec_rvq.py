@@ -20,11 +20,12 @@ from typing import Any, Dict, Iterable, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from espnet2.ualm.codec.abs_codec import AbsCodec
 from espnet2.ualm.codec.kmeans import nearest, residual_kmeans
 from espnet2.ualm.codec.spectral import griffin_lim, log_magnitude
+from espnet2.ualm.data.safe_io import read_json, read_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -103,8 +104,7 @@ class SpecRVQCodec(AbsCodec):
         )
         saved: Dict[str, Any] = {}
         if model_dir is not None:
-            with open(os.path.join(model_dir, CONFIG_NAME), encoding="utf-8") as f:
-                saved = json.load(f)
+            saved = read_json(os.path.join(model_dir, CONFIG_NAME))
             for key in _GEOMETRY_DEFAULTS:
                 if given[key] is not None and given[key] != saved.get(key):
                     raise ValueError(
@@ -146,7 +146,9 @@ class SpecRVQCodec(AbsCodec):
         )
         self.register_buffer("fitted_flag", torch.zeros((), dtype=torch.bool))
         if model_dir is not None:
-            codebooks = load_file(os.path.join(model_dir, WEIGHTS_NAME))["codebooks"]
+            codebooks = read_safetensors(os.path.join(model_dir, WEIGHTS_NAME))[
+                "codebooks"
+            ]
             if codebooks.shape != self.codebooks.shape:
                 raise ValueError(
                     f"{model_dir}: codebooks of shape {tuple(codebooks.shape)}, "

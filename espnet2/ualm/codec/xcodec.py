@@ -14,6 +14,7 @@ import torch
 
 from espnet2.ualm.codec.abs_codec import AbsCodec
 from espnet2.ualm.codec.batching import group_by_length
+from espnet2.ualm.data.safe_io import local_dir
 
 
 class XcodecCodec(AbsCodec):
@@ -40,7 +41,8 @@ class XcodecCodec(AbsCodec):
             )
         from transformers import XcodecModel  # heavy import, only when used
 
-        model = XcodecModel.from_pretrained(model_dir)
+        local_dir(model_dir, "X-codec model")
+        model = XcodecModel.from_pretrained(model_dir, local_files_only=True)
         config = model.config
         if float(bandwidth) not in [float(b) for b in config.target_bandwidths]:
             raise ValueError(

@@ -11,9 +11,8 @@ Design, recipe stage 8 and the measured mini results: ``doc/enhancer.md``.
 
 from typing import Any, Mapping, Optional, Tuple
 
-import yaml
-
 from espnet2.train.class_choices import ClassChoices
+from espnet2.ualm.data.safe_io import read_yaml
 from espnet2.ualm.enhancer.abs_enhancer import AbsEnhancer, EnhancerOutput
 from espnet2.ualm.enhancer.resample import ResampleEnhancer
 from espnet2.ualm.enhancer.vae import EnhancementVAE
@@ -40,8 +39,7 @@ def enhancer_sample_rates(
 def enhancer_config_rates(enhancer_config: str) -> Tuple[int, int]:
     """Input and output rates of the enhancer of an enhancer config file
     (its ``enhancer`` and ``enhancer_conf``, as the enhancer task reads them)."""
-    with open(enhancer_config, encoding="utf-8") as f:
-        conf = yaml.safe_load(f) or {}
+    conf = read_yaml(enhancer_config) or {}
     return enhancer_sample_rates(conf.get("enhancer"), conf.get("enhancer_conf"))
 
 

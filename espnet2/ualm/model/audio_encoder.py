@@ -13,7 +13,6 @@ code as the released one.
 """
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -21,6 +20,14 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
+
+from espnet2.ualm.data.safe_io import (
+    FileFormatError,
+    local_dir,
+    read_checkpoint,
+    read_json,
+)
+from espnet2.ualm.model.hf_config import build_hf_config
 
 ENCODER_PREFIXES = ("model.encoder.", "encoder.", "")
 CONV_INITS = ("he", "whisper")
@@ -31,6 +38,13 @@ DEFAULT_HOP_LENGTH = 160
 DEFAULT_N_FFT = 400
 WHISPER_CONV_STRIDE = 2
 DEFAULT_POOL_STRIDE = 2
+# WhisperConfig's decoder ids for an encoder built from a config (never used)
+ENCODER_ONLY_TOKEN_IDS = {
+    "pad_token_id": None,
+    "bos_token_id": None,
+    "eos_token_id": None,
+    "decoder_start_token_id": 0,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +65,7 @@ def whisper_feature_extractor(model_dir: str, num_mel_bins: Optional[int] = None
     ``preprocessor_config.json``, else Whisper's defaults."""
     from transformers import WhisperFeatureExtractor
 
+    local_dir(model_dir, "Whisper checkpoint")
     if os.path.isfile(os.path.join(model_dir, "preprocessor_config.json")):
         return WhisperFeatureExtractor.from_pretrained(model_dir, local_files_only=True)
     if num_mel_bins is None:
@@ -82,8 +97,7 @@ def _read_state_dict(model_dir: str, keep) -> Dict[str, torch.Tensor]:
     index = os.path.join(model_dir, "model.safetensors.index.json")
     single = os.path.join(model_dir, "model.safetensors")
     if os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
+        files = sorted(set(read_json(index)["weight_map"].values()))
     elif os.path.isfile(single):
         files = ["model.safetensors"]
     else:
@@ -92,14 +106,22 @@ def _read_state_dict(model_dir: str, keep) -> Dict[str, torch.Tensor]:
             raise FileNotFoundError(
                 f"no model.safetensors or pytorch_model.bin in {model_dir}"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path)
         return {k: v for k, v in state.items() if keep(k)}
+    from safetensors import SafetensorError
+
     out = {}
     for name in files:
-        with safe_open(os.path.join(model_dir, name), framework="pt") as f:
-            for key in f.keys():
-                if keep(key):
-                    out[key] = f.get_tensor(key)
+        path = os.path.join(model_dir, name)
+        try:
+            with safe_open(path, framework="pt") as f:
+                for key in f.keys():
+                    if keep(key):
+                        out[key] = f.get_tensor(key)
+        except SafetensorError as e:
+            raise FileFormatError(
+                f"{path}: not a readable safetensors file: {e}"
+            ) from e
     return out
 
 
@@ -111,6 +133,7 @@ def load_whisper_encoder(model_dir: str) -> nn.Module:
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+    local_dir(model_dir, "Whisper checkpoint")
     config = WhisperConfig.from_pretrained(model_dir, local_files_only=True)
     encoder = WhisperEncoder(config)
     wanted = set(encoder.state_dict())
@@ -223,7 +246,10 @@ class WhisperAudioEncoder(nn.Module):
             raise ValueError(
                 f"conv_init must be one of {CONV_INITS}, got {conv_init!r}"
             )
-        whisper_config = WhisperConfig(**config)
+        # only the encoder is built: the decoder's token ids default to GPT-2's
+        # 50256 / 50257, outside a small vocab_size (transformers warns)
+        config = {**ENCODER_ONLY_TOKEN_IDS, **config}
+        whisper_config = build_hf_config(WhisperConfig, config, "audio_encoder config")
         encoder = WhisperEncoder(whisper_config)
         if conv_init == "he":
             for conv in (encoder.conv1, encoder.conv2):

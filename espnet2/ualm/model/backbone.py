@@ -13,6 +13,8 @@ from typing import Any, Mapping, Optional, Union
 import torch
 from torch import nn
 
+from espnet2.ualm.data.safe_io import local_dir
+from espnet2.ualm.model.hf_config import build_hf_config
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
 NEW_ROW_INITS = ("mean", "normal")
@@ -39,7 +41,7 @@ def load_causal_lm(
     ``qwen2``). ``attn_implementation``: ``sdpa`` (CPU), ``flash_attention_2``
     (GPU), ``eager``.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import CONFIG_MAPPING, AutoModelForCausalLM
 
     if (pretrained_dir is None) == (config is None):
         raise ValueError(
@@ -47,14 +49,16 @@ def load_causal_lm(
         )
     if pretrained_dir is not None:
         return AutoModelForCausalLM.from_pretrained(
-            pretrained_dir,
+            local_dir(pretrained_dir, "backbone checkpoint"),
             attn_implementation=attn_implementation,
             dtype=_dtype(dtype),
             local_files_only=True,
         )
     config = dict(config)
     model_type = config.pop("model_type", "qwen2")
-    hf_config = AutoConfig.for_model(model_type, **config)
+    if model_type not in CONFIG_MAPPING:
+        raise ValueError(f"backbone: unknown model_type {model_type!r}")
+    hf_config = build_hf_config(CONFIG_MAPPING[model_type], config, "backbone config")
     lm = AutoModelForCausalLM.from_config(
         hf_config, attn_implementation=attn_implementation
     )

@@ -17,6 +17,11 @@ tokenizer, the codec config and fitted weights, the enhancer's experiment);
     enhancer/model.safetensors
     decode.yaml               the recipe's decoding settings (optional)
 
+``ualm.yaml`` records the sha256 of every file but itself, the model card and
+the YAML settings (``sha256:``, path -> hex digest), and loading checks them
+(:func:`verify_digests`), so a corrupted or swapped weight, codec or
+tokenizer file is refused by name.
+
 The same directory is what ``pack.py`` archives with ESPnet's ``pack`` and
 what ``hub.py`` uploads to the Hugging Face hub; :func:`read_index` is how
 every loader finds its files. A backbone or encoder that was initialised from
@@ -25,18 +30,26 @@ never needs the original Qwen2.5 / Whisper directories.
 """
 
 import dataclasses
+import logging
 import os
 import shutil
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import yaml
 
+from espnet2.ualm.data.safe_io import FileFormatError, is_within, read_yaml, sha256_of
+
 INDEX_FILE = "ualm.yaml"
 FORMAT = "ualm-pretrained/1"
+CARD_FILE = "README.md"
+# not digested: plain settings (read with safe_load, may be edited), the
+# model card (results are added after packing), hidden files (the hub's
+# .gitattributes)
+UNDIGESTED_SUFFIXES = (".yaml", ".yml")
 
 
-class PretrainedFormatError(ValueError):
+class PretrainedFormatError(FileFormatError):
     """A directory or archive is not a packed UALM model; names the file."""
 
 
@@ -54,6 +67,8 @@ class PretrainedFiles:
     enhancer_config: Optional[str]
     enhancer_weights: Optional[str]
     decode_config: Optional[str]
+    # relative path -> sha256; None: packed before digests were recorded
+    sha256: Optional[Dict[str, str]] = None
 
 
 def read_index(root: str) -> PretrainedFiles:
@@ -64,12 +79,16 @@ def read_index(root: str) -> PretrainedFiles:
             f"{root}: no {INDEX_FILE}; not a packed UALM model (make one with "
             "espnet2.bin.ualm_pack)"
         )
-    with open(path, encoding="utf-8") as f:
-        index = yaml.safe_load(f) or {}
+    index = read_yaml(path) or {}
+    if not isinstance(index, dict):
+        raise PretrainedFormatError(f"{path}: not a mapping")
     if index.get("format") != FORMAT:
         raise PretrainedFormatError(
             f"{path}: format {index.get('format')!r}, this version reads {FORMAT!r}"
         )
+    digests = index.get("sha256")
+    if digests is not None and not isinstance(digests, dict):
+        raise PretrainedFormatError(f"{path}: sha256 is not a mapping path -> digest")
 
     def part(*keys: str, required: bool = True) -> Optional[str]:
         value: Any = index
@@ -79,7 +98,11 @@ def read_index(root: str) -> PretrainedFiles:
             if required:
                 raise PretrainedFormatError(f"{path}: no entry {'.'.join(keys)}")
             return None
-        full = os.path.join(root, value)
+        full = os.path.join(root, str(value))
+        if not is_within(full, root):
+            raise PretrainedFormatError(
+                f"{path}: {'.'.join(keys)} = {value} lies outside {root}"
+            )
         if not os.path.exists(full):
             raise PretrainedFormatError(f"{path}: {'.'.join(keys)} = {full} is missing")
         return full
@@ -95,7 +118,52 @@ def read_index(root: str) -> PretrainedFiles:
         enhancer_config=part("enhancer", "config", required=False),
         enhancer_weights=part("enhancer", "weights", required=False),
         decode_config=part("decode", required=False),
+        sha256=digests,
     )
+
+
+def digested_files(root: str) -> List[str]:
+    """Relative paths (``/``-separated, sorted) of the files whose sha256 the
+    index records: all but the index, the card, YAML settings, hidden files."""
+    out = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            rel = os.path.relpath(os.path.join(folder, name), root)
+            if (
+                name.startswith(".")
+                or rel in (INDEX_FILE, CARD_FILE)
+                or name.endswith(UNDIGESTED_SUFFIXES)
+            ):
+                continue
+            out.append(rel.replace(os.sep, "/"))
+    return sorted(out)
+
+
+def verify_digests(files: PretrainedFiles) -> None:
+    """Checks every file against its sha256 in the index (an error names the
+    file); files without a digest (a directory packed before digests were
+    recorded, or added after packing) are loaded with a warning naming them."""
+    root, index = files.root, os.path.join(files.root, INDEX_FILE)
+    digests = files.sha256 or {}
+    for rel, expected in sorted(digests.items()):
+        path = os.path.join(root, rel)
+        if not is_within(path, root):
+            raise PretrainedFormatError(f"{index}: sha256 entry {rel} lies outside")
+        if not os.path.isfile(path):
+            raise PretrainedFormatError(f"{index}: {rel} has a sha256 but is missing")
+        if sha256_of(path) != expected:
+            raise PretrainedFormatError(
+                f"{path}: sha256 differs from the one in {index}: the file is "
+                "corrupted or was replaced after packing"
+            )
+    unverified = [rel for rel in digested_files(root) if rel not in digests]
+    if unverified:
+        why = "has no sha256 digests" if not digests else "has no sha256 for"
+        logging.warning(
+            f"{index} {why} (packed by an older version or edited): not verified: "
+            f"{', '.join(unverified)}"
+        )
 
 
 def portable_model_config(train_config: Dict[str, Any], model) -> Dict[str, Any]:
@@ -139,9 +207,15 @@ def save_weights(module: torch.nn.Module, path: str) -> None:
 
 def load_weights(module: torch.nn.Module, path: str) -> None:
     """Loads safetensors weights into ``module``; every key must match."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    missing, unexpected = load_model(module, path, strict=False)
+    try:
+        missing, unexpected = load_model(module, path, strict=False)
+    except (SafetensorError, OSError) as e:
+        raise PretrainedFormatError(
+            f"{path}: not a readable safetensors file: {e}"
+        ) from e
     if missing or unexpected:
         raise PretrainedFormatError(
             f"{path}: weights do not fit the model built from its config "
@@ -181,7 +255,8 @@ def write_index(
     decode: bool,
     extra: Optional[Dict[str, Any]] = None,
 ) -> str:
-    """Writes ``ualm.yaml`` for the parts present under ``root``."""
+    """Writes ``ualm.yaml`` for the parts present under ``root``, with the
+    sha256 of every file :func:`digested_files` lists (write it last)."""
     index: Dict[str, Any] = {
         "format": FORMAT,
         "model": {
@@ -202,6 +277,9 @@ def write_index(
     if decode:
         index["decode"] = "decode.yaml"
     index.update(extra or {})
+    index["sha256"] = {
+        rel: sha256_of(os.path.join(root, rel)) for rel in digested_files(root)
+    }
     path = os.path.join(root, INDEX_FILE)
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(index, f, sort_keys=False)

@@ -1,28 +1,40 @@
 """Loading a packed UALM model from a directory, an archive or the hub.
 
 Only safetensors weights and YAML/JSON configs are read: no pickle, no remote
-code (``trust_remote_code`` is never set), so a downloaded model cannot run
-code on the user's machine.
+code (``trust_remote_code`` is never set, every HF loader is local-only), so a
+downloaded model cannot run code on the user's machine; weight files are
+checked against the sha256 digests of the index, and an archive is unpacked
+only inside the cache directory.
 """
 
 import dataclasses
 import hashlib
 import logging
 import os
-from typing import Any, Dict, Optional
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import yaml
 
+from espnet2.ualm.data.safe_io import is_within, read_yaml
 from espnet2.ualm.pretrained.layout import (
     INDEX_FILE,
     PretrainedFiles,
     PretrainedFormatError,
     load_weights,
     read_index,
+    verify_digests,
 )
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
+ARCHIVE_META = "meta.yaml"  # ESPnet pack's table of contents
+# a file given as the source (e.g. the ualm.yaml espnet_model_zoo returns, or
+# model/config.yaml) identifies the packed directory this many levels up
+MAX_LEVELS_UP = 3
 DEFAULT_CACHE = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ualm"
 )
@@ -54,41 +66,146 @@ def resolve_source(
         read_index(source)
         return source
     if os.path.isfile(source):
-        if not source.endswith(ARCHIVE_SUFFIXES):
+        if source.endswith(ARCHIVE_SUFFIXES):
+            return unpack_archive(source, cache_dir)
+        root = packed_dir_of_file(source)
+        if root is None:
             raise PretrainedFormatError(
-                f"{source}: not a packed model (expected a directory or an archive "
-                f"ending in {ARCHIVE_SUFFIXES})"
+                f"{source}: not a packed model (expected a directory, a file inside "
+                f"one, or an archive ending in {ARCHIVE_SUFFIXES})"
             )
-        return unpack_archive(source, cache_dir)
+        return root
     if is_hub_id(source):
         from espnet2.ualm.pretrained.hub import download
 
-        return download(source, cache_dir=cache_dir, local_files_only=local_files_only)
+        try:
+            return download(
+                source, cache_dir=cache_dir, local_files_only=local_files_only
+            )
+        except (OSError, ValueError) as e:  # hub errors are OSErrors
+            if isinstance(e, PretrainedFormatError):
+                raise
+            raise FileNotFoundError(
+                f"{source}: no such local directory, and as a hub id: {e}"
+            ) from e
     raise FileNotFoundError(
         f"{source}: no such directory or archive, and not a hub id (owner/name)"
     )
 
 
-def unpack_archive(archive: str, cache_dir: str) -> str:
-    """Unpacks an archive of ``espnet2.bin.ualm_pack`` (ESPnet's ``unpack``)
-    into a cache directory keyed by its size and modification time."""
-    from espnet2.main_funcs.pack_funcs import unpack
+def packed_dir_of_file(path: str) -> Optional[str]:
+    """The packed directory a file lies in (its nearest ancestor holding
+    ``ualm.yaml``, at most ``MAX_LEVELS_UP`` up), or ``None``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    for _ in range(MAX_LEVELS_UP):
+        if os.path.isfile(os.path.join(folder, INDEX_FILE)):
+            read_index(folder)
+            return folder
+        folder = os.path.dirname(folder)
+    return None
 
+
+def unpack_archive(archive: str, cache_dir: str) -> str:
+    """Unpacks an archive of ``espnet2.bin.ualm_pack`` (ESPnet's ``pack``
+    layout: ``meta.yaml`` naming ``ualm_index``) into a cache directory keyed
+    by its path, size and modification time; returns the packed directory.
+
+    Not ESPnet's ``unpack``: it extracts tar members without a filter and
+    makes each member's parent directory first, so a crafted archive could
+    write outside the cache. Here every member is checked before anything is
+    written (:func:`_check_members`), tar members are extracted with
+    ``filter="data"`` as well, and the archive is unpacked into a temporary
+    directory renamed into place, so a cache hit is always complete.
+    """
     stat = os.stat(archive)
     key = hashlib.sha1(
         f"{os.path.abspath(archive)}:{stat.st_size}:{stat.st_mtime_ns}".encode()
     ).hexdigest()[:16]
-    out = os.path.join(cache_dir, "unpacked", key)
+    unpacked = os.path.join(cache_dir, "unpacked")
+    out = os.path.join(unpacked, key)
+    meta = os.path.join(out, ARCHIVE_META)
+    if not os.path.isfile(meta):
+        os.makedirs(unpacked, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{key}.", dir=unpacked)
+        try:
+            _extract(archive, tmp)
+            if os.path.isdir(out):  # an incomplete unpack of an older version
+                shutil.rmtree(out)
+            try:
+                os.replace(tmp, out)
+            except OSError:
+                if not os.path.isfile(meta):  # else another process unpacked it
+                    raise
+        finally:
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp)
+    return _index_root(archive, out)
+
+
+def _extract(archive: str, out: str) -> None:
+    """Extracts every member of ``archive`` into ``out`` after checking them."""
     try:
-        files = unpack(archive, out)
-    except (RuntimeError, OSError, KeyError) as e:
+        if archive.endswith(".zip"):
+            with zipfile.ZipFile(archive) as z:
+                _check_members(archive, [(i.filename, "file") for i in z.infolist()])
+                z.extractall(out)
+        else:
+            with tarfile.open(archive) as t:
+                members = t.getmembers()
+                _check_members(archive, [(m.name, _tar_kind(m)) for m in members])
+                # the library's own guard too (Python >= 3.10.12 / 3.11.4)
+                kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                t.extractall(out, members=members, **kwargs)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
         raise PretrainedFormatError(f"{archive}: cannot unpack: {e}") from e
-    if "ualm_index" not in files:
-        raise PretrainedFormatError(f"{archive}: no ualm_index in its meta.yaml")
-    root = os.path.dirname(files["ualm_index"])
-    if os.path.basename(files["ualm_index"]) != INDEX_FILE:
+
+
+def _tar_kind(member: tarfile.TarInfo) -> str:
+    if member.isfile():
+        return "file"
+    if member.isdir():
+        return "directory"
+    if member.issym() or member.islnk():
+        return f"link to {member.linkname!r}"
+    return "device or fifo"
+
+
+def _check_members(archive: str, members: List[Tuple[str, str]]) -> None:
+    """Refuses (naming the archive and the member) any member that is not a
+    plain file or directory or whose path is absolute or climbs out (``..``)."""
+    for name, kind in members:
+        path = PurePosixPath(name.replace("\\", "/"))
+        if kind not in ("file", "directory"):
+            why = f"is a {kind}"
+        elif path.is_absolute() or PureWindowsPath(name).drive:
+            why = "has an absolute path"
+        elif ".." in path.parts:
+            why = "climbs out of the archive (..)"
+        else:
+            continue
+        raise PretrainedFormatError(
+            f"{archive}: member {name!r} {why}; refusing to unpack it"
+        )
+
+
+def _index_root(archive: str, out: str) -> str:
+    """The packed directory that the archive's ``meta.yaml`` names."""
+    meta_path = os.path.join(out, ARCHIVE_META)
+    if not os.path.isfile(meta_path):
+        raise PretrainedFormatError(f"{archive}: no {ARCHIVE_META} (not made by pack)")
+    meta = read_yaml(meta_path)
+    files = meta.get("files") if isinstance(meta, dict) else None
+    index = files.get("ualm_index") if isinstance(files, dict) else None
+    if not isinstance(index, str):
+        raise PretrainedFormatError(f"{archive}: no ualm_index in its {ARCHIVE_META}")
+    if os.path.basename(index) != INDEX_FILE:
         raise PretrainedFormatError(f"{archive}: ualm_index is not {INDEX_FILE}")
-    return root
+    full = os.path.abspath(os.path.join(out, index))
+    if not is_within(full, out):
+        raise PretrainedFormatError(
+            f"{archive}: ualm_index {index!r} lies outside the archive"
+        )
+    return os.path.dirname(full)
 
 
 @dataclasses.dataclass
@@ -112,8 +229,7 @@ def build_model(files: PretrainedFiles, device: str = "cpu"):
     from espnet2.ualm.model.factory import build_model_from_config
     from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
-    with open(files.model_config, encoding="utf-8") as f:
-        conf = yaml.safe_load(f) or {}
+    conf = read_yaml(files.model_config) or {}
     vocab = UALMVocabulary.load(files.vocabulary)
     with torch.device("cpu"):
         try:
@@ -125,10 +241,14 @@ def build_model(files: PretrainedFiles, device: str = "cpu"):
 
 
 def build_enhancer(files: PretrainedFiles, device: str = "cpu"):
+    """The packed enhancer, weights loaded, in eval mode."""
     from espnet2.ualm.enhancer import enhancer_choices
 
-    with open(files.enhancer_config, encoding="utf-8") as f:
-        conf = yaml.safe_load(f) or {}
+    conf = read_yaml(files.enhancer_config) or {}
+    if not isinstance(conf, dict) or "enhancer" not in conf:
+        raise PretrainedFormatError(
+            f"{files.enhancer_config}: no 'enhancer:' entry (the enhancer's name)"
+        )
     enhancer = enhancer_choices.get_class(conf["enhancer"])(
         **(conf.get("enhancer_conf") or {})
     )
@@ -151,6 +271,7 @@ def load_parts(
     root = resolve_source(source, cache_dir, local_files_only)
     files = read_index(root)
     logging.info(f"loading UALM from {root}")
+    verify_digests(files)
     model = build_model(files, device)
     tokenizer = load_text_tokenizer(files.text_tokenizer)
     codec = codec_from_config(files.codec_config, files.codec_model_dir).eval()
@@ -160,6 +281,5 @@ def load_parts(
         enhancer = build_enhancer(files, device)
     decode: Dict[str, Any] = {}
     if files.decode_config:
-        with open(files.decode_config, encoding="utf-8") as f:
-            decode = yaml.safe_load(f) or {}
+        decode = read_yaml(files.decode_config) or {}
     return PretrainedParts(files, model, tokenizer, codec, enhancer, decode)

@@ -17,10 +17,21 @@
 """
 
 import abc
+import contextlib
 import importlib
 import json
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+)
 
 import numpy as np
 
@@ -97,6 +108,24 @@ def _check_file(path: Optional[str], what: str, problems: List[str]) -> None:
         problems.append(f"no checkpoint given: pass checkpoint=<local path to {what}>")
     elif not os.path.exists(path):
         problems.append(f"checkpoint {path!r} not found (expected: {what})")
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Hugging Face hub requests refused meanwhile, so a package that loads HF
+    files by name (laion_clap's ``roberta-base``) reads the local cache only.
+
+    ``HF_HUB_OFFLINE`` is read when huggingface_hub is imported, so its
+    constant is set here; ``is_offline_mode()`` reads it on every request.
+    """
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
 
 
 def _raise(name: str, problems: List[str]) -> None:
@@ -339,7 +368,7 @@ class PasstTagger(AudioTagger):
 class ClapModel(TextAudioModel):
     """LAION-CLAP (48 kHz) through ``laion_clap`` from a local checkpoint. Its
     text branch also needs the ``roberta-base`` tokenizer in the local Hugging
-    Face cache (set HF_HUB_OFFLINE=1)."""
+    Face cache: it is loaded offline (:func:`hub_offline`), never downloaded."""
 
     name = "laion_clap"
     sample_rate = 48000
@@ -358,10 +387,11 @@ class ClapModel(TextAudioModel):
         )
         pkg = _import("laion_clap", "laion-clap", problems)
         _raise("CLAP (laion_clap)", problems)
-        self.model = pkg.CLAP_Module(
-            enable_fusion=enable_fusion, amodel=amodel, device=device
-        )
-        self.model.load_ckpt(ckpt=checkpoint, verbose=False)
+        with hub_offline():  # its roberta-base tokenizer: from the local cache
+            self.model = pkg.CLAP_Module(
+                enable_fusion=enable_fusion, amodel=amodel, device=device
+            )
+            self.model.load_ckpt(ckpt=checkpoint, verbose=False)
 
     def embed(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
         out = []

@@ -12,6 +12,8 @@ from typing import Iterable, List
 
 import yaml
 
+from espnet2.ualm.data.safe_io import FileFormatError, local_dir, read_yaml
+
 CONFIG_NAME = "tokenizer.yaml"
 
 
@@ -37,7 +39,12 @@ class SentencePieceTextTokenizer(TextTokenizer):
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"sentencepiece model {model_path} not found")
         self.model_path = model_path
-        self.sp = sentencepiece.SentencePieceProcessor(model_file=model_path)
+        try:
+            self.sp = sentencepiece.SentencePieceProcessor(model_file=model_path)
+        except (RuntimeError, OSError) as e:
+            raise FileFormatError(
+                f"{model_path}: not a readable sentencepiece model: {e}"
+            ) from e
 
     @property
     def vocab_size(self) -> int:
@@ -56,10 +63,11 @@ class HFTextTokenizer(TextTokenizer):
     def __init__(self, model_dir: str):
         from transformers import AutoTokenizer
 
-        if not os.path.isdir(model_dir):
-            raise FileNotFoundError(f"tokenizer directory {model_dir} not found")
-        self.model_dir = model_dir
-        self.tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.model_dir = local_dir(model_dir, "tokenizer")
+        try:
+            self.tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        except (OSError, ValueError) as e:  # a broken tokenizer.json, vocab...
+            raise FileFormatError(f"{model_dir}: cannot load the tokenizer: {e}") from e
 
     @property
     def vocab_size(self) -> int:
@@ -76,8 +84,7 @@ def load_text_tokenizer(path: str) -> TextTokenizer:
     """Loads a stage-3 tokenizer directory, a ``.model`` file or an HF directory."""
     config = os.path.join(path, CONFIG_NAME)
     if os.path.isfile(config):
-        with open(config, encoding="utf-8") as f:
-            conf = yaml.safe_load(f)
+        conf = read_yaml(config) or {}
         if conf.get("type") == "sentencepiece":
             return SentencePieceTextTokenizer(os.path.join(path, conf["model"]))
         if conf.get("type") == "hf":

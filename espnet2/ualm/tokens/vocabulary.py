@@ -24,6 +24,8 @@ from typing import Any, Dict, List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 
+from espnet2.ualm.data.safe_io import read_json
+
 FORMAT_VERSION = 1
 
 # Order matters: the position in this tuple is the token id. Append new
@@ -170,8 +172,7 @@ class UALMVocabulary:
     def load(cls, path: str) -> "UALMVocabulary":
         if os.path.isdir(path):
             path = os.path.join(path, "vocabulary.json")
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        return cls.from_dict(read_json(path))
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON: equal fingerprints, equal layouts."""

@@ -74,3 +74,11 @@ def test_built_by_name(tiny_xcodec_dir):
     codec = build_codec("xcodec", {"model_dir": tiny_xcodec_dir, "bandwidth": 1.0})
     assert isinstance(codec, XcodecCodec) and codec.n_codebooks == 2
     assert codec_choices.get_class("xcodec") is XcodecCodec
+
+
+@pytest.mark.parametrize("missing", ["no/such/xcodec", "xcodec_not_here"])
+def test_a_missing_model_dir_is_named_and_never_fetched(missing):
+    """Checked before transformers sees the path (it would take it for a hub
+    repo id: "Repo id must be in the form ...", or a download)."""
+    with pytest.raises(FileNotFoundError, match=f"directory {missing} does not exist"):
+        XcodecCodec(model_dir=missing)

@@ -105,3 +105,19 @@ def test_random_encoder_frames_depend_on_the_audio(seed):
 def test_unknown_conv_init_is_rejected():
     with pytest.raises(ValueError, match="conv_init"):
         WhisperAudioEncoder.from_config(tiny_whisper_config(), conv_init="xavier")
+
+
+def test_a_missing_checkpoint_directory_is_named():
+    from espnet2.ualm.model.audio_encoder import encoder_geometry
+
+    with pytest.raises(FileNotFoundError, match="directory no/such/whisper does not"):
+        WhisperAudioEncoder.from_pretrained("no/such/whisper")
+    with pytest.raises(FileNotFoundError, match="directory no/such/whisper does not"):
+        encoder_geometry({"pretrained_dir": "no/such/whisper"})
+
+
+def test_a_typo_in_the_config_is_refused_by_name():
+    config = tiny_whisper_config()
+    config["encoder_layer"] = config.pop("encoder_layers")
+    with pytest.raises(ValueError, match="encoder_layer"):
+        WhisperAudioEncoder.from_config(config)

@@ -49,3 +49,15 @@ def test_tokenizer_larger_than_checkpoint_is_refused(tiny_qwen2_dir):
         build_backbone(vocab, pretrained_dir=tiny_qwen2_dir)
     with pytest.raises(ValueError, match="exactly one of"):
         load_causal_lm()
+
+
+def test_a_missing_checkpoint_directory_is_named(vocab):
+    with pytest.raises(FileNotFoundError, match="directory no/such/qwen does not"):
+        build_backbone(vocab, pretrained_dir="no/such/qwen")
+
+
+def test_a_typo_in_the_config_is_refused_by_name(vocab):
+    config = tiny_qwen2_config()
+    config["num_hiden_layers"] = config.pop("num_hidden_layers")
+    with pytest.raises(ValueError, match="num_hiden_layers"):
+        build_backbone(vocab, config=config)

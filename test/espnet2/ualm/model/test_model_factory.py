@@ -1,5 +1,10 @@
 """build_ualm_model from plain config mappings and local checkpoints; collate."""
 
+import contextlib
+import logging
+import os
+from typing import List
+
 import pytest
 import torch
 
@@ -97,3 +102,41 @@ def test_collate_packs_rows_and_shifts_audio_spans(builder):
     assert batch["audio_input"].shape == (3, 700)
     with pytest.raises(KeyError, match="no waveform for audio input 'a'"):
         collate_sequences([[cap]])
+
+
+MINI_CONFIG = os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "..", "egs2", "ualm", "mini", "conf"
+)
+
+
+@contextlib.contextmanager
+def transformers_warnings():
+    """Messages transformers logs meanwhile (its once-only warnings included)."""
+    records: List[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logging.Logger.warning_once.cache_clear()  # transformers' once-only cache
+    handler = Collect(logging.WARNING)
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+
+
+@pytest.mark.parametrize("name", ["train_unified.yaml", "train_align.yaml"])
+def test_the_mini_model_builds_without_token_id_warnings(name):
+    import yaml
+
+    from espnet2.ualm.model.factory import build_model_from_config, model_config_of
+    from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+
+    with open(os.path.join(MINI_CONFIG, name)) as f:
+        conf = model_config_of(yaml.safe_load(f))
+    vocab = UALMVocabulary(text_vocab_size=32, n_codebooks=2, codebook_size=8)
+    with transformers_warnings() as messages:
+        build_model_from_config(conf, vocab)
+    assert not [m for m in messages if "_token_id" in m], messages

@@ -59,3 +59,11 @@ def test_missing_or_unknown_tokenizers_are_clear_errors(tmp_path):
         load_text_tokenizer(str(tmp_path / "odd"))
     with pytest.raises(FileNotFoundError, match="sentencepiece model"):
         SentencePieceTextTokenizer(str(tmp_path / "none.model"))
+
+
+def test_a_missing_hf_tokenizer_directory_is_named_not_fetched(tmp_path):
+    with pytest.raises(FileNotFoundError, match="directory no/such/tok does not"):
+        HFTextTokenizer("no/such/tok")
+    (tmp_path / "tokenizer.yaml").write_text("type: hf\ndir: no/such/tok\n")
+    with pytest.raises(FileNotFoundError, match="directory no/such/tok does not"):
+        load_text_tokenizer(str(tmp_path))
