@@ -563,7 +563,7 @@ class UALMTask(AbsTask):
                 f"--preference_conf reference: {path!r} is not a checkpoint file"
             )
         reference = build_model_from_config(model_config_of(config), vocab)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path)
         try:
             reference.load_state_dict(state.get("module", state))
         except RuntimeError as e:
