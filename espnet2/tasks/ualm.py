@@ -96,6 +96,7 @@ from espnet2.ualm.train.dataset import (
     read_manifest,
     sources_of_batch,
 )
+from espnet2.ualm.train.resume import ResumingTrainer
 from espnet2.ualm.train.sampler import (
     BucketBatchSampler,
     PackedBatchSampler,
@@ -271,7 +272,7 @@ class UALMTask(AbsTask):
         audio_adapter_choices,
         codec_choices,
     ]
-    trainer = Trainer
+    trainer = ResumingTrainer  # falls back to an epoch checkpoint (train/resume.py)
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace) -> None:
@@ -279,6 +280,11 @@ class UALMTask(AbsTask):
         to the interpreter's exit, where gloo's threads sometimes abort a rank
         that finished training ("terminate called without an active
         exception", exit -6: one run in about six of the two-rank test)."""
+        # ESPnet takes DeepSpeed only with its own Trainer (it then resumes
+        # from DeepSpeed's checkpoint directory, not checkpoint.pth)
+        cls.trainer = (
+            Trainer if getattr(args, "use_deepspeed", False) else ResumingTrainer
+        )
         try:
             super().main_worker(args)
         finally:
