@@ -280,14 +280,15 @@ class UALMTask(AbsTask):
         to the interpreter's exit, where gloo's threads sometimes abort a rank
         that finished training ("terminate called without an active
         exception", exit -6: one run in about six of the two-rank test)."""
-        # ESPnet takes DeepSpeed only with its own Trainer (it then resumes
+        trainer = cls.trainer
+        # ESPnet takes DeepSpeed only with its own Trainer (which then resumes
         # from DeepSpeed's checkpoint directory, not checkpoint.pth)
-        cls.trainer = (
-            Trainer if getattr(args, "use_deepspeed", False) else ResumingTrainer
-        )
+        if getattr(args, "use_deepspeed", False) and trainer is ResumingTrainer:
+            cls.trainer = Trainer
         try:
             super().main_worker(args)
         finally:
+            cls.trainer = trainer  # ESPnet sets it to DeepSpeedTrainer
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
 
