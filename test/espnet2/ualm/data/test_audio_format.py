@@ -313,3 +313,10 @@ def test_a_failed_write_rejects_that_item_only(tmp_path, monkeypatch):
     ]
     assert "No space left" in RejectLog.read(str(out / "rejected.tsv"))[0].reason
     assert not (out / "data" / "unwritable.flac").exists()
+
+
+def test_nj_must_be_positive(corpus, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        format_main(["--in_dir", str(corpus), "--out_dir", str(tmp_path / "o")]
+                    + ["--fs", str(FS), "--nj", "0"])  # fmt: skip
+    assert e.value.code == 2 and not (tmp_path / "o").exists()
