@@ -64,6 +64,7 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import float_or_none, str2bool, str_or_none
 
+
 def common_collate_fn_class() -> type:
     """ESPnet's ``CommonCollateFn``, imported without going online.
 

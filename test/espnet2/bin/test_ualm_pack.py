@@ -46,7 +46,8 @@ import espnet2.ualm.pretrained.build
 from espnet2.tasks.ualm_enhancer import UALMEnhancerTask, load_enhancer
 assert "g2p_en" not in sys.modules, "the pack path imports g2p_en (and nltk data)"
 import argparse
-UALMEnhancerTask.build_collate_fn(argparse.Namespace(), train=True)  # stage 8 training needs it
+# stage 8 training needs it
+UALMEnhancerTask.build_collate_fn(argparse.Namespace(), train=True)
 assert nltk.download is refuse
 print("offline")
 """
