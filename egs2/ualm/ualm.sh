@@ -18,8 +18,8 @@
 #  13. upload                    to the Hugging Face hub (only with --hf_repo)
 #
 # Every stage that can drop an item writes rejected.tsv next to its output and
-# logs how many items it rejected. Stages are resumable: re-running stage 4
-# skips finished shards.
+# logs how many items it rejected. Stages are resumable: re-running stage 4 or
+# 10 skips the finished shards whose inputs are unchanged (and redoes the others).
 set -euo pipefail
 
 log() {
@@ -106,21 +106,52 @@ EOF
 . "$(dirname "${BASH_SOURCE[0]}")/scripts/parse_options.sh"
 [ $# -eq 0 ] || die "unexpected arguments: $* (see --help)"
 
-. ./path.sh
-. ./cmd.sh
-
-[ -f "${codec_config}" ] || die "codec config ${codec_config} not found"
+# Values that bash would take for "no stage to run" (a test of a non-number is
+# false): checked before any work. Unknown option names are parse_options.sh's.
+last_stage=13
+[[ "${stage}" =~ ^[0-9]+$ ]] && [ "${stage}" -ge 1 ] && [ "${stage}" -le "${last_stage}" ] \
+    || die "--stage must be a stage number from 1 to ${last_stage}, got '${stage}'"
+[[ "${stop_stage}" =~ ^[0-9]+$ ]] && [ "${stop_stage}" -ge "${stage}" ] \
+    || die "--stop_stage must be a stage number from --stage (${stage}) on, got '${stop_stage}'"
+for _opt in nj inference_nj tokenize_batch_size bpe_vocab_size; do
+    [[ "${!_opt}" =~ ^[0-9]+$ ]] && [ "${!_opt}" -ge 1 ] \
+        || die "--${_opt} must be a positive integer, got '${!_opt}'"
+done
+[[ "${ngpu}" =~ ^[0-9]+$ ]] || die "--ngpu must be a number of GPUs, got '${ngpu}'"
 case "${enhancer_in_background}" in
     true|false) ;;
     *) die "--enhancer_in_background must be true or false, got '${enhancer_in_background}'" ;;
 esac
+
+. ./path.sh
+. ./cmd.sh
+
+[ -f "${codec_config}" ] || die "codec config ${codec_config} not found"
 [ -f "${datasets_config}" ] || die "datasets config ${datasets_config} not found"
+# Names the datasets config lacks would leave stages 10-11 nothing to decode.
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 10 ] \
+        && [ -n "${inference_tasks}${test_sets}" ]; then
+    ${python} - "${datasets_config}" "${inference_tasks}" "${test_sets}" << 'PY' || exit 1
+import sys
+from espnet2.ualm.data.datasets_config import (
+    load_datasets_config, unknown_sets, unknown_tasks,
+)
+path, tasks, sets = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+conf = load_datasets_config(path)
+if unknown_tasks(conf, tasks):
+    known = " ".join(sorted({e["task"] for e in conf["datasets"]}))
+    sys.exit(f"ualm.sh: Error: --inference_tasks: no task "
+             f"'{unknown_tasks(conf, tasks)[0]}' in {path} (its tasks: {known})")
+if unknown_sets(conf, sets):
+    sys.exit(f"ualm.sh: Error: --test_sets: '{unknown_sets(conf, sets)[0]}' "
+             f"belongs to no dataset of {path}")
+PY
+fi
 task_opts=""
 if [ -n "${task_templates}" ]; then
     [ -f "${task_templates}" ] || die "task templates ${task_templates} not found"
     task_opts="--task_templates ${task_templates}"
 fi
-[[ "${ngpu}" =~ ^[0-9]+$ ]] || die "--ngpu must be a number of GPUs, got '${ngpu}'"
 device=cpu
 [ "${ngpu}" -eq 0 ] || device=cuda
 
@@ -318,10 +349,7 @@ run_enhancer_stage() {
         local dset out train_opts valid_opts
         for dset in $(master_sets); do
             out=dump/enhancer/${dset}
-            if [ -f "${out}/info.json" ]; then
-                log "  ${out}: codec round trip already cached"
-                continue
-            fi
+            # kept when its masters and codec are unchanged (info.json says)
             # shellcheck disable=SC2046
             ${python} -m espnet2.ualm.enhancer.prepare_pairs \
                 --wav48_scp "dump/audio/${dset}/wav48.scp" \
@@ -443,6 +471,7 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     [ -f "${packed_dir}/ualm.yaml" ] || die "run stage 9 first: ${packed_dir}/ualm.yaml missing"
     # An array, not a pipe into the loop: run.pl would read the loop's stdin.
     mapfile -t pairs < <(decode_pairs)
+    [ "${#pairs[@]}" -gt 0 ] || die "nothing to decode: no test set of ${datasets_config} for --inference_tasks '${inference_tasks}' --test_sets '${test_sets}'"
     for pair in "${pairs[@]}"; do
         read -r dset task <<< "${pair}"
         [ -d "dump/audio/${dset}" ] || die "test set dump/audio/${dset} missing (stage 2)"

@@ -28,8 +28,10 @@ import soundfile
 import torch
 
 from espnet2.tasks.ualm_enhancer import find_checkpoint, load_enhancer
-from espnet2.ualm.data.io import load_audio
-from espnet2.ualm.data.kaldi_dir import read_kv
+from espnet2.ualm.cli import positive_int
+from espnet2.ualm.data.io import AudioReadError, load_audio
+from espnet2.ualm.data.kaldi_dir import file_name_problem, read_kv
+from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.enhancer.metrics import enhancement_metrics
 from espnet2.ualm.enhancer.pairs import make_input
 from espnet2.ualm.enhancer.resample import ResampleEnhancer
@@ -49,29 +51,53 @@ def evaluate(
     codec=None,
     floor_db: float = -80.0,
     write_wav_dir: Optional[str] = None,
+    rejects: Optional[RejectLog] = None,
 ) -> Dict[str, Dict[str, Dict[str, float]]]:
     """Per-clip measures ``{system: {utt_id: {measure: value}}}`` for the
-    baseline and the enhancer."""
+    baseline and the enhancer. A clip that cannot be read (or has no cached
+    input, or whose output cannot be written) is recorded in ``rejects`` and
+    left out; the others are measured."""
+    rejects = rejects if rejects is not None else RejectLog("enhancer_eval")
     baseline = ResampleEnhancer(enhancer.input_sample_rate, enhancer.output_sample_rate)
     per_clip: Dict[str, Dict[str, Dict[str, float]]] = dict(baseline={}, vae={})
     rate = enhancer.output_sample_rate
     for utt_id, path in masters.items():
-        # as stored: the reference keeps its channels and must be at the rate
-        # the enhancer makes; the input must be mono at the rate it takes
-        ref, _ = load_audio(path, rate, mono=False, strict=True)
-        if inputs is not None:
-            x, _ = load_audio(inputs[utt_id], enhancer.input_sample_rate, strict=True)
-        else:
-            x = make_input(ref, rate, codec)
+        if inputs is not None and utt_id not in inputs:
+            rejects.add(utt_id, path, "no cached input (codec output) for it")
+            continue
+        problem = file_name_problem(utt_id, ".wav") if write_wav_dir else None
+        if problem is not None:
+            rejects.add(utt_id, path, f"id cannot be a file name: {problem}")
+            continue
+        try:
+            # as stored: the reference keeps its channels and must be at the
+            # rate the enhancer makes; the input must be mono at the rate it takes
+            ref, _ = load_audio(path, rate, mono=False, strict=True)
+            if inputs is not None:
+                x, _ = load_audio(
+                    inputs[utt_id], enhancer.input_sample_rate, strict=True
+                )
+            else:
+                x = make_input(ref, rate, codec)
+        except AudioReadError as e:
+            rejects.add(utt_id, path, f"unreadable: {e}")
+            continue
         outputs = dict(baseline=baseline.enhance(x), vae=enhancer.enhance(x))
-        for system, est in outputs.items():
-            per_clip[system][utt_id] = enhancement_metrics(
-                ref.T, est, rate, floor_db=floor_db
-            )
-            if write_wav_dir is not None:
-                out = os.path.join(write_wav_dir, system, f"{utt_id}.wav")
-                os.makedirs(os.path.dirname(out), exist_ok=True)
-                soundfile.write(out, np.clip(est.T, -1, 1), rate)
+        measured = {
+            system: enhancement_metrics(ref.T, est, rate, floor_db=floor_db)
+            for system, est in outputs.items()
+        }
+        try:
+            for system, est in outputs.items():
+                if write_wav_dir is not None:
+                    out = os.path.join(write_wav_dir, system, f"{utt_id}.wav")
+                    os.makedirs(os.path.dirname(out), exist_ok=True)
+                    soundfile.write(out, np.clip(est.T, -1, 1), rate)
+        except Exception as e:  # this clip only
+            rejects.add(utt_id, path, f"writing its outputs failed: {e}")
+            continue
+        for system, m in measured.items():
+            per_clip[system][utt_id] = m
     return per_clip
 
 
@@ -145,7 +171,9 @@ def get_parser() -> argparse.ArgumentParser:
         "--codec_config", default=None, help="codec YAML, without --input_scp"
     )
     parser.add_argument("--codec_model_dir", default=None)
-    parser.add_argument("--num_clips", type=int, default=None, help="first N ids")
+    parser.add_argument(
+        "--num_clips", type=positive_int, default=None, help="first N ids"
+    )
     parser.add_argument("--floor_db", type=float, default=-80.0)
     parser.add_argument("--name", default=None, help="test set name (default: dir)")
     parser.add_argument(
@@ -166,15 +194,13 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     checkpoint = args.checkpoint or find_checkpoint(args.exp_dir)
     enhancer = load_enhancer(args.exp_dir, checkpoint)
-    masters = read_kv(args.wav48_scp)
+    rejects = RejectLog("enhancer_eval")
+    masters = read_kv(args.wav48_scp, rejects)
     ids = sorted(masters)[: args.num_clips] if args.num_clips else sorted(masters)
     masters = {u: masters[u] for u in ids}
     inputs, codec = None, None
     if args.input_scp is not None:
-        inputs = read_kv(args.input_scp)
-        missing = [u for u in ids if u not in inputs]
-        if missing:
-            raise ValueError(f"{args.input_scp}: no input for {missing[:5]}...")
+        inputs = read_kv(args.input_scp, rejects)
     elif args.codec_config is not None:
         from espnet2.ualm.codec.config import codec_from_config
 
@@ -184,14 +210,21 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict:
 
     t0 = time.perf_counter()
     per_clip = evaluate(
-        enhancer, masters, inputs, codec, args.floor_db, args.write_wav_dir
+        enhancer, masters, inputs, codec, args.floor_db, args.write_wav_dir, rejects
     )
-    summary = summarize(per_clip)
     name = args.name or os.path.basename(
         os.path.dirname(os.path.abspath(args.wav48_scp))
     )
+    rejected = rejects.write(os.path.join(args.exp_dir, f"eval_{name}.rejected.tsv"))
+    n_clips = len(per_clip["vae"])
+    logging.info(f"{rejected}: {rejects.summary(n_clips + len(rejects))}")
+    if not n_clips:
+        raise SystemExit(f"ualm_enhancer_eval: no clip to evaluate; see {rejected}")
+    summary = summarize(per_clip)
     notes = [
-        f"{len(ids)} held-out clips of `{args.wav48_scp}`; input: the codec output "
+        f"{n_clips} held-out clips of `{args.wav48_scp}`"
+        + (f" ({len(rejects)} rejected, listed in `{rejected}`)" if rejects else "")
+        + "; input: the codec output "
         + (f"cached in `{args.input_scp}`" if inputs else f"of `{args.codec_config}`"),
         f"model: `{checkpoint}`",
         "both systems enhance the same codec output; magnitudes floored at "
@@ -203,7 +236,8 @@ def main(cmd: Optional[Sequence[str]] = None) -> Dict:
     write_section(results_md, section)
     report = dict(
         checkpoint=checkpoint,
-        clips=len(ids),
+        clips=n_clips,
+        rejected=len(rejects),
         seconds=round(time.perf_counter() - t0, 1),
         summary=summary,
         per_clip=per_clip,

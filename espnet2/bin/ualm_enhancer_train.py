@@ -12,9 +12,11 @@ with ``d=dump/enhancer/<train set>`` written by
 Task options: ``espnet2/tasks/ualm_enhancer.py``.
 """
 
+import sys
 from typing import List, Optional
 
 from espnet2.tasks.ualm_enhancer import UALMEnhancerTask
+from espnet2.ualm.train.resume import ResumeError
 
 
 def get_parser():
@@ -22,7 +24,10 @@ def get_parser():
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    UALMEnhancerTask.main(cmd=cmd)
+    try:
+        UALMEnhancerTask.main(cmd=cmd)
+    except ResumeError as e:  # a message, not a traceback: nothing to resume
+        sys.exit(f"ualm_enhancer_train: {e}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.cli import positive_int, setup_logging
 from espnet2.ualm.codec import AbsCodec, build_codec, codec_choices
 from espnet2.ualm.codec.config import load_codec_config
 from espnet2.ualm.codec.metrics import reconstruction_metrics
@@ -153,7 +153,9 @@ def get_parser() -> argparse.ArgumentParser:
         default=None,
         help="measure only the first N valid clips by id (None: all)",
     )
-    parser.add_argument("--batch_size", type=int, default=8, help="for measuring")
+    parser.add_argument(
+        "--batch_size", type=positive_int, default=8, help="for measuring"
+    )
     parser.add_argument(
         "--log_level",
         default="INFO",

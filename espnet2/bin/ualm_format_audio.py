@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import List, Optional
 
-from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.cli import positive_int, setup_logging
 from espnet2.ualm.data.audio_format import FormatOptions, format_data_dir
 
 
@@ -49,7 +49,7 @@ def get_parser() -> argparse.ArgumentParser:
         default=44100,
         help="sources recorded below this rate get no master",
     )
-    parser.add_argument("--nj", type=int, default=1, help="parallel processes")
+    parser.add_argument("--nj", type=positive_int, default=1, help="parallel processes")
     return parser
 
 

@@ -14,8 +14,10 @@ Example (mini recipe, 2 jobs)::
 
 ``--model``: a packed model directory, an archive of ``ualm_pack`` or a hub
 id. Each job answers a contiguous shard of the items (sorted ids) in
-``output_dir/logdir/output.JOB/`` and appends each finished batch, so a
-re-run skips what is done. ``--merge`` writes ESPnet's layout:
+``output_dir/logdir/output.JOB/`` and appends each finished batch, its
+results record last, so a re-run skips what is done; a shard whose inputs
+changed (model files, decoding settings, task, data, ``--num_jobs``) is
+decoded again from scratch. ``--merge`` writes ESPnet's layout:
 
 * ``text``: text replies (one line per item; a reply's text segments are
   joined with " | ");
@@ -28,6 +30,7 @@ re-run skips what is done. ``--merge`` writes ESPnet's layout:
 """
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -40,19 +43,29 @@ import numpy as np
 import soundfile
 import yaml
 
-from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.cli import positive_int, setup_logging
 from espnet2.ualm.data.codes_io import (
     GEOMETRY_FILE,
     codec_geometry,
     flatten_codes,
     write_geometry,
 )
+from espnet2.ualm.data.fingerprint import (
+    content_digest,
+    digest,
+    file_stamp,
+    is_done,
+    read_done,
+    tree_stamp,
+    write_done,
+)
 from espnet2.ualm.data.io import JsonlError, iter_jsonl
-from espnet2.ualm.data.kaldi_dir import write_kv
+from espnet2.ualm.data.kaldi_dir import file_name_problem, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
 RESULTS = "results.jsonl"
-DONE = ".done"
+DONE = ".done"  # a finished shard, with the fingerprint of its inputs
+INPUTS = "inputs.sha256"  # the fingerprint of the inputs a shard is decoded from
 
 
 def shard_of(items: List, job: int, num_jobs: int) -> List:
@@ -85,7 +98,65 @@ def _write_wav(path: str, audio: np.ndarray, rate: int) -> str:
     return path
 
 
+def shard_inputs(args: argparse.Namespace, decode: dict, requests: List) -> dict:
+    """What a shard's outputs depend on: the model (its files, or the hub
+    id), the decoding settings, the task, the shard's items (and the audio
+    files they read) and the split (``num_jobs``, ``job``)."""
+
+    def stamped(value):
+        return (
+            file_stamp(value)
+            if isinstance(value, str) and os.path.isfile(value)
+            else value
+        )
+
+    items = [
+        {
+            "id": r.id,
+            "fields": {k: stamped(v) for k, v in r.fields.items()},
+            "audio": {k: stamped(v) for k, v in r.audio.items()},
+            "plan": r.plan,
+            "template": r.template,
+        }
+        for r in requests
+    ]
+    return {
+        "model": tree_stamp(args.model) if os.path.exists(args.model) else args.model,
+        "decode": decode,
+        "task": args.task,
+        "task_templates": args.task_templates and content_digest(args.task_templates),
+        "items": items,
+        "num_jobs": args.num_jobs,
+        "job": args.job,
+    }
+
+
+def _resume_point(out: str, fingerprint: str) -> Dict[str, dict]:
+    """The results of an interrupted run of this shard with the same inputs;
+    a shard of other inputs is emptied, so that it is redone from scratch."""
+    inputs = os.path.join(out, INPUTS)
+    recorded = None
+    if os.path.isfile(inputs):
+        with open(inputs, encoding="utf-8") as f:
+            recorded = f.read().strip()
+    if recorded != fingerprint:
+        if os.path.isdir(out) and os.listdir(out):
+            logging.info(
+                f"{out}: the model, decoding settings, task, data or --num_jobs "
+                "changed since this shard was (partly) decoded: redoing it"
+            )
+            shutil.rmtree(out)
+        os.makedirs(out, exist_ok=True)
+        with open(inputs, "w", encoding="utf-8") as f:
+            f.write(fingerprint + "\n")
+        return {}
+    return finished_ids(os.path.join(out, RESULTS))
+
+
 def run_shard(args: argparse.Namespace) -> None:
+    """Decodes shard ``args.job``: batch by batch, each batch's results
+    record written last (after its audio and codes), so that a killed run
+    resumes after the last recorded batch."""
     import kaldiio
     import torch
     from tqdm import tqdm
@@ -94,27 +165,32 @@ def run_shard(args: argparse.Namespace) -> None:
     from espnet2.ualm.inference.pipeline import UALM
     from espnet2.ualm.tokens.tasks import load_tasks
 
-    out = shard_dir(args.output_dir, args.job)
-    os.makedirs(out, exist_ok=True)
-    if os.path.exists(os.path.join(out, DONE)):
-        logging.info(f"shard {args.job}/{args.num_jobs} already done, skipping")
-        return
     decode = {}
     if args.decode_config:
         with open(args.decode_config, encoding="utf-8") as f:
             decode = yaml.safe_load(f) or {}
     if args.batch_size:
         decode["batch_size"] = args.batch_size
-    torch.set_num_threads(max(1, args.num_threads))
     tasks = load_tasks(args.task_templates)
-    ualm = UALM.from_pretrained(args.model, args.device, decode=decode, tasks=tasks)
     requests, rejects = read_requests(args.data_dir, args.task, tasks)
-    if len(rejects):
-        rejects.write(os.path.join(out, "rejected.tsv"))
     requests = shard_of(requests, args.job, args.num_jobs)
+    fingerprint = digest(shard_inputs(args, decode, requests))
+    out = shard_dir(args.output_dir, args.job)
+    if is_done(os.path.join(out, DONE), fingerprint):
+        logging.info(f"shard {args.job}/{args.num_jobs} already done, skipping")
+        return
+    done = _resume_point(out, fingerprint)
+    if os.path.exists(os.path.join(out, DONE)):
+        os.remove(os.path.join(out, DONE))
+    rejected = os.path.join(out, "rejected.tsv")
+    if len(rejects):
+        rejects.write(rejected)
+    elif os.path.exists(rejected):
+        os.remove(rejected)
+    torch.set_num_threads(max(1, args.num_threads))
+    ualm = UALM.from_pretrained(args.model, args.device, decode=decode, tasks=tasks)
     write_geometry(out, codec_geometry(ualm.codec))
     results_path = os.path.join(out, RESULTS)
-    done = finished_ids(results_path)
     todo = [r for r in requests if r.id not in done]
     logging.info(
         f"shard {args.job}/{args.num_jobs}: {len(requests)} items, "
@@ -124,6 +200,7 @@ def run_shard(args: argparse.Namespace) -> None:
     with open(results_path, "w", encoding="utf-8") as f:
         for row in done.values():
             f.write(json.dumps(row) + "\n")
+    ark = os.path.join(out, "codes.ark")
     start = time.time()
     size = max(1, ualm.settings.batch_size)
     with tqdm(
@@ -134,62 +211,111 @@ def run_shard(args: argparse.Namespace) -> None:
             outputs = ualm.run(batch, progress=bar)
             rows, codes = [], {}
             for o in outputs:
-                row = {"id": o.id, "text": o.text, "error": o.error}
-                if o.audio is not None:
-                    row["wav"] = _write_wav(
-                        os.path.join(out, "wav", f"{o.id}.wav"), o.audio, o.sample_rate
-                    )
-                    if o.audio is not o.codec_audio:
-                        row["codec_wav"] = _write_wav(
-                            os.path.join(out, "codec_wav", f"{o.id}.wav"),
-                            o.codec_audio,
-                            o.codec_sample_rate,
-                        )
-                if o.codes is not None:
+                row = _output_row(o, out)
+                if o.codes is not None and not row["error"]:
                     codes[o.id] = flatten_codes(o.codes.cpu().numpy())
                 rows.append(row)
-            if codes:
-                kaldiio.save_ark(
-                    os.path.join(out, "codes.ark"),
-                    codes,
-                    scp=os.path.join(out, "codes.scp"),
-                    append=True,
-                )
+            for utt, pointer in _append_codes(kaldiio, ark, codes).items():
+                next(r for r in rows if r["id"] == utt)["codes"] = pointer
+            # Last: a kill before this line leaves this batch unrecorded, so a
+            # re-run redoes it; its codes already in the ark are never pointed to.
             with open(results_path, "a", encoding="utf-8") as f:
                 for row in rows:
                     f.write(json.dumps(row) + "\n")
-    open(os.path.join(out, DONE), "w").close()
+    _write_codes_scp(out, finished_ids(results_path))
+    write_done(os.path.join(out, DONE), fingerprint, num_jobs=args.num_jobs)
     logging.info(f"shard {args.job}: {len(todo)} items in {time.time() - start:.1f} s")
+
+
+def _output_row(o, out: str) -> dict:
+    """The results record of one output, its audio written; a write that
+    fails (or an id that cannot be a file name) is that item's error."""
+    row = {"id": o.id, "text": o.text, "error": o.error}
+    if o.audio is None:
+        return row
+    problem = file_name_problem(o.id, ".wav")
+    if problem is not None:
+        row["error"] = f"its audio cannot be written: {problem}"
+        return row
+    try:
+        row["wav"] = _write_wav(
+            os.path.join(out, "wav", f"{o.id}.wav"), o.audio, o.sample_rate
+        )
+        if o.audio is not o.codec_audio:
+            row["codec_wav"] = _write_wav(
+                os.path.join(out, "codec_wav", f"{o.id}.wav"),
+                o.codec_audio,
+                o.codec_sample_rate,
+            )
+    except Exception as e:  # this item only: the batch's other outputs are kept
+        logging.warning(f"item {o.id!r}: writing its audio failed: {e}")
+        return {**row, "error": f"writing its audio failed: {type(e).__name__}: {e}"}
+    return row
+
+
+def _append_codes(kaldiio, ark: str, codes: Dict[str, np.ndarray]) -> Dict[str, str]:
+    """Appends ``codes`` to the ark; returns each id's ``ark:offset``."""
+    if not codes:
+        return {}
+    scp = io.StringIO()
+    kaldiio.save_ark(ark, codes, scp=scp, append=True)
+    return dict(line.split(maxsplit=1) for line in scp.getvalue().splitlines())
+
+
+def _write_codes_scp(out: str, rows: Dict[str, dict]) -> None:
+    """``codes.scp`` of a shard: the codes its results records point to."""
+    lines = sorted(
+        f"{utt} {row['codes']}\n" for utt, row in rows.items() if "codes" in row
+    )
+    path = os.path.join(out, "codes.scp")
+    if lines:
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 def merge(args: argparse.Namespace) -> None:
     """Joins the finished shards into ``output_dir`` (ESPnet's layout)."""
     out = os.path.abspath(args.output_dir)
-    missing = [
-        j
+    markers = {
+        j: read_done(os.path.join(shard_dir(out, j), DONE))
         for j in range(1, args.num_jobs + 1)
-        if not os.path.exists(os.path.join(shard_dir(out, j), DONE))
-    ]
+    }
+    missing = [j for j, m in markers.items() if m is None]
     if missing:
         sys.exit(
             f"ualm_inference: shards {missing} of {out} are not finished; re-run "
             "the stage (finished items are skipped)"
         )
+    other_split = [j for j, m in markers.items() if m.get("num_jobs") != args.num_jobs]
+    if other_split:
+        sys.exit(
+            f"ualm_inference: shards {other_split} of {out} were decoded for another "
+            f"--num_jobs than {args.num_jobs}; re-run the stage with --num_jobs "
+            f"{args.num_jobs} (it redoes them)"
+        )
     rows: Dict[str, dict] = {}
-    token_lines: List[str] = []
     errors = RejectLog(f"inference {out}")
     n_unread = 0
     for job in range(1, args.num_jobs + 1):
         d = shard_dir(out, job)
-        rows.update(finished_ids(os.path.join(d, RESULTS)))
-        if os.path.isfile(os.path.join(d, "codes.scp")):
-            with open(os.path.join(d, "codes.scp"), encoding="utf-8") as f:
-                token_lines += [line for line in f if line.strip()]
+        shard_rows = finished_ids(os.path.join(d, RESULTS))
+        repeated = sorted(set(rows) & set(shard_rows))
+        if repeated:
+            sys.exit(
+                f"ualm_inference: id {repeated[0]} is in more than one shard of "
+                f"{out} ({len(repeated)} such ids); re-run the stage"
+            )
+        rows.update(shard_rows)
         rejected = os.path.join(d, "rejected.tsv")
         if job == 1 and os.path.isfile(rejected):
             for r in RejectLog.read(rejected):
                 errors.add(r.utt_id, r.source, r.reason)
                 n_unread += 1
+    token_lines = [
+        f"{utt} {row['codes']}\n" for utt, row in rows.items() if "codes" in row
+    ]
     texts, wavs, codec_wavs = [], [], []
     for utt in sorted(rows):
         row = rows[utt]
@@ -219,11 +345,22 @@ def merge(args: argparse.Namespace) -> None:
             os.path.join(shard_dir(out, 1), GEOMETRY_FILE),
             os.path.join(out, GEOMETRY_FILE),
         )
+    elif os.path.exists(os.path.join(out, "codes.scp")):
+        os.remove(os.path.join(out, "codes.scp"))  # of an earlier run
     errors.write(os.path.join(out, "errors.tsv"))
     logging.info(
         f"merged {len(rows)} items: {len(texts)} text, {len(wavs)} audio; "
         f"{errors.summary(len(rows) + n_unread)}"
     )
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type of ``--batch_size`` (0: the decoding config's)."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"must be 0 or a positive integer, got {value!r}"
+        )
+    return int(value)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -240,11 +377,15 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data_dir", help="ESPnet data directory of the test set")
     parser.add_argument("--decode_config", help="YAML of decoding settings")
-    parser.add_argument("--batch_size", type=int, default=0, help="0: the config's")
+    parser.add_argument(
+        "--batch_size", type=non_negative_int, default=0, help="0: the config's"
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--num_threads", type=int, default=1)
-    parser.add_argument("--job", type=int, default=1, help="1-based shard index")
-    parser.add_argument("--num_jobs", type=int, default=1)
+    parser.add_argument("--num_threads", type=positive_int, default=1)
+    parser.add_argument(
+        "--job", type=positive_int, default=1, help="1-based shard index"
+    )
+    parser.add_argument("--num_jobs", type=positive_int, default=1)
     parser.add_argument("--merge", action="store_true", help="join finished shards")
     parser.add_argument("--log_level", default="INFO")
     return parser

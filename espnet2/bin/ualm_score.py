@@ -57,6 +57,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from espnet2.ualm.cli import setup_logging
+from espnet2.ualm.data.fingerprint import digest, tree_stamp
 from espnet2.ualm.data.io import load_audio, resample
 from espnet2.ualm.scoring.data import (
     caption_references,
@@ -128,12 +129,20 @@ def hyp_decode_config(hyp_dir: str) -> Optional[Dict[str, Any]]:
 
 
 def fit_probe(train_dir: str, out_path: str, max_clips: int) -> ProbeTagger:
-    """Fit the probe tagger on a labelled training set (once per output dir)."""
+    """Fit the probe tagger on a labelled training set (once per output dir,
+    again when the training set or ``max_clips`` changed)."""
     probe = ProbeTagger()
-    if os.path.exists(out_path):
-        probe.load(out_path)
-        logging.info("probe tagger loaded from %s", out_path)
-        return probe
+    fingerprint = digest({"train": tree_stamp(train_dir), "max_clips": max_clips})
+    stamp = f"{out_path}.sha256"
+    if os.path.exists(out_path) and os.path.exists(stamp):
+        with open(stamp, encoding="utf-8") as f:
+            if f.read().strip() == fingerprint:
+                probe.load(out_path)
+                logging.info("probe tagger loaded from %s", out_path)
+                return probe
+        logging.info(
+            "%s: %s changed since it was fitted: fitting again", out_path, train_dir
+        )
     labels = probe_labels(train_dir)
     wavs = read_wav_scp(train_dir)
     ids = sorted(k for k in labels if k in wavs)[:max_clips]
@@ -143,6 +152,8 @@ def fit_probe(train_dir: str, out_path: str, max_clips: int) -> ProbeTagger:
         clips.append(resample(wav, rate, probe.sample_rate))
     stats = probe.fit(clips, [labels[k] for k in ids])
     probe.save(out_path)
+    with open(stamp, "w", encoding="utf-8") as f:
+        f.write(fingerprint + "\n")
     logging.info("probe tagger fitted on %s: %s", train_dir, stats)
     return probe
 

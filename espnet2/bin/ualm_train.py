@@ -18,9 +18,11 @@ Every ESPnet training option applies (``--resume true``, ``--max_epoch``,
 ``espnet2/tasks/ualm.py``. ``--print_config`` shows them all.
 """
 
+import sys
 from typing import List, Optional
 
 from espnet2.tasks.ualm import UALMTask
+from espnet2.ualm.train.resume import ResumeError
 
 
 def get_parser():
@@ -28,7 +30,10 @@ def get_parser():
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
-    UALMTask.main(cmd=cmd)
+    try:
+        UALMTask.main(cmd=cmd)
+    except ResumeError as e:  # a message, not a traceback: nothing to resume
+        sys.exit(f"ualm_train: {e}")
 
 
 if __name__ == "__main__":

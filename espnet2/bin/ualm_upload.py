@@ -11,6 +11,7 @@ created private unless ``--public``.
 
 import argparse
 import logging
+import os
 import sys
 from typing import List, Optional
 
@@ -29,6 +30,27 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def hub_errors() -> tuple:
+    """What a refused or failed hub call raises: ``HfHubHTTPError`` (refusals,
+    with the hub's message), its base, the HTTP client's ``HTTPError``
+    (network failures; requests' or httpx's, by huggingface_hub version), and
+    ``OSError`` (offline mode, connection errors)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return (HfHubHTTPError, *HfHubHTTPError.__bases__, OSError)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line, any token of the environment masked."""
+    from espnet2.ualm.pretrained.hub import TOKEN_VARIABLES
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    for name in TOKEN_VARIABLES:
+        if os.environ.get(name):
+            text = text.replace(os.environ[name], "***")
+    return text
+
+
 def main(cmd: Optional[List[str]] = None, api=None) -> None:
     from espnet2.ualm.pretrained.hub import HubTokenError, upload
 
@@ -43,7 +65,12 @@ def main(cmd: Optional[List[str]] = None, api=None) -> None:
             api=api,
         )
     except (HubTokenError, ValueError) as e:
-        sys.exit(f"ualm_upload: {e}")
+        sys.exit(f"ualm_upload: {one_line(e)}")
+    except hub_errors() as e:
+        sys.exit(
+            f"ualm_upload: uploading {args.pretrained_dir} to {args.repo_id} failed: "
+            f"{type(e).__name__}: {one_line(e)}"
+        )
     logging.info(f"uploaded: {url}")
 
 

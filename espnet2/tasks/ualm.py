@@ -100,6 +100,7 @@ from espnet2.ualm.train.dataset import (
     read_manifest,
     sources_of_batch,
 )
+from espnet2.ualm.train.resume import ResumingTrainer
 from espnet2.ualm.train.sampler import (
     BucketBatchSampler,
     PackedBatchSampler,
@@ -275,7 +276,7 @@ class UALMTask(AbsTask):
         audio_adapter_choices,
         codec_choices,
     ]
-    trainer = Trainer
+    trainer = ResumingTrainer  # falls back to an epoch checkpoint (train/resume.py)
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace) -> None:
@@ -283,9 +284,15 @@ class UALMTask(AbsTask):
         to the interpreter's exit, where gloo's threads sometimes abort a rank
         that finished training ("terminate called without an active
         exception", exit -6: one run in about six of the two-rank test)."""
+        trainer = cls.trainer
+        # ESPnet takes DeepSpeed only with its own Trainer (which then resumes
+        # from DeepSpeed's checkpoint directory, not checkpoint.pth)
+        if getattr(args, "use_deepspeed", False) and trainer is ResumingTrainer:
+            cls.trainer = Trainer
         try:
             super().main_worker(args)
         finally:
+            cls.trainer = trainer  # ESPnet sets it to DeepSpeedTrainer
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()
 

@@ -51,8 +51,6 @@ from espnet2.gan_tts.hifigan import (
 )
 from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.class_choices import ClassChoices
-from espnet2.train.collate_fn import CommonCollateFn
-from espnet2.train.gan_trainer import GANTrainer
 from espnet2.ualm.data.io import AudioReadError, audio_info
 from espnet2.ualm.enhancer import (
     AbsEnhancer,
@@ -61,9 +59,36 @@ from espnet2.ualm.enhancer import (
 )
 from espnet2.ualm.enhancer.espnet_model import ESPnetEnhancerGANModel
 from espnet2.ualm.enhancer.pairs import EnhancerPairPreprocessor, log_pair_setup
+from espnet2.ualm.train.resume import ResumingGANTrainer
 from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import float_or_none, str2bool, str_or_none
+
+
+def common_collate_fn_class() -> type:
+    """ESPnet's ``CommonCollateFn``, imported without going online.
+
+    Its module imports ESPnet's preprocessor, whose phoneme tokenizer imports
+    ``g2p_en``, which calls ``nltk.download`` at import time for data UALM
+    never uses (no phoneme tokenizer here): offline that prints a refusal, and
+    online it fetches the data. The import is done here, only when training
+    needs it (packing and inference never do), with ``nltk.download`` made a
+    no-op for its duration.
+    """
+    try:
+        import nltk
+    except ImportError:  # no nltk, no download
+        from espnet2.train.collate_fn import CommonCollateFn
+
+        return CommonCollateFn
+    download = nltk.download
+    nltk.download = lambda *args, **kwargs: False
+    try:
+        from espnet2.train.collate_fn import CommonCollateFn
+    finally:
+        nltk.download = download
+    return CommonCollateFn
+
 
 discriminator_choices = ClassChoices(
     "discriminator",
@@ -82,7 +107,7 @@ class UALMEnhancerTask(AbsTask):
 
     num_optimizers: int = 2
     class_choices_list = [enhancer_choices, discriminator_choices]
-    trainer = GANTrainer
+    trainer = ResumingGANTrainer  # falls back to an epoch checkpoint
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -141,7 +166,7 @@ class UALMEnhancerTask(AbsTask):
         [Collection[Tuple[str, Dict[str, np.ndarray]]]],
         Tuple[List[str], Dict[str, torch.Tensor]],
     ]:
-        return CommonCollateFn(float_pad_value=0.0, int_pad_value=0)
+        return common_collate_fn_class()(float_pad_value=0.0, int_pad_value=0)
 
     @classmethod
     @typechecked

@@ -1,5 +1,6 @@
 """What every ``espnet2/bin/ualm_*`` entry point does first."""
 
+import argparse
 import logging
 import sys
 from typing import Optional, Sequence, Union
@@ -19,3 +20,14 @@ def setup_logging(
         logging.info(get_commandline_args())
     else:
         logging.info("%s %s", sys.argv[0], " ".join(cmd))
+
+
+def positive_int(value: str) -> int:
+    """argparse type of a count that must be at least 1 (jobs, batch size)."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return n

@@ -39,7 +39,7 @@ from espnet2.ualm.data.io import (
     read_jsonl,
     resample,
 )
-from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
+from espnet2.ualm.data.kaldi_dir import file_name_problem, read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
 # Files of a data directory that map an utterance id to a value, filtered to
@@ -223,7 +223,25 @@ def _one_thread() -> None:
 
 
 def _format_star(args):
-    return format_one(*args)
+    return format_one_or_reason(*args)
+
+
+def format_one_or_reason(
+    item: AudioItem,
+    out_path: str,
+    opts: FormatOptions,
+    master_path: Optional[str] = None,
+) -> Tuple[Optional[int], List[str], Optional[str]]:
+    """``format_one``, with any error of this one item (a failed write, an
+    unforeseen decoder error) turned into its reject reason, so that the
+    other items and the rejected list survive it."""
+    try:
+        return format_one(item, out_path, opts, master_path)
+    except Exception as e:
+        for path in (out_path, master_path):
+            if path is not None and os.path.isfile(path):
+                os.remove(path)  # no half-written file is left behind
+        return None, [], f"formatting failed: {type(e).__name__}: {e}"
 
 
 def format_data_dir(
@@ -245,7 +263,13 @@ def format_data_dir(
 
 
 def _format_audio(in_dir, out_dir, opts, nj, rejects, logger) -> Dict[str, int]:
-    items = read_audio_items(in_dir, rejects)
+    items = []
+    for it in read_audio_items(in_dir, rejects):
+        problem = file_name_problem(it.utt_id, f".{opts.audio_format}")
+        if problem is None:
+            items.append(it)
+        else:
+            rejects.add(it.utt_id, it.path, f"id cannot be a file name: {problem}")
     audio_dir = os.path.join(out_dir, "data")
     os.makedirs(audio_dir, exist_ok=True)
     master_dir = None
@@ -279,7 +303,7 @@ def _format_audio(in_dir, out_dir, opts, nj, rejects, logger) -> Dict[str, int]:
             )
     else:
         results = [
-            format_one(*j)
+            format_one_or_reason(*j)
             for j in tqdm(jobs, desc=f"format {os.path.basename(in_dir)}")
         ]
     kept: Dict[str, int] = {}

@@ -105,6 +105,28 @@ def split_dirs(conf: Mapping, split: str) -> List[str]:
     return sorted({n for entry in conf["datasets"] for n in dataset_dirs(entry, split)})
 
 
+def _entry_has_set(conf: Mapping, entry: Mapping, name: str) -> bool:
+    """Whether data directory ``name`` (any split) belongs to ``entry``."""
+    if "dirs" in entry:
+        return any(name in dataset_dirs(entry, split) for split in conf["splits"])
+    return name.startswith(entry["data"] + "_")
+
+
+def unknown_tasks(conf: Mapping, tasks: Sequence[str]) -> List[str]:
+    """The names of ``tasks`` that no ``datasets`` entry has."""
+    known = {entry["task"] for entry in conf["datasets"]}
+    return [t for t in tasks if t not in known]
+
+
+def unknown_sets(conf: Mapping, sets: Sequence[str]) -> List[str]:
+    """The data directories of ``sets`` that belong to no ``datasets`` entry."""
+    return [
+        s
+        for s in sets
+        if not any(_entry_has_set(conf, entry, s) for entry in conf["datasets"])
+    ]
+
+
 def decode_sets(
     conf: Mapping, tasks: Sequence[str] = (), sets: Sequence[str] = ()
 ) -> List[Tuple[str, str]]:
@@ -114,17 +136,21 @@ def decode_sets(
     ``sets``: these directories instead (any split), each with the tasks of
     the entries it belongs to: listed in an entry's ``dirs``, or, for an
     entry without ``dirs``, named ``<data>_<anything>``.
+    An unknown task or set is a ``ValueError`` (it would decode nothing).
     """
+    for what, bad in (
+        ("task", unknown_tasks(conf, tasks)),
+        ("set", unknown_sets(conf, sets)),
+    ):
+        if bad:
+            raise ValueError(f"{what} {bad[0]!r} is in no entry of the datasets config")
     pairs = []
     for entry in conf["datasets"]:
         if tasks and entry["task"] not in tasks:
             continue
         if not sets:
             chosen = dataset_dirs(entry, "test")
-        elif "dirs" in entry:
-            mine = {n for split in conf["splits"] for n in dataset_dirs(entry, split)}
-            chosen = [s for s in sets if s in mine]
         else:
-            chosen = [s for s in sets if s.startswith(entry["data"] + "_")]
+            chosen = [s for s in sets if _entry_has_set(conf, entry, s)]
         pairs.extend((name, entry["task"]) for name in chosen)
     return pairs

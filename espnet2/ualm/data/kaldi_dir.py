@@ -60,6 +60,27 @@ def _bad(rejects: Optional[RejectLog], key: str, where: str, reason: str) -> Non
     rejects.add(key, where, reason)
 
 
+# The longest file name most file systems take (POSIX NAME_MAX), in bytes.
+NAME_MAX = 255
+
+
+def file_name_problem(utt_id: str, suffix: str = ".flac") -> Optional[str]:
+    """Why ``<utt_id><suffix>`` cannot be a file of its own in one directory
+    (stages write one file per id), or ``None`` when it can."""
+    if not utt_id:
+        return "empty id"
+    if utt_id in (".", ".."):
+        return f"id {utt_id!r} names a directory"
+    seps = {os.sep, os.altsep} - {None}
+    bad = sorted({c for c in utt_id if c in seps or not c.isprintable()})
+    if bad:
+        return f"id contains {', '.join(repr(c) for c in bad)}"
+    size = len((utt_id + suffix).encode("utf-8", "surrogateescape"))
+    if size > NAME_MAX:
+        return f"id too long for a file name ({size} bytes > {NAME_MAX})"
+    return None
+
+
 def write_kv(path: str, items: Iterable[Tuple[str, str]]) -> None:
     """Writes ``<key> <value>`` lines sorted by key (Kaldi's convention)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -8,7 +8,9 @@ codec's):
 
   codec_wav.scp   <id> <output_dir>/wav/<id>.flac  (mono, codec rate, 24 bit)
   wav48.scp       the kept masters (same paths as the input list)
-  info.json       codec name and rates, clip counts
+  info.json       codec name and rates, clip counts, the fingerprint of the
+                  inputs (a re-run with the same inputs keeps the cache,
+                  with others it makes it again)
   rejected.tsv    masters that could not be used, with the reason
 
 Example (from egs2/ualm/mini)::
@@ -32,10 +34,17 @@ import numpy as np
 import soundfile
 import torch
 
+from espnet2.ualm.cli import positive_int
 from espnet2.ualm.codec.abs_codec import AbsCodec
 from espnet2.ualm.codec.config import codec_from_config, load_codec_config
+from espnet2.ualm.data.fingerprint import (
+    content_digest,
+    digest,
+    file_stamp,
+    tree_stamp,
+)
 from espnet2.ualm.data.io import AudioReadError, read_audio
-from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
+from espnet2.ualm.data.kaldi_dir import file_name_problem, read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.enhancer import enhancer_config_rates
 from espnet2.ualm.enhancer.pairs import make_input
@@ -70,8 +79,32 @@ def _process(
         return utt_id, "", "too short: less than one codec frame"
     x = make_input(wav, target_rate, codec)
     out = os.path.join(out_dir, "wav", f"{utt_id}.flac")
-    soundfile.write(out, np.clip(x, -1.0, 1.0), codec.sample_rate, subtype="PCM_24")
+    try:
+        soundfile.write(out, np.clip(x, -1.0, 1.0), codec.sample_rate, subtype="PCM_24")
+    except Exception as e:  # this clip only: the others and the list survive
+        return utt_id, "", f"writing {out} failed: {type(e).__name__}: {e}"
     return utt_id, os.path.abspath(out), None
+
+
+def pairs_inputs(
+    masters: Dict[str, str],
+    ids: Sequence[str],
+    codec_config: str,
+    enhancer_config: str,
+    codec_model_dir: Optional[str],
+) -> Dict:
+    """What the cache depends on: the masters, the codec and the rates."""
+    codec_conf = load_codec_config(codec_config)["codec_conf"]
+    model_dirs = [codec_model_dir] if codec_model_dir else []
+    model_dirs += [
+        v for v in codec_conf.values() if isinstance(v, str) and os.path.exists(v)
+    ]
+    return {
+        "masters": [(u, file_stamp(masters[u])) for u in ids],
+        "codec_config": content_digest(codec_config),
+        "codec_model": [tree_stamp(d) for d in model_dirs],
+        "enhancer_config": content_digest(enhancer_config),
+    }
 
 
 def prepare_pairs(
@@ -89,6 +122,24 @@ def prepare_pairs(
     must be the enhancer's input rate.
     """
     t0 = time.perf_counter()
+    rejects = RejectLog("prepare_pairs")
+    masters = read_kv(wav48_scp, rejects)
+    ids = sorted(masters)[:max_clips] if max_clips is not None else sorted(masters)
+    fingerprint = digest(
+        pairs_inputs(masters, ids, codec_config, enhancer_config, codec_model_dir)
+    )
+    info_path = os.path.join(output_dir, "info.json")
+    if os.path.isfile(info_path):
+        with open(info_path, encoding="utf-8") as f:
+            info = json.load(f)
+        if info.get("fingerprint") == fingerprint:
+            logging.info(f"{output_dir}: codec round trip already cached")
+            return info
+        logging.info(
+            f"{output_dir}: the masters, codec or enhancer config changed since "
+            "the cache was made: making it again"
+        )
+        os.remove(info_path)  # the cache is complete only with its info.json
     codec = codec_from_config(codec_config, codec_model_dir)
     input_rate, target_sample_rate = enhancer_config_rates(enhancer_config)
     if input_rate != codec.sample_rate:
@@ -96,11 +147,14 @@ def prepare_pairs(
             f"{enhancer_config}: the enhancer takes {input_rate} Hz, the codec "
             f"gives {codec.sample_rate} Hz"
         )
-    masters = read_kv(wav48_scp)
-    ids = sorted(masters)[:max_clips] if max_clips is not None else sorted(masters)
     os.makedirs(os.path.join(output_dir, "wav"), exist_ok=True)
-    jobs = [(u, masters[u], output_dir, target_sample_rate) for u in ids]
-    rejects = RejectLog("prepare_pairs")
+    jobs = []
+    for u in ids:
+        problem = file_name_problem(u, ".flac")
+        if problem is None:
+            jobs.append((u, masters[u], output_dir, target_sample_rate))
+        else:
+            rejects.add(u, masters[u], f"id cannot be a file name: {problem}")
     written: Dict[str, str] = {}
     args = (codec_config, codec_model_dir)
     if nj > 1:
@@ -117,7 +171,7 @@ def prepare_pairs(
     write_kv(os.path.join(output_dir, "codec_wav.scp"), written.items())
     write_kv(os.path.join(output_dir, "wav48.scp"), ((u, masters[u]) for u in written))
     rejects.write(os.path.join(output_dir, "rejected.tsv"))
-    logging.info(rejects.summary(len(ids)))
+    logging.info(rejects.summary(len(written) + len(rejects)))
     info = dict(
         wav48_scp=os.path.abspath(wav48_scp),
         codec=load_codec_config(codec_config)["codec"],
@@ -127,6 +181,7 @@ def prepare_pairs(
         clips=len(written),
         rejected=len(rejects),
         seconds=round(time.perf_counter() - t0, 1),
+        fingerprint=fingerprint,
     )
     with open(os.path.join(output_dir, "info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)
@@ -153,7 +208,7 @@ def get_parser() -> argparse.ArgumentParser:
         required=True,
         help="the enhancer training config (conf/enhancer.yaml): its rates",
     )
-    parser.add_argument("--nj", type=int, default=1, help="worker processes")
+    parser.add_argument("--nj", type=positive_int, default=1, help="worker processes")
     parser.add_argument(
         "--max_clips", type=int, default=None, help="first N ids only (None: all)"
     )

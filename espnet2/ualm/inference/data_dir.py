@@ -8,12 +8,13 @@ only the prompt's fields are read: the answers may be absent.
 """
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from espnet2.ualm.data.io import read_jsonl
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.inference.requests import Request
+from espnet2.ualm.tokens.conversation import message_parts
 from espnet2.ualm.tokens.tasks import FILE_NAMES, TaskRegistry
 from espnet2.ualm.tokens.templates import TaskTemplate, format_fields
 
@@ -38,8 +39,9 @@ def read_requests(
     """One request per item of ``data_dir`` for ``task`` (of ``tasks``),
     sorted by id.
 
-    Items whose prompt files lack an entry are rejected (counted, listed);
-    a missing file for the whole task is an error naming it.
+    Bad items (no or an empty entry in a prompt file, a malformed line or
+    dialogue) are rejected one by one (counted, listed with their id); a
+    missing file for the whole task is an error naming it.
     """
     spec = tasks.get(task)
     name = spec.template
@@ -51,17 +53,18 @@ def read_requests(
         path = os.path.join(data_dir, FILE_NAMES["dialogue"])
         if not os.path.isfile(path):
             raise FileNotFoundError(f"task {task} reads {path}, which does not exist")
-        wavs = read_kv(wav_scp) if os.path.isfile(wav_scp) else {}
+        # a bad wav.scp line is reported by the dialogue that names its audio
+        wav_rejects = RejectLog(f"inference requests {wav_scp}")
+        wavs = read_kv(wav_scp, wav_rejects) if os.path.isfile(wav_scp) else {}
         requests = []
-        dialogues = {str(row["id"]): row.get("messages") for row in read_jsonl(path)}
-        for did, messages in sorted(dialogues.items()):
-            audio = {}
-            for msg in messages:
-                for part in msg.get("content") or ():
-                    if part.get("type") in ("audio", "audio_input"):
-                        aid = part.get("audio")
-                        if aid in wavs:
-                            audio[aid] = wavs[aid]
+        rows = read_jsonl(path, rejects)
+        for row in sorted(rows, key=lambda r: str(r["id"])):
+            did, messages = str(row["id"]), row.get("messages")
+            try:
+                audio = _dialogue_audio(messages, wavs)
+            except ValueError as e:
+                rejects.add(did, path, str(e))
+                continue
             requests.append(
                 Request(did, task, {"messages": messages}, audio, plan, template=name)
             )
@@ -72,16 +75,34 @@ def read_requests(
         path = os.path.join(data_dir, FILE_NAMES.get(fname, fname))
         if not os.path.isfile(path):
             raise FileNotFoundError(f"task {task} reads {path}, which does not exist")
-        tables[field] = read_kv(path)
+        tables[field] = read_kv(path, rejects)  # empty or bad lines: rejected
     if not tables:
         raise ValueError(f"task {task}: its prompt reads no field of the data dir")
+    # ids whose line was dropped (a kept first line of a duplicate is used)
+    listed = {r.utt_id for r in rejects.items if not r.reason.startswith("duplicate")}
     ids = sorted(set().union(*[set(t) for t in tables.values()]))
     requests = []
     for utt in ids:
         absent = [f for f, t in tables.items() if utt not in t]
         if absent:
-            rejects.add(utt, data_dir, f"no {absent[0]!r} entry")
+            if utt not in listed:  # else its bad line is listed already
+                rejects.add(utt, data_dir, f"no {absent[0]!r} entry")
             continue
         fields = {f: t[utt] for f, t in tables.items()}
         requests.append(Request(utt, task, fields, plan=plan, template=name))
     return requests, rejects
+
+
+def _dialogue_audio(messages: Any, wavs: Dict[str, str]) -> Dict[str, str]:
+    """The wav.scp entries of the audio a dialogue names (a malformed
+    dialogue: ``ValueError``)."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("no 'messages' list")
+    audio = {}
+    for i, msg in enumerate(messages):
+        for part in message_parts(msg, f"message {i}"):
+            if part.get("type") in ("audio", "audio_input"):
+                aid = part.get("audio")
+                if aid in wavs:
+                    audio[aid] = wavs[aid]
+    return audio

@@ -10,6 +10,7 @@
     ualm.transcribe(["speech.wav"])[0].text
     ualm.answer([("clip.wav", "How many barks?")])[0].text
     ualm.chat([[{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]])
+    ualm.chat([[{"role": "user", "content": "Hi"}]])         # plain-string content
 
 Every method takes a list and returns one :class:`UALMOutput` per item, in
 order; an item that cannot be answered gets ``.error`` (and no result)
@@ -224,8 +225,9 @@ class UALM:
         **settings,
     ) -> List[UALMOutput]:
         """Replies to conversations of mixed text and audio messages
-        (``dialogue.jsonl`` form; user audio ``{"type": "audio", "audio":
-        id}`` with ``audio[id]`` given). The model chooses each reply
+        (``dialogue.jsonl`` form, or a plain string as a message's content;
+        user audio ``{"type": "audio", "audio": id}`` with ``audio[id]``
+        given). The model chooses each reply
         segment's modality unless ``modalities`` fixes them. A conversation
         without a system message gets the settings' ``system_prompt``."""
         ui = self.with_settings(**settings) if settings else self
@@ -234,7 +236,7 @@ class UALM:
             Request(
                 str(i),
                 "chat",
-                {"messages": ui._with_system_prompt(list(c))},
+                {"messages": ui._with_system_prompt(c)},
                 dict(audio or {}),
                 plan,
             )
@@ -242,7 +244,13 @@ class UALM:
         ]
         return ui.run(requests)
 
-    def _with_system_prompt(self, messages: List[Any]) -> List[Any]:
+    def _with_system_prompt(self, messages: Any) -> Any:
+        """``messages`` after the settings' system prompt, unless they have
+        their own; anything but a list of messages is left for the request
+        check to report."""
+        if not isinstance(messages, (list, tuple)):
+            return messages
+        messages = list(messages)
         prompt = self.settings.system_prompt
         if not prompt or any(
             isinstance(m, Mapping) and m.get("role") == "system" for m in messages
@@ -287,9 +295,15 @@ class UALM:
             try:
                 plan = self.requests.plan(request)
                 prepared = self.requests.prepare(request, self._reply_positions(plan))
-            except InferenceItemError as e:
-                logging.warning(str(e))
-                outputs[i] = UALMOutput(request.id, request.task, error=str(e))
+            except Exception as e:  # one bad item must not lose the others
+                msg = str(e)
+                if not isinstance(e, InferenceItemError):
+                    msg = (
+                        f"item {request.id!r} (task {request.task}): "
+                        f"{type(e).__name__}: {e}"
+                    )
+                logging.warning(msg)
+                outputs[i] = UALMOutput(request.id, request.task, error=msg)
                 if progress is not None:
                     progress.update(1)
                 continue

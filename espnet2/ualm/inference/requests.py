@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from espnet2.ualm.data.io import AudioReadError, load_audio
-from espnet2.ualm.tokens.conversation import AudioInputSegment
+from espnet2.ualm.tokens.conversation import AudioInputSegment, message_parts
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
 from espnet2.ualm.tokens.tasks import TaskRegistry
 from espnet2.ualm.tokens.templates import TaskTemplate, TemplateError, format_fields
@@ -190,7 +190,7 @@ class RequestBuilder:
         out = []
         for i, msg in enumerate(messages):
             content = []
-            for part in msg.get("content") or ():
+            for part in message_parts(msg, f"message {i}"):
                 if part.get("type") in ("audio", "audio_input"):
                     aid = part.get("audio")
                     if msg.get("role") == "assistant":

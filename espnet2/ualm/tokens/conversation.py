@@ -90,6 +90,34 @@ class Message:
 DIALOGUE_SEGMENT_TYPES = ("text", "audio", "audio_input")
 
 
+def message_parts(message: Any, where: str = "message") -> List[Mapping[str, Any]]:
+    """The content parts of a ``dialogue.jsonl`` message, checked; a plain
+    string content (the form Hugging Face chat templates also take) is one
+    text part. A malformed message is a ``ValueError`` saying what it is."""
+    if not isinstance(message, Mapping):
+        raise ValueError(
+            f"{where}: a message must be a mapping with 'role' and 'content', "
+            f"got {type(message).__name__}"
+        )
+    content = message.get("content")
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, (list, tuple)):
+        raise ValueError(
+            f"{where}: content must be a string or a list of parts, "
+            f"got {type(content).__name__}"
+        )
+    for j, part in enumerate(content):
+        if not isinstance(part, Mapping):
+            raise ValueError(
+                f"{where}, segment {j}: a content part must be a mapping such as "
+                f"{{'type': 'text', 'text': ...}}, got {type(part).__name__}"
+            )
+    return list(content)
+
+
 def _is_discrete(role: str, part_type: str) -> bool:
     return part_type == "audio" and role == "assistant"
 
@@ -102,8 +130,8 @@ def audio_references(
     Lets a data loader read only what the conversation uses.
     """
     discrete, continuous = set(), set()
-    for msg in messages:
-        for part in msg["content"]:
+    for i, msg in enumerate(messages):
+        for part in message_parts(msg, f"message {i}"):
             if part["type"] in ("audio", "audio_input"):
                 target = (
                     discrete if _is_discrete(msg["role"], part["type"]) else continuous
@@ -126,11 +154,12 @@ def conversation_from_dialogue(
     audio_input_frames = audio_input_frames or {}
     out = []
     for i, msg in enumerate(messages):
+        parts = message_parts(msg, f"message {i}")
         role = msg.get("role")
         if role not in ROLES:
             raise ValueError(f"message {i}: unknown role {role!r}; roles are {ROLES}")
         segments: List[Segment] = []
-        for j, part in enumerate(msg.get("content") or ()):
+        for j, part in enumerate(parts):
             where = f"message {i} ({role}), segment {j}"
             kind = part.get("type")
             if kind == "text":

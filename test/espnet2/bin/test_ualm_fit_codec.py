@@ -85,3 +85,13 @@ def test_pretrained_codec_is_only_measured(scps, tmp_path, caplog):
     assert os.listdir(out) == ["metrics.json"]
     with open(out / "metrics.json") as f:
         assert json.load(f)["valid"]["summary"]["lsd_db"]["clips"] == 3
+
+
+def test_batch_size_must_be_positive(scps, tmp_path):
+    """--batch_size 0 would fit the codec, then fail measuring it (range step 0)."""
+    train, valid = scps
+    args = ["--codec", "spec_rvq", "--train_scp", train, "--valid_scp", valid]
+    args += ["--output_dir", str(tmp_path / "exp"), "--batch_size", "0"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and not (tmp_path / "exp").exists()

@@ -116,3 +116,163 @@ def test_merge_refuses_unfinished_shards(tmp_path):
     os.makedirs(shard_dir(str(tmp_path), 1))
     with pytest.raises(SystemExit, match="not finished"):
         main(["--merge", "--output_dir", str(tmp_path), "--num_jobs", "1"])
+
+
+@pytest.fixture
+def decoded_ids(monkeypatch):
+    """The ids each ``UALM.run`` call is given (what a run really decodes)."""
+    from espnet2.ualm.inference import pipeline
+
+    calls = []
+    real = pipeline.UALM.run
+
+    def spy(self, requests, progress=None, **kw):
+        calls.extend(r.id for r in requests)
+        return real(self, requests, progress, **kw)
+
+    monkeypatch.setattr(pipeline.UALM, "run", spy)
+    return calls
+
+
+def test_a_shard_is_redone_when_its_inputs_change(
+    packed_dir, audio_root, tmp_path, decoded_ids
+):
+    data = str(tmp_path / "data")
+    shutil.copytree(os.path.join(audio_root, "tiny_speech_test"), data)
+    model = str(tmp_path / "model")
+    shutil.copytree(packed_dir, model)
+    decode = tmp_path / "decode.yaml"
+    decode.write_text("max_text_tokens: 12\n")
+    out = str(tmp_path / "asr")
+    ids = sorted(read_kv(os.path.join(data, "wav.scp")))
+
+    def rerun():
+        decoded_ids.clear()
+        _run(model, "asr", data, out, num_jobs=1, decode_config=str(decode))
+        return sorted(decoded_ids)
+
+    assert rerun() == ids
+    assert rerun() == []  # unchanged: skipped
+    decode.write_text("max_text_tokens: 6\n")  # other decoding settings
+    assert rerun() == ids
+    assert rerun() == []
+    weights = max(
+        (os.path.join(d, f) for d, _, fs in os.walk(model) for f in fs),
+        key=os.path.getsize,
+    )
+    st = os.stat(weights)  # the model retrained: a newer weights file
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert rerun() == ids
+    scp = read_kv(os.path.join(data, "wav.scp"))  # the data changed
+    with open(os.path.join(data, "wav.scp"), "w") as f:
+        f.writelines(f"{k} {v}\n" for k, v in sorted(scp.items())[1:])
+    assert rerun() == ids[1:]
+    assert sorted(read_kv(os.path.join(out, "text"), allow_empty_value=True)) == ids[1:]
+
+
+def test_another_number_of_jobs_redoes_the_shards(packed_dir, audio_root, tmp_path):
+    data = os.path.join(audio_root, "tiny_speech_test")
+    out = str(tmp_path / "asr")
+    ids = sorted(read_kv(os.path.join(data, "wav.scp")))
+    _run(packed_dir, "asr", data, out, num_jobs=2)
+    with pytest.raises(SystemExit, match="another --num_jobs than 1"):
+        main(["--merge", "--output_dir", out, "--num_jobs", "1"])
+    _run(packed_dir, "asr", data, out, num_jobs=1)
+    assert sorted(read_kv(os.path.join(out, "text"), allow_empty_value=True)) == ids
+    _run(packed_dir, "asr", data, out, num_jobs=3)
+    assert sorted(read_kv(os.path.join(out, "text"), allow_empty_value=True)) == ids
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--merge", "--num_jobs", "0"],
+        ["--num_jobs", "0", "--job", "1"],
+        ["--num_jobs", "2", "--job", "3"],
+        ["--num_jobs", "2", "--job", "0"],
+        ["--batch_size", "-1"],
+    ],
+)
+def test_job_options_out_of_range_are_refused(tmp_path, args):
+    out = str(tmp_path / "out")
+    cmd = ["--model", "m", "--task", "asr", "--data_dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as e:
+        main(cmd + ["--output_dir", out] + args)
+    assert e.value.code not in (0, None)
+    assert not os.path.exists(out)
+
+
+def test_a_kill_between_codes_and_record_leaves_no_duplicates(
+    packed_dir, audio_root, tmp_path, monkeypatch
+):
+    import kaldiio
+
+    data = os.path.join(audio_root, "tiny_sound_test")
+    whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+    cmd = ["--model", packed_dir, "--task", "text_to_audio", "--data_dir", data]
+    cmd += ["--batch_size", "2"]
+    main(cmd + ["--output_dir", whole])
+    main(["--merge", "--output_dir", whole])
+
+    real, calls = kaldiio.save_ark, []
+
+    def save_then_die(*args, **kwargs):
+        real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:  # the second batch's codes are written, then a kill
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(kaldiio, "save_ark", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        main(cmd + ["--output_dir", killed])
+    monkeypatch.setattr(kaldiio, "save_ark", real)
+    main(cmd + ["--output_dir", killed])
+    main(["--merge", "--output_dir", killed])
+
+    for path in (
+        os.path.join(killed, "codes.scp"),
+        os.path.join(shard_dir(killed, 1), "codes.scp"),
+    ):
+        keys = [line.split()[0] for line in open(path)]
+        assert len(keys) == len(set(keys)), path
+    a, b = CodesReader(whole), CodesReader(killed)
+    assert sorted(a.keys()) == sorted(b.keys())
+    for k in a.keys():
+        assert (a[k] == b[k]).all(), k
+    assert sorted(read_kv(os.path.join(killed, "wav.scp"))) == sorted(a.keys())
+
+
+def test_an_empty_caption_is_rejected_alone(packed_dir, audio_root, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(os.path.join(audio_root, "tiny_sound_test"), data)
+    captions = read_kv(str(data / "text"))
+    empty, *rest = sorted(captions)
+    with open(data / "text", "w") as f:
+        f.write(f"{empty}   \n")
+        f.writelines(f"{k} {captions[k]}\n" for k in rest)
+    out = str(tmp_path / "t2a")
+    _run(packed_dir, "text_to_audio", str(data), out)
+    errors = RejectLog.read(os.path.join(out, "errors.tsv"))
+    assert [(e.utt_id, e.reason) for e in errors] == [(empty, "empty value")]
+    assert sorted(read_kv(os.path.join(out, "wav.scp"))) == rest
+
+
+def test_dialogues_with_string_content_and_malformed_ones(
+    packed_dir, audio_root, tmp_path
+):
+    data = tmp_path / "data"
+    shutil.copytree(os.path.join(audio_root, "tiny_text_test"), data)
+    rows = [json.loads(line) for line in open(data / "dialogue.jsonl")]
+    plain, bad = rows[0], rows[1]
+    for msg in plain["messages"]:
+        msg["content"] = " ".join(p["text"] for p in msg["content"])
+    bad["messages"][1]["content"] = 5
+    with open(data / "dialogue.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    out = str(tmp_path / "chat")
+    _run(packed_dir, "text_dialogue", str(data), out, num_jobs=1)
+    errors = RejectLog.read(os.path.join(out, "errors.tsv"))
+    assert [e.utt_id for e in errors] == [bad["id"]]
+    assert "content must be a string or a list of parts" in errors[0].reason
+    hyps = read_kv(os.path.join(out, "text"), allow_empty_value=True)
+    assert sorted(hyps) == sorted(r["id"] for r in rows if r is not bad)

@@ -1,6 +1,8 @@
 """ualm_pack: the directory from a training run, then card + archive."""
 
 import os
+import subprocess
+import sys
 import zipfile
 
 from espnet2.bin.ualm_pack import main
@@ -29,3 +31,32 @@ def test_pack_directory_then_archive(experiment, decode_config, tmp_path):
         card = z.read("packed/README.md").decode()
     assert "WER 10.0" in card
     assert os.path.getsize(archive) > 0
+
+
+_NO_NLTK = """
+import sys
+import nltk
+
+def refuse(*args, **kwargs):
+    raise SystemExit("nltk.download was called")
+
+nltk.download = refuse
+import espnet2.bin.ualm_pack
+import espnet2.ualm.pretrained.build
+from espnet2.tasks.ualm_enhancer import UALMEnhancerTask, load_enhancer
+assert "g2p_en" not in sys.modules, "the pack path imports g2p_en (and nltk data)"
+import argparse
+# stage 8 training needs it
+UALMEnhancerTask.build_collate_fn(argparse.Namespace(), train=True)
+assert nltk.download is refuse
+print("offline")
+"""
+
+
+def test_packing_and_the_enhancer_task_never_download_nltk_data():
+    """ESPnet's preprocessor imports g2p_en, which downloads NLTK data at import
+    time: the pack path never imports it, and stage 8 imports it offline."""
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_NLTK], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and "offline" in out.stdout, out.stdout + out.stderr

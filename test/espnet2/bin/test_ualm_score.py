@@ -293,3 +293,40 @@ def test_attribute_accuracy_needs_the_judge(hyps, tmp_path):
     entry = scores["audio_caption/mini_sound_test"]
     assert entry["intervals"]["attribute_accuracy"] == [1.0, 1.0]
     assert "another test clip's reference" in entry["chance_baselines"]
+
+
+def test_the_probe_tagger_is_fitted_again_when_its_training_set_changes(
+    tmp_path, monkeypatch
+):
+    import numpy as np
+    import soundfile
+
+    from espnet2.bin import ualm_score
+
+    train = tmp_path / "train"
+    train.mkdir()
+    wavs, labels = {}, {}
+    for i in range(8):
+        path = train / f"c{i}.wav"
+        t = np.arange(8000) / 16000
+        soundfile.write(
+            path, 0.3 * np.sin(2 * np.pi * (300 + 400 * (i % 2)) * t), 16000
+        )
+        wavs[f"c{i}"], labels[f"c{i}"] = str(path), ("low", "high")[i % 2]
+    _write_kv(train / "wav.scp", wavs)
+    _write_kv(train / "utt2label", labels)
+    out = str(tmp_path / "probe_tagger.npz")
+    fits = []
+    real_fit = ualm_score.ProbeTagger.fit
+
+    def counted_fit(self, *args, **kwargs):
+        fits.append(1)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ualm_score.ProbeTagger, "fit", counted_fit)
+    ualm_score.fit_probe(str(train), out, 100)
+    ualm_score.fit_probe(str(train), out, 100)
+    assert len(fits) == 1  # the same training set: loaded
+    _write_kv(train / "utt2label", {**labels, "c0": "high"})
+    ualm_score.fit_probe(str(train), out, 100)
+    assert len(fits) == 2

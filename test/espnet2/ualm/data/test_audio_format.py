@@ -264,3 +264,59 @@ def test_no_masters_unless_asked(corpus, tmp_path):
     format_data_dir(str(corpus), str(tmp_path / "out"), opts)
     assert not (tmp_path / "out" / "wav48.scp").exists()
     assert not (tmp_path / "out" / "no_master.tsv").exists()
+
+
+def _two_items(tmp_path, bad_id):
+    d = tmp_path / "data"
+    d.mkdir()
+    soundfile.write(tmp_path / "good.wav", _tone(1.0), FS)
+    soundfile.write(tmp_path / "bad.wav", _tone(1.0, freq=660.0), FS)
+    (d / "wav.scp").write_text(
+        f"good {tmp_path / 'good.wav'}\n{bad_id} {tmp_path / 'bad.wav'}\n"
+    )
+    (d / "text").write_text(f"good a tone\n{bad_id} another tone\n")
+    return d
+
+
+@pytest.mark.parametrize("bad_id", ["a/b", "..", "x" * 300])
+def test_an_id_that_cannot_be_a_file_name_is_rejected_alone(tmp_path, bad_id):
+    d = _two_items(tmp_path, bad_id)
+    out = tmp_path / "out"
+    format_main(["--in_dir", str(d), "--out_dir", str(out), "--fs", str(FS)])
+    assert set(read_kv(str(out / "wav.scp"))) == {"good"}
+    assert set(read_kv(str(out / "text"))) == {"good"}
+    (listed,) = RejectLog.read(str(out / "rejected.tsv"))
+    assert listed.utt_id == bad_id
+    assert "cannot be a file name" in listed.reason
+
+
+def test_a_failed_write_rejects_that_item_only(tmp_path, monkeypatch):
+    import espnet2.ualm.data.audio_format as audio_format
+
+    d = _two_items(tmp_path, "unwritable")
+    real_write = soundfile.write
+
+    def write(path, *args, **kwargs):
+        if "unwritable" in str(path):
+            open(path, "wb").close()  # a partial file, then the disk fails
+            raise OSError(28, "No space left on device")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(audio_format.soundfile, "write", write)
+    out = tmp_path / "out"
+    rejects = format_data_dir(
+        str(d), str(out), FormatOptions(sample_rate=FS, min_input_sample_rate=FS)
+    )
+    assert set(read_kv(str(out / "wav.scp"))) == {"good"}
+    assert [(r.utt_id, r.reason.split(":")[0]) for r in rejects.items] == [
+        ("unwritable", "formatting failed")
+    ]
+    assert "No space left" in RejectLog.read(str(out / "rejected.tsv"))[0].reason
+    assert not (out / "data" / "unwritable.flac").exists()
+
+
+def test_nj_must_be_positive(corpus, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        format_main(["--in_dir", str(corpus), "--out_dir", str(tmp_path / "o")]
+                    + ["--fs", str(FS), "--nj", "0"])  # fmt: skip
+    assert e.value.code == 2 and not (tmp_path / "o").exists()

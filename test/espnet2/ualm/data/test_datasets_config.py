@@ -81,3 +81,11 @@ def test_the_mini_config_decodes_its_test_sets():
         "mini_speech_train",
         "mini_text_train",
     ]
+
+
+def test_decode_sets_refuse_names_the_config_lacks(conf):
+    """An unknown task or set would decode nothing and look like success."""
+    with pytest.raises(ValueError, match="task 'foo' is in no entry"):
+        decode_sets(conf, tasks=["foo"])
+    with pytest.raises(ValueError, match="set 'nope_test' is in no entry"):
+        decode_sets(conf, sets=["nope_test"])

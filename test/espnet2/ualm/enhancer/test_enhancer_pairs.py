@@ -101,3 +101,30 @@ def test_swap_mirrors_training_targets_only(master):
     np.testing.assert_array_equal(
         valid("a", dict(target=master, input=x))["target"], master
     )
+
+
+def test_prepare_pairs_redoes_the_cache_when_a_master_changes(
+    masters, codec_config, tmp_path
+):
+    scp = tmp_path / "all.scp"
+    lines = []
+    for line in open(masters).read().splitlines():  # own copies, to change one
+        utt, path = line.split()
+        (tmp_path / f"{utt}.flac").write_bytes(open(path, "rb").read())
+        lines.append(f"{utt} {tmp_path / f'{utt}.flac'}")
+    scp.write_text("\n".join(lines) + "\nbad/id " + lines[0].split()[1] + "\n")
+    enhancer = tmp_path / "enhancer.yaml"
+    enhancer.write_text("enhancer: resample\nenhancer_conf: {}\n")
+    out = tmp_path / "pairs"
+    cmd = ["--wav48_scp", str(scp), "--codec_config", codec_config]
+    cmd += ["--enhancer_config", str(enhancer), "--output_dir", str(out)]
+    first = prepare_main(cmd)
+    assert first["clips"] == 3 and first["rejected"] == 1
+    assert "cannot be a file name" in (out / "rejected.tsv").read_text()
+    assert prepare_main(cmd) == first  # unchanged inputs: the cache is kept
+    x, rate = soundfile.read(tmp_path / "utt001.flac")
+    soundfile.write(tmp_path / "utt001.flac", x[: len(x) // 2], rate)
+    again = prepare_main(cmd)
+    assert again["fingerprint"] != first["fingerprint"]
+    y, _ = soundfile.read(read_kv(str(out / "codec_wav.scp"))["utt001"])
+    assert y.shape[0] * 3 == len(x) // 2

@@ -211,3 +211,31 @@ def test_answer_is_the_training_qa_dialogue_with_the_system_prompt(ualm, clip):
     bare.run = lambda requests, **kw: sent.extend(requests) or []
     bare.answer([(clip, "How many sounds?")])
     assert torch.equal(prompt_ids(sent[-1]), without)
+
+
+def test_chat_takes_plain_string_content_and_rejects_malformed_items(ualm):
+    """A message's content may be a plain string (as in Hugging Face chat
+    templates); a malformed conversation gets its own error, the rest replies."""
+    hello = [{"role": "user", "content": "Hello"}]
+    as_parts = [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]
+    outputs = ualm.chat(
+        [
+            hello,
+            as_parts,
+            [{"role": "user", "content": 5}],
+            ["Hello"],
+            [{"role": "user", "content": ["Hello"]}],
+            {"role": "user", "content": "Hello"},  # a message, not a conversation
+        ],
+        modalities=("text",),
+    )
+    assert len(outputs) == 6
+    assert outputs[0].ok, outputs[0].error
+    assert outputs[0].text == outputs[1].text  # the same prompt as the parts form
+    errors = [o.error or "" for o in outputs[2:]]
+    assert "content must be a string or a list of parts, got int" in errors[0]
+    assert "a message must be a mapping" in errors[1]
+    assert "a content part must be a mapping" in errors[2]
+    assert "no messages" in errors[3]
+    for i, error in enumerate(errors, 2):
+        assert error.startswith(f"item '{i}'"), error
