@@ -20,6 +20,7 @@ import torch
 from espnet2.train.gan_trainer import GANTrainer
 from espnet2.train.reporter import Reporter
 from espnet2.train.trainer import Trainer
+from espnet2.ualm.data.safe_io import plain_value_globals, read_checkpoint
 
 EPOCH_FILE = re.compile(r"(\d+)epoch\.pth")
 
@@ -29,9 +30,9 @@ class ResumeError(RuntimeError):
 
 
 def _loads(path: Path) -> bool:
-    """Whether ``path`` loads at all (memory-mapped: its tensors are not read)."""
+    """Whether ``path`` loads at all (weights only, as every checkpoint here)."""
     try:
-        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        read_checkpoint(str(path), plain_value_globals())
     except Exception:
         return False
     return True
