@@ -127,6 +127,11 @@ def build_demo(model: DemoModel, max_batch_size: int = 0):
                                 interactive=False,
                                 visible=j == 0,
                                 elem_id=f"t2a_audio_{j}",
+                                # the browser's own player (a plain <audio>);
+                                # the spectrogram beside it shows the signal
+                                waveform_options=gr.WaveformOptions(
+                                    show_recording_waveform=False
+                                ),
                             )
                         )
                         pictures.append(
