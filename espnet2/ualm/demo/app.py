@@ -53,12 +53,15 @@ def import_gradio():
 
 
 def chat_messages(display) -> List[Any]:
-    """A ``ChatState.display`` as Gradio chatbot messages (audio as players)."""
+    """A ``ChatState.display`` as Gradio chatbot messages (audio as players;
+    an empty text segment, which a small model may reply, said as such)."""
     gr = import_gradio()
     return [
         {
             "role": role,
-            "content": value if kind == "text" else gr.Audio(value, type="filepath"),
+            "content": (value or "*(empty text segment)*")
+            if kind == "text"
+            else gr.Audio(value, type="filepath"),
         }
         for role, kind, value in display
     ]

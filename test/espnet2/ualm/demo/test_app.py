@@ -23,7 +23,13 @@ def test_model_events_are_batched_in_one_slot(demo_model):
 
 
 def test_chat_display_becomes_chatbot_messages(tmp_path, clip):
-    messages = chat_messages([("user", "text", "hi"), ("assistant", "audio", clip)])
+    display = [
+        ("user", "text", "hi"),
+        ("assistant", "text", ""),
+        ("assistant", "audio", clip),
+    ]
+    messages = chat_messages(display)
     assert messages[0] == {"role": "user", "content": "hi"}
-    assert messages[1]["role"] == "assistant"
-    assert isinstance(messages[1]["content"], gr.Audio)
+    assert messages[1]["content"] == "*(empty text segment)*"
+    assert messages[2]["role"] == "assistant"
+    assert isinstance(messages[2]["content"], gr.Audio)

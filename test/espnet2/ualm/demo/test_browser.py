@@ -3,7 +3,8 @@ Selenium against the app served on 127.0.0.1 with the tiny packed model.
 
 It types a caption, presses generate, waits for the audio player, checks that
 the browser plays a wav of the expected length, uploads a clip and gets its
-caption, and saves screenshots (``$PYTEST_ARTIFACTS`` or ``test/artifacts/``).
+caption, sends a chat message with the clip and sees the reply's text and
+audio in order, and saves screenshots (``$PYTEST_ARTIFACTS`` or ``test/artifacts/``).
 Skips, saying why, only where Chromium, chromedriver, Selenium or Gradio are
 not installed (``make -C tools demo browser`` installs them; test/run.sh runs
 it).
@@ -36,6 +37,7 @@ pytest.importorskip("selenium", reason="test tools: `make -C tools`")
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -165,3 +167,33 @@ def test_generate_play_and_caption_in_a_browser(
     wait.until(lambda d: _textbox(d, "und_text").get_attribute("value") == expected)
     assert _textbox(browser, "und_error").get_attribute("value") == ""
     _screenshot(browser, artifacts, "ualm_demo_understanding.png")
+
+    # Chat: the clip and a question in one message, the reply as text then
+    # audio, shown in that order (a text bubble, then a player).
+    browser.find_element(
+        By.XPATH, "//button[@role='tab' and contains(., 'Chat')]"
+    ).click()
+    browser.find_element(By.XPATH, "//label[contains(., 'text, then audio')]").click()
+    browser.find_element(By.CSS_SELECTOR, "#chat_box input[type=file]").send_keys(clip)
+    box = wait.until(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, "#chat_box textarea"))
+    )
+    box.send_keys("How many sounds?")
+    box.send_keys(Keys.ENTER)
+    bot = wait.until(
+        lambda d: (
+            (
+                len(
+                    found := d.find_elements(
+                        By.CSS_SELECTOR, "#chat_log [data-testid=bot]"
+                    )
+                )
+                == 2
+            )
+            and found
+        )
+    )
+    assert bot[0].text.strip()
+    assert bot[1].find_elements(By.CSS_SELECTOR, "[data-testid=waveform-Audio]")
+    assert _textbox(browser, "chat_error").get_attribute("value") == ""
+    _screenshot(browser, artifacts, "ualm_demo_chat.png")
