@@ -72,6 +72,9 @@ def build_demo(model: DemoModel, max_batch_size: int = 0):
     batch (0: the model's ``batch_size`` decode setting)."""
     gr = import_gradio()
     batch = max(1, int(max_batch_size or model.ualm.settings.batch_size))
+    # Gradio's own queue batches the model events: requests from every tab
+    # that wait together reach a handler as one list (batch=True); one
+    # shared slot runs one batch at a time on the one model.
     queued = dict(
         batch=True,
         max_batch_size=batch,

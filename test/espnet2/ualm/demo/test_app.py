@@ -77,5 +77,6 @@ def test_requests_that_wait_together_run_as_one_batch(demo_model, monkeypatch):
         errors = [job.result(timeout=60)[0] for job in (first, *rest)]
     finally:
         demo.close()
-    assert batches == [["one beep"], ["hum", ""]]
+    # (the client sends from threads: the two may arrive in either order)
+    assert [sorted(b) for b in batches] == [["one beep"], ["", "hum"]]
     assert errors[:2] == ["", ""] and "empty caption" in errors[2]

@@ -2,6 +2,7 @@
 batching of requests that share settings, and per-request errors that spare
 the rest of the batch."""
 
+import copy
 import os
 import shutil
 
@@ -55,6 +56,18 @@ def test_enhancer_on_gives_48k_stereo(demo_model):
     (out,) = text_to_audio(demo_model, ["one beep"], [3.0], [0], [1], [True])
     info = soundfile.info(out.candidates[0].wav)
     assert (info.samplerate, info.channels) == (48000, 2)
+
+
+def test_enhancer_on_uses_the_packed_enhancer_when_there_is_one(demo_model):
+    from espnet2.ualm.enhancer.resample import ResampleEnhancer
+
+    ualm = copy.copy(demo_model.ualm)  # shares the weights
+    ualm.packed_enhancer = ResampleEnhancer(input_sample_rate=16000)
+    model = DemoModel(ualm, demo_model.root, demo_model.workdir)
+    assert model.enhancer_name == "packed"
+    assert "the packed Enhancement VAE" in settings_text(model)
+    (out,) = text_to_audio(model, ["one beep"], [3.0], [0], [1], [True])
+    assert out.error is None and out.candidates[0].channels == 2
 
 
 def test_requests_with_the_same_settings_share_one_call(demo_model, monkeypatch):
