@@ -58,5 +58,9 @@ setup(
         "soundfile",
         "tqdm",
     ],
-    extras_require={"gpu": ["deepspeed", "flash-attn"]},
+    extras_require={
+        "gpu": ["deepspeed", "flash-attn"],
+        # the web demo (espnet2.bin.ualm_demo); tools/requirements-demo.txt
+        "demo": ["gradio>=6.31,<7"],
+    },
 )

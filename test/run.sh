@@ -7,5 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . tools/activate_python.sh
+# The web demo's extra and the browser its test drives; without them the
+# demo's browser test skips and says why.
+make -s -k -C tools demo browser >&2 \
+    || echo "[test] demo extra or Chromium not installed (see above): the demo's browser test will skip" >&2
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 exec python -m pytest -q --timeout=1800 "$@"

@@ -527,3 +527,11 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"
+# The one command that serves the trained model in the web demo (Gradio on
+# 127.0.0.1:7860; `make demo` installs Gradio, the optional extra, once).
+demo_model=${pack_archive}
+[ -f "${demo_model}" ] || demo_model=${packed_dir}
+if [ -e "${demo_model}/ualm.yaml" ] || [ -f "${demo_model}" ]; then
+    log "Web demo of this model: (cd ${MAIN_ROOT} && make -s -C tools demo" \
+        "&& tools/venv/bin/python -m espnet2.bin.ualm_demo --model $(realpath "${demo_model}"))"
+fi
