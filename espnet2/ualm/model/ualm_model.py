@@ -24,6 +24,10 @@ block-diagonal mask from the position ids for sdpa/eager; with
 ``flatten_batch`` the batch becomes one row so flash-attention-2 runs
 varlen). Padding sits at the end of a row.
 
+Preference batches add ``pair_index`` and ``chosen`` per example; with a
+preference objective attached (``attach_preference``) ``forward`` returns
+the DPO loss of ``dpo.py`` instead of the CE loss.
+
 ``forward`` returns ``(loss, stats, weight)`` for ESPnet's Trainer; ``weight``
 is the number of stream-0 targets, so the Trainer's weighted average over
 workers is the global per-token loss.

@@ -132,6 +132,19 @@ def _write_jsonl(path: str, rows: Sequence[dict]) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def _length_model(tokenizer, n_codebooks: int) -> LengthModel:
+    """Stage 5's length model for the tiny corpus and the tiny config."""
+    return LengthModel(
+        count_text_tokens=lambda t: len(tokenizer.encode(t)),
+        codec_frame_rate=float(FRAME_RATE),
+        n_codebooks=n_codebooks,
+        audio_input_frame_rate=encoder_geometry(
+            tiny_train_config()["audio_encoder_conf"]
+        ).frame_rate,
+        sample_rate=SAMPLE_RATE,
+    )
+
+
 def write_tiny_corpus(
     root: str,
     n_sound: int = 12,
@@ -193,15 +206,7 @@ def write_tiny_corpus(
 
     tokenizer_dir = os.path.join(root, "data", "text_tokenizer")
     tokenizer = train_sentencepiece(texts + ["Be brief."], tokenizer_dir, 120)
-    lengths = LengthModel(
-        count_text_tokens=lambda t: len(tokenizer.encode(t)),
-        codec_frame_rate=float(FRAME_RATE),
-        n_codebooks=n_codebooks,
-        audio_input_frame_rate=encoder_geometry(
-            tiny_train_config()["audio_encoder_conf"]
-        ).frame_rate,
-        sample_rate=SAMPLE_RATE,
-    )
+    lengths = _length_model(tokenizer, n_codebooks)
     out = {"text_tokenizer": tokenizer_dir}
     for split, (sound, speech, dialogues, chats, labels) in per_split.items():
         geometry = (n_codebooks, codebook_size, labels)
@@ -284,15 +289,7 @@ def write_tiny_pairs(
     Returns ``manifests_<split>`` for each split ``write_tiny_corpus`` wrote.
     """
     tokenizer = load_text_tokenizer(os.path.join(root, "data", "text_tokenizer"))
-    lengths = LengthModel(
-        count_text_tokens=lambda t: len(tokenizer.encode(t)),
-        codec_frame_rate=float(FRAME_RATE),
-        n_codebooks=n_codebooks,
-        audio_input_frame_rate=encoder_geometry(
-            tiny_train_config()["audio_encoder_conf"]
-        ).frame_rate,
-        sample_rate=SAMPLE_RATE,
-    )
+    lengths = _length_model(tokenizer, n_codebooks)
     rng = np.random.default_rng(seed)
     out = {}
     for split in ("train", "valid"):
