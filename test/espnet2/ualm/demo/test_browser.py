@@ -51,13 +51,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def url(packed_dir, tmp_path_factory):
+def model(request):
+    """The tiny packed model, or the one ``$UALM_DEMO_TEST_MODEL`` names (e.g.
+    the main job's ``ualm_mini.zip``: the same test on a trained model)."""
+    return os.environ.get("UALM_DEMO_TEST_MODEL") or request.getfixturevalue(
+        "packed_dir"
+    )
+
+
+@pytest.fixture(scope="module")
+def url(model, tmp_path_factory):
     """The demo served as ``ualm_demo`` serves it (server in a thread)."""
     from espnet2.bin.ualm_demo import get_parser, launch
 
     port = _free_port()
     args = get_parser().parse_args(
-        ["--model", packed_dir, "--port", str(port)]
+        ["--model", model, "--port", str(port)]
         + ["--workdir", str(tmp_path_factory.mktemp("served"))]
     )
     demo = launch(args, block=False)
@@ -102,11 +111,11 @@ def _textbox(driver, elem_id: str):
 
 
 def test_generate_play_and_caption_in_a_browser(
-    url, browser, packed_dir, artifacts, tmp_path
+    url, browser, model, artifacts, tmp_path
 ):
     from espnet2.ualm import UALM
 
-    ualm = UALM.from_pretrained(packed_dir)  # what the page should show
+    ualm = UALM.from_pretrained(model)  # what the page should show
     wait = WebDriverWait(browser, TIMEOUT)
     browser.get(url)
     caption = wait.until(
