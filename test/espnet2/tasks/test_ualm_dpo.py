@@ -1,31 +1,18 @@
 """DPO through ESPnet's Trainer: CE first, then preference pairs against the
 CE checkpoint as the frozen reference (the paper's recipe, tiny)."""
 
-import os
-
 import pytest
 import torch
 import yaml
+from test_ualm import _reporter  # the task tests' reader of checkpoint.pth
 
 from espnet2.tasks.ualm import UALMTask
-from espnet2.train.reporter import Reporter
 from espnet2.ualm.testing.tiny_corpus import (
     tiny_train_args,
     tiny_train_config,
     write_tiny_corpus,
     write_tiny_pairs,
 )
-
-
-def _reporter(output_dir) -> Reporter:
-    states = torch.load(
-        os.path.join(output_dir, "checkpoint.pth"),
-        map_location="cpu",
-        weights_only=False,
-    )
-    reporter = Reporter()
-    reporter.load_state_dict(states["reporter"])
-    return reporter
 
 
 @pytest.mark.slow
