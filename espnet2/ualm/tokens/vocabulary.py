@@ -163,9 +163,17 @@ class UALMVocabulary:
         """Writes the layout as JSON (``vocabulary.json`` when ``path`` is a dir)."""
         if os.path.isdir(path):
             path = os.path.join(path, "vocabulary.json")
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
-            f.write("\n")
+        # written beside and renamed into place: another rank reading the file
+        # while this one writes it sees the old layout or the new, never half
+        tmp = f"{path}.tmp.{os.getpid()}"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, indent=2)
+                f.write("\n")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
         return path
 
     @classmethod

@@ -1,6 +1,7 @@
 """Vocabulary layout: fixed order, round trips, persistence, no key-order effect."""
 
 import json
+import os
 import types
 
 import pytest
@@ -131,3 +132,24 @@ def test_for_codec_reads_the_codec_geometry():
     grown = UALMVocabulary(100, 4, 17, special_tokens=SPECIAL_TOKENS + ("<music>",))
     assert grown.special_id("<music>") == len(SPECIAL_TOKENS)
     assert grown.text_offset == vocab.text_offset
+
+
+def test_a_failed_save_leaves_the_saved_layout_whole(tmp_path, monkeypatch):
+    """Another rank may read vocabulary.json while this one writes it: the
+    file is replaced whole, never left half written."""
+    old = UALMVocabulary(text_vocab_size=100, n_codebooks=2, codebook_size=8)
+    path = old.save(str(tmp_path))
+    new = UALMVocabulary(text_vocab_size=200, n_codebooks=2, codebook_size=8)
+
+    def half_then_fail(obj, f, **kwargs):
+        f.write('{"text_vocab_size": 2')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        new.save(path)
+    monkeypatch.undo()
+    assert UALMVocabulary.load(path) == old
+    assert os.listdir(tmp_path) == ["vocabulary.json"]
+    new.save(path)
+    assert UALMVocabulary.load(path) == new
