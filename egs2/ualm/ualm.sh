@@ -16,6 +16,13 @@
 #  11. scoring                   exp/ualm_unified/<decode config>/scores/RESULTS.md (+ plots)
 #  12. pack                      the model card with the results, one .zip (ESPnet pack)
 #  13. upload                    to the Hugging Face hub (only with --hf_repo)
+# Post-training of generation (spec section 3, DPO), run when asked (--stage 14):
+#  14. preference pairs          N scored candidates per prompt -> dump/pairs/
+#  15. CE on the winners         exp/ualm_winners (from stage 7), manifests dump/manifests_pairs/
+#  16. DPO                       exp/ualm_dpo (from stage 15, which is also its reference)
+#  17. DPO model evaluation      stages 9-11 for exp/ualm_dpo
+#  18. ablations                 decode settings x models on the test sets ->
+#                                exp/ablation/RESULTS.md (paired tests, timings)
 #
 # Every stage that can drop an item writes rejected.tsv next to its output and
 # logs how many items it rejected. Stages are resumable: re-running stage 4 or
@@ -31,7 +38,7 @@ SECONDS=0
 
 # General
 stage=1               # first stage to run
-stop_stage=100        # last stage to run
+stop_stage=13         # last stage to run (14-18: post-training, when asked)
 nj=2                  # parallel jobs for data processing
 python=python3        # python of tools/venv (activated by path.sh)
 
@@ -90,12 +97,38 @@ model_name=ualm                 # name in the model card and the archive
 score_opts=""                   # extra options of espnet2.bin.ualm_score (judge, answer words, models)
 hf_repo=""                      # stage 13: hub repository owner/name (token from $HF_TOKEN)
 
+# Post-training (stages 14-18)
+pairs_datasets_config=conf/datasets_pairs.yaml  # prompts of the pairs (stage 14) and
+                                # the tasks trained on them (text_to_audio: the
+                                # winners, text_to_audio_preference: the pairs)
+pair_scorer_config=conf/pair_scorer.yaml  # espnet2.ualm.scoring.preference.build_scorer
+pair_decode_config=""           # sampling of the candidates (default: ${decode_config})
+pair_num_candidates=4           # candidates per prompt (>= 2)
+pair_margin=0.1                 # keep a pair when best - worst score exceeds it
+pair_max_prompts=0              # prompts per data dir (0: all)
+train_winners_config=conf/train_winners.yaml
+train_dpo_config=conf/train_dpo.yaml
+winners_exp=exp/ualm_winners
+dpo_exp=exp/ualm_dpo
+post_inference_tasks=""         # tasks decoded for post-trained models (default:
+                                # the tasks of ${pairs_datasets_config})
+ablation_configs=""             # stage 18: decoding settings "name=file" (YAML
+                                # overrides of the packed decode.yaml); "base" is
+                                # ${decode_config}
+ablation_models=""              # stage 18: models "name=exp_dir"; "unified" is ${unified_exp}
+ablation_runs=""                # stage 18: "model/setting" runs decoded and scored
+                                # (unified/base, stage 10's, always)
+ablation_rows=""                # stage 18: table rows "run[:baseline run]" (default:
+                                # every run against unified/base)
+
 help_message=$(cat << EOF
 Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--<option> <value>]
 
 Stages: 1 data, 2 audio formatting, 3 text tokenizer, 4 codec fit + tokens,
 5 manifests, 6 modality alignment, 7 unified training, 8 enhancer,
-9 packed model dir, 10 inference, 11 scoring, 12 pack, 13 upload (--hf_repo).
+9 packed model dir, 10 inference, 11 scoring, 12 pack, 13 upload (--hf_repo);
+post-training when asked: 14 preference pairs, 15 CE on the winners, 16 DPO,
+17 DPO model evaluation, 18 ablations (exp/ablation/RESULTS.md).
 Outputs: data/,
 dump/audio/, ${text_tokenizer_dir}/, exp/codec/, dump/codec/, dump/manifests/,
 exp/ualm_align/, exp/ualm_unified/ (training curves in images/),
@@ -108,12 +141,12 @@ EOF
 
 # Values that bash would take for "no stage to run" (a test of a non-number is
 # false): checked before any work. Unknown option names are parse_options.sh's.
-last_stage=13
+last_stage=18
 [[ "${stage}" =~ ^[0-9]+$ ]] && [ "${stage}" -ge 1 ] && [ "${stage}" -le "${last_stage}" ] \
     || die "--stage must be a stage number from 1 to ${last_stage}, got '${stage}'"
 [[ "${stop_stage}" =~ ^[0-9]+$ ]] && [ "${stop_stage}" -ge "${stage}" ] \
     || die "--stop_stage must be a stage number from --stage (${stage}) on, got '${stop_stage}'"
-for _opt in nj inference_nj tokenize_batch_size bpe_vocab_size; do
+for _opt in nj inference_nj tokenize_batch_size bpe_vocab_size pair_num_candidates; do
     [[ "${!_opt}" =~ ^[0-9]+$ ]] && [ "${!_opt}" -ge 1 ] \
         || die "--${_opt} must be a positive integer, got '${!_opt}'"
 done
@@ -290,14 +323,14 @@ fi
 
 train_stage() {
     # $1 config, $2 output dir, then extra options. --resume continues a killed run.
-    local config=$1 out=$2; shift 2
+    # Manifests: ${manifests} (stage 5's; stages 15-16 set the pairs' own).
+    local config=$1 out=$2 manifests=${manifests:-dump/manifests}; shift 2
     [ -f "${config}" ] || die "training config ${config} not found"
-    # shellcheck disable=SC2086
     # shellcheck disable=SC2086
     ${train_launcher:-${python}} -m espnet2.bin.ualm_train --config "${config}" --ngpu "${ngpu}" \
         --resume true --text_tokenizer "${text_tokenizer_dir}" \
-        --train_manifest_dir dump/manifests/train \
-        --valid_manifest_dir dump/manifests/valid \
+        --train_manifest_dir "${manifests}/train" \
+        --valid_manifest_dir "${manifests}/valid" \
         --output_dir "${out}" "$@" ${task_opts} ${train_args}
     # the loss curves, drawn once (the mini configs set use_matplotlib: false:
     # ESPnet redraws them every epoch, 2-3 s each time)
@@ -451,59 +484,78 @@ for dset, task in decode_sets(conf, sys.argv[2].split(), sys.argv[3].split()):
 PY
 }
 
-if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
-    log "Stage 9: packed model directory -> ${packed_dir}"
-    [ -f "${unified_exp}/valid.loss.best.pth" ] || die "run stage 7 first: ${unified_exp}/valid.loss.best.pth missing"
-    opts=""
+# Stages 9-11 of one model: $1 its experiment dir, $2 its packed dir.
+pack_model() {
+    local exp=$1 packed=$2 opts=""
+    [ -f "${exp}/valid.loss.best.pth" ] || die "${exp}/valid.loss.best.pth missing: train it first"
     [ ! -f "${codec_dir}/config.json" ] || opts+=" --codec_model_dir ${codec_dir}"
     [ ! -f "${enhancer_exp:-/nonexistent}/config.yaml" ] || opts+=" --enhancer_exp ${enhancer_exp}"
     [ ! -f "${decode_config}" ] || opts+=" --decode_config ${decode_config}"
     # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.ualm_pack --out_dir "${packed_dir}" \
-        --train_config "${unified_exp}/config.yaml" \
-        --model_file "${unified_exp}/valid.loss.best.pth" \
+    ${python} -m espnet2.bin.ualm_pack --out_dir "${packed}" \
+        --train_config "${exp}/config.yaml" \
+        --model_file "${exp}/valid.loss.best.pth" \
         --text_tokenizer "${text_tokenizer_dir}" --codec_config "${codec_config}" \
         --model_name "${model_name}" ${opts}
-fi
+}
 
-if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
-    log "Stage 10: inference (${decode_config}, ${inference_nj} jobs) -> ${decode_dir}"
-    [ -f "${packed_dir}/ualm.yaml" ] || die "run stage 9 first: ${packed_dir}/ualm.yaml missing"
+# $1 packed dir, $2 decode config, $3 decode dir: every "<data dir> <task>"
+# of decode_pairs decoded into $3/<task>/<data dir>.
+decode_model() {
+    local packed=$1 config=$2 dir=$3 pair dset task out
+    [ -f "${packed}/ualm.yaml" ] || die "${packed}/ualm.yaml missing: run stage 9 (or 17) first"
     # An array, not a pipe into the loop: run.pl would read the loop's stdin.
     mapfile -t pairs < <(decode_pairs)
     [ "${#pairs[@]}" -gt 0 ] || die "nothing to decode: no test set of ${datasets_config} for --inference_tasks '${inference_tasks}' --test_sets '${test_sets}'"
     for pair in "${pairs[@]}"; do
         read -r dset task <<< "${pair}"
         [ -d "dump/audio/${dset}" ] || die "test set dump/audio/${dset} missing (stage 2)"
-        out=${decode_dir}/${task}/${dset}
+        out=${dir}/${task}/${dset}
         log "  ${task} on ${dset} -> ${out}"
         # shellcheck disable=SC2086
         ${train_cmd} JOB=1:"${inference_nj}" "${out}/logdir/inference.JOB.log" \
-            ${python} -m espnet2.bin.ualm_inference --model "${packed_dir}" \
+            ${python} -m espnet2.bin.ualm_inference --model "${packed}" \
                 --task "${task}" --data_dir "dump/audio/${dset}" --output_dir "${out}" \
-                --decode_config "${decode_config}" --device "${device}" \
+                --decode_config "${config}" --device "${device}" \
                 --job JOB --num_jobs "${inference_nj}" ${task_opts} \
             || die "inference of ${task} on ${dset} failed; logs in ${out}/logdir (re-run resumes)"
         ${python} -m espnet2.bin.ualm_inference --merge --output_dir "${out}" \
             --num_jobs "${inference_nj}"
     done
-fi
+}
 
-if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
-    log "Stage 11: scoring -> ${decode_dir}/scores/RESULTS.md"
-    opts=""
+# $1 packed dir, $2 decode config, $3 decode dir -> $3/scores/RESULTS.md
+score_model() {
+    local packed=$1 config=$2 dir=$3 opts="" dset task
     while read -r dset task; do
-        opts+=" --eval ${task} ${decode_dir}/${task}/${dset} dump/audio/${dset}"
+        opts+=" --eval ${task} ${dir}/${task}/${dset} dump/audio/${dset}"
     done < <(decode_pairs)
     [ -n "${opts}" ] || die "nothing to score: no test set in ${datasets_config}"
     # generated speech (tts): round-trip WER through the packed model's own ASR
     # (not independent); ualm_score loads it only for tasks scored as speech
-    if [ -f "${packed_dir}/ualm.yaml" ]; then
-        opts+=" --asr_model ${packed_dir} --asr_device ${device}"
+    if [ -f "${packed}/ualm.yaml" ]; then
+        opts+=" --asr_model ${packed} --asr_device ${device}"
     fi
     # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.ualm_score --output_dir "${decode_dir}/scores" \
-        --decode_config "${decode_config}" ${opts} ${task_opts} ${score_opts}
+    ${python} -m espnet2.bin.ualm_score --output_dir "${dir}/scores" \
+        --decode_config "${config}" ${opts} ${task_opts} ${score_opts}
+}
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+    log "Stage 9: packed model directory -> ${packed_dir}"
+    [ -f "${unified_exp}/valid.loss.best.pth" ] || die "run stage 7 first: ${unified_exp}/valid.loss.best.pth missing"
+    pack_model "${unified_exp}" "${packed_dir}"
+fi
+
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+    log "Stage 10: inference (${decode_config}, ${inference_nj} jobs) -> ${decode_dir}"
+    [ -f "${packed_dir}/ualm.yaml" ] || die "run stage 9 first: ${packed_dir}/ualm.yaml missing"
+    decode_model "${packed_dir}" "${decode_config}" "${decode_dir}"
+fi
+
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
+    log "Stage 11: scoring -> ${decode_dir}/scores/RESULTS.md"
+    score_model "${packed_dir}" "${decode_config}" "${decode_dir}"
     cat "${decode_dir}/scores/RESULTS.md"
 fi
 
@@ -524,6 +576,133 @@ if [ "${stage}" -le 13 ] && [ "${stop_stage}" -ge 13 ]; then
         ${python} -m espnet2.bin.ualm_upload --pretrained_dir "${packed_dir}" \
             --repo_id "${hf_repo}"
     fi
+fi
+
+# ----- post-training of generation (stages 14-18) ------------------------------
+# The paper's recipe (spec section 3): preference pairs from the unified model's
+# own samples, a short plain-CE adaptation on the winners (without it the DPO
+# loss spikes), then DPO against that adapted model as the frozen reference.
+pair_decode_config=${pair_decode_config:-${decode_config}}
+winners_best=${winners_exp}/valid.loss.best.pth
+
+# Data dirs of ${pairs_datasets_config}'s splits (prompts: dump/audio/<dir>/text).
+pair_sets() {
+    ${python} - "${pairs_datasets_config}" << 'PY'
+import sys
+from espnet2.ualm.data.datasets_config import load_datasets_config, split_dirs
+conf = load_datasets_config(sys.argv[1])
+print("\n".join(sorted({d for s in conf["splits"] for d in split_dirs(conf, s)})))
+PY
+}
+
+if [ "${stop_stage}" -ge 14 ] && [ "${stage}" -le 18 ]; then
+    [ -f "${pairs_datasets_config}" ] || die "pairs datasets config ${pairs_datasets_config} not found"
+fi
+
+if [ "${stage}" -le 14 ] && [ "${stop_stage}" -ge 14 ]; then
+    log "Stage 14: preference pairs (${pair_num_candidates} candidates per prompt, ${pair_scorer_config}) -> dump/pairs"
+    [ -f "${packed_dir}/ualm.yaml" ] || die "run stage 9 first: ${packed_dir}/ualm.yaml missing"
+    [ -f "${pair_scorer_config}" ] || die "pair scorer config ${pair_scorer_config} not found"
+    for dset in $(pair_sets); do
+        [ -s "dump/audio/${dset}/text" ] || die "dump/audio/${dset}/text missing (stage 2): no prompts"
+        out=dump/pairs/${dset}
+        log "  ${dset} -> ${out}"
+        ${train_cmd} JOB=1:"${nj}" "${out}/logdir/pairs.JOB.log" \
+            ${python} -m espnet2.bin.ualm_make_pairs --model "${packed_dir}" \
+                --data_dir "dump/audio/${dset}" --output_dir "${out}" \
+                --scorer_config "${pair_scorer_config}" \
+                --decode_config "${pair_decode_config}" \
+                --num_candidates "${pair_num_candidates}" --margin "${pair_margin}" \
+                --max_prompts "${pair_max_prompts}" --device "${device}" \
+                --job JOB --num_jobs "${nj}" \
+            || die "pairs of ${dset} failed; logs in ${out}/logdir (re-run skips finished shards)"
+        ${python} -m espnet2.bin.ualm_make_pairs --merge --output_dir "${out}" --num_jobs "${nj}"
+    done
+fi
+
+if [ "${stage}" -le 15 ] && [ "${stop_stage}" -ge 15 ]; then
+    log "Stage 15: manifests of the pairs -> dump/manifests_pairs; CE on the winners (${train_winners_config}) -> ${winners_exp}"
+    [ -f "${unified_exp}/valid.loss.best.pth" ] || die "run stage 7 first: ${unified_exp}/valid.loss.best.pth missing"
+    audio_input_frame_rate=$(${python} -m espnet2.bin.ualm_encoder_geometry \
+        --config "${train_unified_config}" ${train_args}) \
+        || die "no audio encoder frame rate from ${train_unified_config}"
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.ualm_make_manifests --datasets "${pairs_datasets_config}" \
+        --audio_root dump/pairs --codes_root dump/pairs \
+        --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests_pairs \
+        --audio_input_frame_rate "${audio_input_frame_rate}" ${task_opts}
+    manifests=dump/manifests_pairs train_stage "${train_winners_config}" "${winners_exp}" \
+        --init_param "${unified_exp}/valid.loss.best.pth"
+fi
+
+if [ "${stage}" -le 16 ] && [ "${stop_stage}" -ge 16 ]; then
+    log "Stage 16: DPO (${train_dpo_config}) against ${winners_best} -> ${dpo_exp}"
+    [ -f "${winners_best}" ] || die "run stage 15 first: ${winners_best} missing"
+    manifests=dump/manifests_pairs train_stage "${train_dpo_config}" "${dpo_exp}" \
+        --init_param "${winners_best}" --preference_conf "reference=${winners_best}"
+fi
+
+# The tasks post-trained models are decoded on: those trained on the pairs.
+post_tasks() {
+    if [ -n "${post_inference_tasks}" ]; then
+        echo "${post_inference_tasks}"
+        return
+    fi
+    ${python} - "${pairs_datasets_config}" << 'PY'
+import sys
+from espnet2.ualm.data.datasets_config import load_datasets_config
+from espnet2.ualm.tokens.tasks import TASKS
+conf = load_datasets_config(sys.argv[1])
+tasks = {e["task"] for e in conf["datasets"]}
+print(" ".join(sorted(t for t in tasks if not TASKS[t].preference)))
+PY
+}
+
+if [ "${stage}" -le 17 ] && [ "${stop_stage}" -ge 17 ]; then
+    log "Stage 17: ${dpo_exp}: packed (${dpo_exp}/packed), decoded and scored (${dpo_exp}/${inference_tag})"
+    inference_tasks=$(post_tasks)
+    pack_model "${dpo_exp}" "${dpo_exp}/packed"
+    decode_model "${dpo_exp}/packed" "${decode_config}" "${dpo_exp}/${inference_tag}"
+    score_model "${dpo_exp}/packed" "${decode_config}" "${dpo_exp}/${inference_tag}"
+    cat "${dpo_exp}/${inference_tag}/scores/RESULTS.md"
+fi
+
+if [ "${stage}" -le 18 ] && [ "${stop_stage}" -ge 18 ]; then
+    log "Stage 18: ablations -> exp/ablation/RESULTS.md"
+    inference_tasks=$(post_tasks)
+    declare -A models=([unified]=${unified_exp})
+    for m in ${ablation_models}; do models[${m%%=*}]=${m#*=}; done
+    declare -A configs=([base]=${decode_config})
+    for c in ${ablation_configs}; do configs[${c%%=*}]=${c#*=}; done
+    runs=""
+    for run in unified/base ${ablation_runs}; do
+        m=${run%%/*} c=${run#*/}
+        [ -n "${models[${m}]:-}" ] || die "--ablation_runs ${run}: no model '${m}' (--ablation_models)"
+        [ -n "${configs[${c}]:-}" ] || die "--ablation_runs ${run}: no setting '${c}' (--ablation_configs)"
+        exp=${models[${m}]}
+        [ -f "${exp}/packed/ualm.yaml" ] || pack_model "${exp}" "${exp}/packed"
+        dir=exp/ablation/${m}/${c}
+        # the model's own decoding (stages 10-11, 17) when it has one
+        if [ "${c}" = base ]; then
+            [ "${m}" != unified ] || dir=${decode_dir}
+            [ ! -f "${exp}/${inference_tag}/scores/scores.json" ] || dir=${exp}/${inference_tag}
+        fi
+        log "  ${run} (${exp}, ${configs[${c}]}) -> ${dir}"
+        decode_model "${exp}/packed" "${configs[${c}]}" "${dir}"  # finished shards are kept
+        # scored again only when a decoding is newer than its scores
+        if [ ! -f "${dir}/scores/scores.json" ] \
+                || [ -n "$(find "${dir}" -name wav.scp -newer "${dir}/scores/scores.json")" ]; then
+            score_model "${exp}/packed" "${configs[${c}]}" "${dir}" > "${dir}/score.log" 2>&1 \
+                || die "scoring ${dir} failed: see ${dir}/score.log"
+        fi
+        runs+=" --run ${run}=${dir}"
+    done
+    rows=""
+    for r in ${ablation_rows}; do rows+=" --row ${r}"; done
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.ualm_ablation ${runs} --baseline unified/base ${rows} \
+        $(for t in ${inference_tasks}; do echo "--task ${t}"; done) --output_dir exp/ablation
+    cat exp/ablation/RESULTS.md
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

@@ -26,7 +26,11 @@ decoded again from scratch. ``--merge`` writes ESPnet's layout:
   ``codec_wav/``);
 * ``codes.scp`` / ``codes.ark`` + ``codec.json``: generated codec codes
   ``[T, K]`` in stage 4's format (``espnet2.ualm.data.codes_io.CodesReader``);
-* ``errors.tsv``: items that got no answer, and why (also counted in the log).
+* ``errors.tsv``: items that got no answer, and why (also counted in the log);
+* ``best_of.tsv`` (with ``best_of`` > 1 in the decoding settings): per item
+  the index of the candidate kept and every candidate's score;
+* ``timing.json``: items and seconds per shard, and the wall time of the
+  slowest (the shards run side by side).
 """
 
 import argparse
@@ -223,14 +227,24 @@ def run_shard(args: argparse.Namespace) -> None:
                 for row in rows:
                     f.write(json.dumps(row) + "\n")
     _write_codes_scp(out, finished_ids(results_path))
-    write_done(os.path.join(out, DONE), fingerprint, num_jobs=args.num_jobs)
-    logging.info(f"shard {args.job}: {len(todo)} items in {time.time() - start:.1f} s")
+    seconds = time.time() - start
+    # a resumed shard's time covers the items it decoded this time only
+    write_done(
+        os.path.join(out, DONE),
+        fingerprint,
+        num_jobs=args.num_jobs,
+        items=len(todo),
+        seconds=seconds,
+    )
+    logging.info(f"shard {args.job}: {len(todo)} items in {seconds:.1f} s")
 
 
 def _output_row(o, out: str) -> dict:
     """The results record of one output, its audio written; a write that
     fails (or an id that cannot be a file name) is that item's error."""
     row = {"id": o.id, "text": o.text, "error": o.error}
+    if o.candidate_scores is not None:
+        row["best_of"] = {"chosen": o.chosen_candidate, "scores": o.candidate_scores}
     if o.audio is None:
         return row
     problem = file_name_problem(o.id, ".wav")
@@ -316,9 +330,12 @@ def merge(args: argparse.Namespace) -> None:
     token_lines = [
         f"{utt} {row['codes']}\n" for utt, row in rows.items() if "codes" in row
     ]
-    texts, wavs, codec_wavs = [], [], []
+    texts, wavs, codec_wavs, best = [], [], [], []
     for utt in sorted(rows):
         row = rows[utt]
+        if row.get("best_of"):
+            shown = " ".join(f"{v:.4f}" for v in row["best_of"]["scores"])
+            best.append((utt, f"{row['best_of']['chosen']} {shown}"))
         if row.get("error"):
             errors.add(utt, "ualm_inference", row["error"])
             continue
@@ -332,6 +349,7 @@ def merge(args: argparse.Namespace) -> None:
         ("text", texts),
         ("wav.scp", wavs),
         ("codec_wav.scp", codec_wavs),
+        ("best_of.tsv", best),
     ):
         path = os.path.join(out, name)
         if items:
@@ -348,6 +366,17 @@ def merge(args: argparse.Namespace) -> None:
     elif os.path.exists(os.path.join(out, "codes.scp")):
         os.remove(os.path.join(out, "codes.scp"))  # of an earlier run
     errors.write(os.path.join(out, "errors.tsv"))
+    shards = [
+        {"job": j, "items": m.get("items"), "seconds": m.get("seconds")}
+        for j, m in sorted(markers.items())
+    ]
+    known = [x["seconds"] for x in shards if x["seconds"] is not None]
+    with open(os.path.join(out, "timing.json"), "w", encoding="utf-8") as f:
+        json.dump(
+            {"shards": shards, "wall_seconds": max(known) if known else None},
+            f,
+            indent=1,
+        )
     logging.info(
         f"merged {len(rows)} items: {len(texts)} text, {len(wavs)} audio; "
         f"{errors.summary(len(rows) + n_unread)}"

@@ -4,6 +4,8 @@
 #   ./run.sh                                  # all stages, default size
 #   ./run.sh --stage 4 --stop_stage 5         # some stages
 #   ./run.sh --local_data_opts "--scale 0.05" # a tiny corpus (the integration test)
+#   ./run.sh --stage 14 --stop_stage 18       # then post-training: preference pairs,
+#                                             # CE on the winners, DPO, ablations
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,5 +18,11 @@ cd "$(dirname "$0")"
     --decode_config conf/decode.yaml \
     --model_name ualm_mini \
     --enhancer_in_background true \
+    --pair_decode_config conf/decode_pairs.yaml \
+    --pair_max_prompts 1000 \
+    --ablation_models "winners=exp/ualm_winners dpo=exp/ualm_dpo" \
+    --ablation_configs "cfg1=conf/ablation/cfg1.yaml cfg2=conf/ablation/cfg2.yaml cfg5=conf/ablation/cfg5.yaml best_of4=conf/ablation/best_of4.yaml best_of8=conf/ablation/best_of8.yaml" \
+    --ablation_runs "unified/cfg1 unified/cfg2 unified/cfg5 unified/best_of4 unified/best_of8 winners/base dpo/base" \
+    --ablation_rows "unified/base unified/cfg1 unified/cfg2 unified/cfg5 winners/base dpo/base dpo/base:winners/base unified/best_of4 unified/best_of8" \
     --score_opts "--judge local/judge.py --answer_words corpus/corpus_info.json --probe_train_dir dump/audio/mini_sound_train --caption_train_dir dump/audio/mini_sound_train" \
     "$@"

@@ -45,7 +45,10 @@ class UALMOutput:
     enhancer is used (``[channels, samples]``, else ``[samples]``) at
     ``sample_rate``; ``codec_audio`` the codec's own output at
     ``codec_sample_rate``; ``codes`` its ``[T, K]`` codes. ``error``: why the
-    item has no answer.
+    item has no answer. With best-of-N (``best_of`` > 1): every candidate
+    (``candidates``, this output among them), their scores
+    (``candidate_scores``, NaN for one that failed) and the index of the one
+    returned (``chosen_candidate``).
     """
 
     id: str
@@ -58,6 +61,9 @@ class UALMOutput:
     codes: Optional[torch.Tensor] = None
     segments: List[Any] = dataclasses.field(default_factory=list)
     error: Optional[str] = None
+    candidates: Optional[List["UALMOutput"]] = None
+    candidate_scores: Optional[List[float]] = None
+    chosen_candidate: Optional[int] = None
 
     @property
     def ok(self) -> bool:
@@ -73,6 +79,12 @@ def _user_turn(question: str) -> Dict[str, Any]:
             {"type": "text", "text": question},
         ],
     }
+
+
+def _prompt_text(request: Request) -> str:
+    """The text a best-of-N scorer compares a clip with: the request's first
+    text field (a caption, a transcript)."""
+    return next((v for v in request.fields.values() if isinstance(v, str)), "")
 
 
 class UALM:
@@ -98,6 +110,8 @@ class UALM:
         self.codec = codec
         self.packed_enhancer = enhancer
         self.settings = DecodeSettings.from_dict(decode)
+        self._scorer = None  # best-of-N: with_scorer's, else built from settings
+        self._built_scorer: Optional[Tuple[str, Any]] = None
         self.vocab = model.vocabulary
         self.device = model.head_weight.device
         builder = SequenceBuilder(self.vocab, tokenizer)
@@ -176,6 +190,32 @@ class UALM:
         ):
             other.generator = other._make_generator()
         return other
+
+    def with_scorer(self, scorer) -> "UALM":
+        """This model with ``scorer`` (a ``scoring.preference.PromptAudioScorer``)
+        choosing among best-of-N candidates, instead of ``best_of_scorer``."""
+        other = copy.copy(self)
+        other._scorer = scorer
+        return other
+
+    @property
+    def scorer(self):
+        """The best-of-N scorer: ``with_scorer``'s, else built once from the
+        settings' ``best_of_scorer``."""
+        if self._scorer is not None:
+            return self._scorer
+        conf = self.settings.best_of_scorer
+        if conf is None:
+            raise ValueError(
+                f"best_of {self.settings.best_of} needs a scorer: set "
+                "best_of_scorer in the decoding settings or use UALM.with_scorer"
+            )
+        key = repr(conf)
+        if self._built_scorer is None or self._built_scorer[0] != key:
+            from espnet2.ualm.scoring.preference import build_scorer
+
+            self._built_scorer = (key, build_scorer(conf))
+        return self._built_scorer[1]
 
     # ----- tasks ------------------------------------------------------------------
 
@@ -289,6 +329,8 @@ class UALM:
         )
 
     def _run(self, requests: Sequence[Request], progress) -> List[UALMOutput]:
+        if self.settings.best_of > 1:
+            _ = self.scorer  # a missing scorer: the call's error, not each item's
         outputs: Dict[int, UALMOutput] = {}
         groups: Dict[Any, List[Tuple[int, PreparedRequest]]] = {}
         for i, request in enumerate(requests):
@@ -355,9 +397,56 @@ class UALM:
             )
             replies = [[seg] for seg in segments]
         else:
-            results = self.generator.generate(prompts, s, plan, waveforms, generator)
+            # best-of-N: N rows per prompt in this batch, each its own samples
+            n = s.best_of if plan is not None and "audio" in plan else 1
+            rows = [i for i in range(len(prepared)) for _ in range(n)]
+            results = self.generator.generate(
+                [prompts[i] for i in rows], s, plan, [waveforms[i] for i in rows],
+                generator,
+            )  # fmt: skip
             replies = [r.segments for r in results]
+            if n > 1:
+                outputs = [
+                    self._output(prepared[i].request, segs)
+                    for i, segs in zip(rows, replies)
+                ]
+                return self._best_of(prepared, outputs, n)
         return [self._output(p.request, segs) for p, segs in zip(prepared, replies)]
+
+    def _best_of(
+        self, prepared: List[PreparedRequest], outputs: List[UALMOutput], n: int
+    ) -> List[UALMOutput]:
+        """Per prompt, its candidate (of ``outputs``, ``n`` per prompt in order)
+        the scorer rates highest, with every candidate's score."""
+        from espnet2.ualm.scoring.preference import Candidate, best_of
+
+        scored = [
+            (k, Candidate(o.id, _prompt_text(prepared[k // n].request), o.audio,
+                          o.sample_rate))
+            for k, o in enumerate(outputs)
+            if o.ok and o.audio is not None
+        ]  # fmt: skip
+        keys = [k for k, _ in scored]
+        values = self.scorer.score([c for _, c in scored]) if scored else []
+        scores = np.full(len(outputs), np.nan)
+        scores[keys] = values
+        # a candidate the scorer cannot rate (NaN) ranks last
+        ranked = best_of(
+            np.nan_to_num(scores[keys], nan=-np.inf), [str(k // n) for k in keys]
+        )
+        chosen = []
+        for i in range(len(prepared)):
+            mine = outputs[i * n : (i + 1) * n]
+            if str(i) not in ranked:  # no candidate was generated: the first error
+                chosen.append(mine[0])
+                continue
+            k = keys[ranked[str(i)][0]]
+            out = outputs[k]
+            out.candidates = mine
+            out.candidate_scores = scores[i * n : (i + 1) * n].tolist()
+            out.chosen_candidate = k - i * n
+            chosen.append(out)
+        return chosen
 
     def _output(self, request: Request, segments) -> UALMOutput:
         out = UALMOutput(request.id, request.task, segments=list(segments))

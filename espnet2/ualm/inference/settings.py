@@ -79,6 +79,14 @@ class DecodeSettings:
         step through ``torch.compile``; ``cuda_graph`` (CUDA) replayed as one
         CUDA graph; ``compile+cuda_graph`` the compiled step replayed so;
         ``auto`` ``fast`` where the backbone allows it, else ``hf``.
+    best_of: > 1 generates that many candidates of each audio reply in the
+        same batch (``batch_size`` prompts, ``best_of`` rows each) and keeps
+        the one ``best_of_scorer`` rates highest; every candidate's score is
+        returned beside it (``UALMOutput.candidate_scores``).
+    best_of_scorer: the scorer's config (``scoring.preference.build_scorer``:
+        e.g. ``{name: judge, judge: local/judge.py}`` or ``{name: clap,
+        model: hf_clap, conf: {model_dir: ...}}``); ``None``: the one given
+        to ``UALM.with_scorer``.
     linear_weight_dtype: ``bfloat16`` runs the CPU decode step's matmuls on
         bfloat16 copies of a float32 model's weights (faster on a CPU,
         ``bench/README.md``; tokens may differ from float32 decoding);
@@ -100,14 +108,18 @@ class DecodeSettings:
     system_prompt: Optional[str] = None
     backend: str = "auto"
     linear_weight_dtype: Optional[str] = None
+    best_of: int = 1
+    best_of_scorer: Optional[Any] = None
 
     def __post_init__(self):
         for key in ("text_sampling", "audio_sampling"):
             value = getattr(self, key)
             if isinstance(value, Mapping):
                 object.__setattr__(self, key, SamplingConfig(**value))
-        if self.batch_size < 1 or self.beam_size < 1 or self.max_segments < 1:
-            raise ValueError("batch_size, beam_size and max_segments must be >= 1")
+        if min(self.batch_size, self.beam_size, self.max_segments, self.best_of) < 1:
+            raise ValueError(
+                "batch_size, beam_size, max_segments and best_of must be >= 1"
+            )
         if not 0 <= self.min_audio_seconds <= self.max_audio_seconds:
             raise ValueError("need 0 <= min_audio_seconds <= max_audio_seconds")
         if not 0 <= self.min_text_tokens <= self.max_text_tokens:

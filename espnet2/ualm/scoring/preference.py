@@ -6,16 +6,21 @@ down-mixed and resampled to it by the project's one resampler and scored
 whole (no cropping or padding), so a scorer sees what a listener would.
 
 * ``JudgeScorer``: a judge plugin (the mini judge, ``egs2/ualm/mini/local/
-  judge.py``) against the parameters of each item's prompt (``ref_dir``).
+  judge.py``) against what each prompt asks for: parsed from the prompt
+  text, or the item's parameters in ``ref_dir``; over all its attributes or
+  a chosen few (the others then stay a measure the selection never saw).
 * ``TextAudioScorer``: cosine similarity of a text-audio model's embeddings
   of the prompt and the clip (CLAP: ``HFClapModel``, transformers' own
   ``ClapModel`` from a local directory; or ``laion_clap``).
 * ``WeightedScorer``: a weighted sum of scorers.
+
+:func:`build_scorer` makes any of them from a config (``decode.yaml``'s
+``best_of_scorer``, ``ualm_make_pairs``' options).
 """
 
 import abc
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,31 +60,57 @@ class PromptAudioScorer(abc.ABC):
 
 
 class JudgeScorer(PromptAudioScorer):
-    """A judge plugin's ``overall`` score (the share of the prompt's
-    attributes found in the clip) against the prompt parameters of each
-    candidate's item in ``ref_dir`` (the judge's ``expected_groups``)."""
+    """A judge plugin's score of each clip against what its prompt asked for:
+    the mean of ``attributes`` (default: the judge's ``overall``, the share
+    of every attribute it checks). What was asked comes from ``ref_dir``'s
+    item parameters (the judge's ``expected_groups``) or, without
+    ``ref_dir``, from the candidate's prompt text (``expected_from_prompt``):
+    the same information the model was given, so it may pick among test
+    outputs."""
 
-    def __init__(self, judge, ref_dir: str):
-        for needed in ("judge_audio", "expected_groups", "SAMPLE_RATE"):
-            if not hasattr(judge, needed):
+    def __init__(
+        self,
+        judge,
+        ref_dir: Optional[str] = None,
+        attributes: Optional[Sequence[str]] = None,
+    ):
+        needed = ["judge_audio", "SAMPLE_RATE"]
+        needed.append("expected_groups" if ref_dir else "expected_from_prompt")
+        for name in needed:
+            if not hasattr(judge, name):
                 raise AttributeError(
-                    f"judge {getattr(judge, '__file__', judge)} defines no {needed}"
+                    f"judge {getattr(judge, '__file__', judge)} defines no {name}"
                 )
         self.judge = judge
-        self.expected = judge.expected_groups(ref_dir)
         self.ref_dir = ref_dir
+        self.expected = judge.expected_groups(ref_dir) if ref_dir else None
+        self.attributes = list(attributes) if attributes else None
         self.sample_rate = int(judge.SAMPLE_RATE)
         self.name = getattr(judge, "JUDGE_NAME", "judge")
+        if self.attributes:
+            self.name += f" ({', '.join(self.attributes)})"
 
-    def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
+    def _expected(self, candidates: Sequence[Candidate]) -> List[Any]:
+        if self.expected is None:
+            return [self.judge.expected_from_prompt(c.prompt) for c in candidates]
         missing = sorted({c.item_id for c in candidates} - set(self.expected))
         if missing:
             raise KeyError(
                 f"{len(missing)} items have no prompt parameters in "
                 f"{self.ref_dir} (first: {missing[0]})"
             )
+        return [self.expected[c.item_id] for c in candidates]
+
+    def _value(self, scores: Mapping[str, float]) -> float:
+        if not self.attributes:
+            return float(scores["overall"])
+        # an attribute a prompt does not state (order of one group) is absent
+        values = [scores[a] for a in self.attributes if a in scores]
+        return float(np.mean(values)) if values else float("nan")
+
+    def score(self, candidates: Sequence[Candidate]) -> np.ndarray:
         items = []
-        for i, c in enumerate(candidates):
+        for i, (c, expected) in enumerate(zip(candidates, self._expected(candidates))):
             audio = np.asarray(c.audio, dtype=np.float32)
             stereo = None
             if audio.ndim == 2 and audio.shape[0] == 2:  # the judge scores position
@@ -87,10 +118,10 @@ class JudgeScorer(PromptAudioScorer):
                     [resample(ch, c.sample_rate, self.sample_rate) for ch in audio]
                 )
             mono = mono_at(audio, c.sample_rate, self.sample_rate)
-            items.append((str(i), mono, stereo, self.expected[c.item_id]))
+            items.append((str(i), mono, stereo, expected))
         per_item, _ = self.judge.judge_audio(items)
         return np.array(
-            [per_item[str(i)]["scores"]["overall"] for i in range(len(candidates))],
+            [self._value(per_item[str(i)]["scores"]) for i in range(len(candidates))],
             dtype=np.float64,
         )
 
@@ -138,3 +169,50 @@ def best_of(
         ranked = sorted(idx, key=lambda i: (-scores[i], i))  # ties: the first
         result[g] = (ranked[0], ranked[-1] if len(ranked) > 1 else None)
     return result
+
+
+SCORERS: Tuple[str, ...] = ("judge", "clap")
+
+
+def build_scorer(conf: Any) -> PromptAudioScorer:
+    """A scorer from its config: one mapping, or a list of them (summed by
+    their ``weight``, default 1). Each mapping has ``name`` and its options:
+
+    * ``{name: judge, judge: local/judge.py, ref_dir: <data dir> (optional),
+      attributes: [event_type, count] (optional)}``;
+    * ``{name: clap, model: hf_clap, conf: {model_dir: <local dir>}}`` (any
+      text-audio model of ``espnet2.ualm.scoring.embeddings``).
+    """
+    parts_conf = [conf] if isinstance(conf, Mapping) else list(conf or [])
+    if not parts_conf:
+        raise ValueError("scorer config: empty (give a mapping with 'name')")
+    parts = []
+    for i, part in enumerate(parts_conf):
+        part = dict(part)
+        name, weight = part.pop("name", None), float(part.pop("weight", 1.0))
+        where = f"scorer config [{i}] ({name})"
+        if name == "judge":
+            from espnet2.ualm.scoring.tasks import load_judge
+
+            if not part.get("judge"):
+                raise ValueError(f"{where}: needs 'judge' (the judge plugin file)")
+            scorer: PromptAudioScorer = JudgeScorer(
+                load_judge(part.pop("judge")),
+                part.pop("ref_dir", None),
+                part.pop("attributes", None),
+            )
+        elif name == "clap":
+            from espnet2.ualm.scoring.embeddings import build_text_audio_model
+
+            model = build_text_audio_model(
+                part.pop("model", "hf_clap"), part.pop("conf", None)
+            )
+            scorer = TextAudioScorer(model)
+        else:
+            raise ValueError(f"{where}: unknown scorer; known: {SCORERS}")
+        if part:
+            raise ValueError(f"{where}: unknown options {sorted(part)}")
+        parts.append((scorer, weight))
+    if len(parts) == 1 and parts[0][1] == 1.0:
+        return parts[0][0]
+    return WeightedScorer(parts)

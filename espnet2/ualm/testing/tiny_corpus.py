@@ -306,7 +306,7 @@ def write_tiny_pairs(
             for i in range(len(utts))
         ]
         pair_dir = os.path.join(root, "dump", "pairs", f"tiny_sound_pairs_{split}")
-        for side, pick in (("chosen", utts), ("rejected", others)):
+        for side, pick in (("", utts), ("rejected", others)):  # chosen: the top
             side_dir = os.path.join(pair_dir, side)
             os.makedirs(side_dir, exist_ok=True)
             ark, scp = (
@@ -327,7 +327,7 @@ def write_tiny_pairs(
             task="text_to_audio_preference",
             split=split,
             data_dir=pair_dir,
-            codes_dir=os.path.join(pair_dir, "chosen"),
+            codes_dir=pair_dir,
             lengths=lengths,
             out_dir=manifest_dir,
         )

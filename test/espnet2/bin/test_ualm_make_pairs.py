@@ -1,5 +1,6 @@
 """ualm_make_pairs on a tiny packed model: candidates, scores, the pair
-layout DPO reads, rejected prompts, the report; and best-of-N."""
+layout DPO reads, rejected prompts, shards and their merge, the report; and
+best-of-N in the decode loop."""
 
 import json
 import os
@@ -12,8 +13,8 @@ from espnet2.bin import ualm_make_pairs
 from espnet2.ualm.data.codes_io import CodesReader
 from espnet2.ualm.data.kaldi_dir import read_kv
 from espnet2.ualm.data.rejects import RejectLog
-from espnet2.ualm.inference.candidates import generate_best_of
 from espnet2.ualm.inference.pipeline import UALM
+from espnet2.ualm.scoring import preference
 from espnet2.ualm.scoring.preference import PromptAudioScorer
 
 
@@ -47,14 +48,18 @@ def test_pairs_layout_scores_and_report(
     packed_dir, experiment, sampled_decode, tmp_path, monkeypatch
 ):
     scorer = LoudnessScorer()
-    monkeypatch.setattr(ualm_make_pairs, "build_scorer", lambda args: scorer)
+    monkeypatch.setattr(preference, "build_scorer", lambda conf: scorer)
+    scorer_config = tmp_path / "scorer.yaml"
+    scorer_config.write_text("name: rms\n")
     data = os.path.join(experiment["corpus_root"], "dump", "audio", "tiny_sound_train")
     out = str(tmp_path / "pairs")
     cmd = ["--model", packed_dir, "--data_dir", data, "--output_dir", out]
     cmd += ["--decode_config", sampled_decode, "--num_candidates", "3"]
+    cmd += ["--scorer_config", str(scorer_config)]
     cmd += ["--margin", "0.0", "--max_prompts", "5", "--prompts_per_step", "2"]
-    report = ualm_make_pairs.main(cmd)
+    ualm_make_pairs.main(cmd)
     assert scorer.calls == 3  # 5 prompts, 2 per step
+    report = ualm_make_pairs.main(["--merge", "--output_dir", out])
     assert report["prompts"] == 5 and report["candidates"] == 15
     assert report["candidates_per_second"] > 0
     kept = read_kv(os.path.join(out, "text"))
@@ -66,7 +71,7 @@ def test_pairs_layout_scores_and_report(
     captions = read_kv(os.path.join(data, "text"))
     assert all(kept[u] == captions[u] for u in kept)
     scores = read_kv(os.path.join(out, "scores.tsv"))
-    chosen = CodesReader(os.path.join(out, "chosen"))
+    chosen = CodesReader(out)  # the pair dir is the chosen replies' codes dir
     rejected_codes = CodesReader(os.path.join(out, "rejected"))
     ualm = UALM.from_pretrained(packed_dir)
     for utt in kept:
@@ -83,35 +88,46 @@ def test_pairs_layout_scores_and_report(
             assert rms == pytest.approx(want, rel=1e-3, abs=1e-6)
     assert json.load(open(os.path.join(out, "report.json")))["pairs"] == len(kept)
 
+    # a re-run with the same inputs is skipped
+    ualm_make_pairs.main(cmd)
+    assert scorer.calls == 3
+
+    # two shards, merged: every prompt once, a pair or a reason
+    two = str(tmp_path / "two")
+    for job in ("1", "2"):
+        ualm_make_pairs.main(
+            cmd[:5] + [two] + cmd[6:] + ["--job", job, "--num_jobs", "2"]
+        )
+    with pytest.raises(SystemExit, match="not finished"):
+        ualm_make_pairs.main(["--merge", "--output_dir", two, "--num_jobs", "3"])
+    merged = ualm_make_pairs.main(["--merge", "--output_dir", two, "--num_jobs", "2"])
+    kept2 = read_kv(os.path.join(two, "text"))
+    rejected2 = RejectLog.read(os.path.join(two, "rejected.tsv"))
+    assert merged["prompts"] == 5 and len(kept2) + len(rejected2) == 5
+    assert set(CodesReader(two).keys()) == set(kept2)
+    assert set(CodesReader(os.path.join(two, "rejected")).keys()) == set(kept2)
+    assert len(read_kv(os.path.join(two, "scores.tsv"))) == 5
+
     # a margin no gap exceeds keeps nothing and says why
-    report = ualm_make_pairs.main(cmd[:-6] + ["--margin", "1e9", "--max_prompts", "2"])
+    low = cmd[:-6] + ["--margin", "1e9", "--max_prompts", "2"]
+    ualm_make_pairs.main(low)
+    report = ualm_make_pairs.main(["--merge", "--output_dir", out])
     assert report["pairs"] == 0
     reasons = [r.reason for r in RejectLog.read(os.path.join(out, "rejected.tsv"))]
     assert len(reasons) == 2 and all("<= margin" in r for r in reasons)
 
 
-def test_pairs_options_are_checked(packed_dir, tmp_path):
+def test_pairs_options_are_checked(tmp_path):
     with pytest.raises(SystemExit):
         ualm_make_pairs.get_parser().parse_args(
-            [
-                "--model",
-                "m",
-                "--data_dir",
-                "d",
-                "--output_dir",
-                "o",
-                "--num_candidates",
-                "0",
-            ]
-        )
-    args = ualm_make_pairs.get_parser().parse_args(
-        ["--model", "m", "--data_dir", "d", "--output_dir", "o", "--scorer", "judge"]
-    )
-    with pytest.raises(ValueError, match="--judge and --ref_dir"):
-        ualm_make_pairs.build_scorer(args)
-    args.scorer = "judge,karaoke"
-    with pytest.raises(ValueError, match="karaoke"):
-        ualm_make_pairs.build_scorer(args)
+            ["--model", "m", "--data_dir", "d", "--output_dir", "o",
+             "--num_candidates", "0"]
+        )  # fmt: skip
+    base = ["--model", "m", "--data_dir", "d", "--output_dir", "o"]
+    with pytest.raises(SystemExit, match="--scorer_config is required"):
+        ualm_make_pairs.main(base)
+    with pytest.raises(SystemExit, match=">= 2"):
+        ualm_make_pairs.main(base + ["--scorer_config", "s", "--num_candidates", "1"])
 
 
 def test_best_of_n_returns_the_scorers_argmax(packed_dir, sampled_decode):
@@ -120,10 +136,20 @@ def test_best_of_n_returns_the_scorers_argmax(packed_dir, sampled_decode):
     decode = yaml.safe_load(open(sampled_decode))
     ualm = UALM.from_pretrained(packed_dir, decode=decode)
     scorer = LoudnessScorer()
-    results = generate_best_of(ualm, ["one low beeps", "two high chirps"], 4, scorer)
-    for r in results:
-        assert r.error is None and len(r.outputs) == len(r.scores) == 4
-        assert r.best == int(np.nanargmax(r.scores))
-        rms = float(np.sqrt(np.mean(np.square(r.outputs[r.best].audio))))
-        assert rms == pytest.approx(max(r.scores))
-    assert len({tuple(r.scores) for r in results}) == 2
+    captions = ["one low beeps", "two high chirps"]
+    outputs = ualm.with_scorer(scorer).generate_audio(captions, best_of=4)
+    assert scorer.calls == 1  # the candidates of a batch are scored together
+    for out in outputs:
+        assert out.ok and len(out.candidates) == len(out.candidate_scores) == 4
+        assert out.chosen_candidate == int(np.nanargmax(out.candidate_scores))
+        assert out.candidates[out.chosen_candidate] is out
+        rms = float(np.sqrt(np.mean(np.square(out.audio))))
+        assert rms == pytest.approx(max(out.candidate_scores))
+    assert len({tuple(o.candidate_scores) for o in outputs}) == 2
+    # the candidates of one prompt differ (their own samples in one batch)
+    assert len({o.codes.numpy().tobytes() for o in outputs[0].candidates}) > 1
+    # without a scorer, best-of-N is refused with the way to give one
+    with pytest.raises(ValueError, match="best_of_scorer"):
+        ualm.generate_audio(captions, best_of=2)
+    # best_of 1 is plain decoding: no candidates
+    assert ualm.generate_audio(captions[:1])[0].candidates is None

@@ -95,6 +95,12 @@ def expected_groups(
     return {k: from_text(t) for k, t in read_scp(os.path.join(ref_dir, source)).items()}
 
 
+def expected_from_prompt(text: str) -> list[ExpectedGroup]:
+    """What a caption or rich caption asks for (best-of-N and preference
+    scorers that know only the prompt: ``espnet2.ualm.scoring.preference``)."""
+    return from_text(text)
+
+
 # --------------------------------------------------------------------------
 # Judging
 # --------------------------------------------------------------------------
