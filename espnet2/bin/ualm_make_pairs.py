@@ -6,7 +6,8 @@ the best and the worst kept when their scores differ by more than a margin.
         python -m espnet2.bin.ualm_make_pairs --model exp/ualm_unified/packed \\
             --data_dir dump/audio/mini_sound_train \\
             --output_dir dump/pairs/mini_sound_train \\
-            --scorer_config conf/pair_scorer.yaml --decode_config conf/decode.yaml --num_candidates 4 --margin 0.1 \\
+            --scorer_config conf/pair_scorer.yaml --decode_config conf/decode.yaml \\
+            --num_candidates 4 --margin 0.1 \\
             --job ${job} --num_jobs 2 &
     done; wait
     python -m espnet2.bin.ualm_make_pairs --merge --num_jobs 2 \\
