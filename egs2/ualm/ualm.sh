@@ -595,6 +595,28 @@ print("\n".join(sorted({d for s in conf["splits"] for d in split_dirs(conf, s)})
 PY
 }
 
+# $1 a post-training config (training keys only) -> $2: it with the model part
+# of stage 7's config.yaml (MODEL_CONFIG_KEYS), so the post-trained model has
+# the unified model's shape by construction; its model_conf entries override.
+post_config() {
+    mkdir -p "$(dirname "$2")"
+    ${python} - "$1" "${unified_exp}/config.yaml" "$2" << 'PY' || exit 1
+import sys
+import yaml
+from espnet2.ualm.data.safe_io import read_yaml
+from espnet2.ualm.model.factory import MODEL_CONFIG_KEYS
+conf, base = read_yaml(sys.argv[1]) or {}, read_yaml(sys.argv[2])
+own = sorted(k for k in set(conf) & set(MODEL_CONFIG_KEYS) if k != "model_conf")
+if own:
+    sys.exit(f"ualm.sh: Error: {sys.argv[1]}: {own} come from {sys.argv[2]} "
+             "(a post-trained model keeps stage 7's shape); remove them")
+merged = {k: base[k] for k in MODEL_CONFIG_KEYS if k in base}
+merged["model_conf"] = {**(base.get("model_conf") or {}), **(conf.pop("model_conf", None) or {})}
+with open(sys.argv[3], "w", encoding="utf-8") as f:
+    yaml.safe_dump({**merged, **conf}, f, sort_keys=False)
+PY
+}
+
 if [ "${stop_stage}" -ge 14 ] && [ "${stage}" -le 18 ]; then
     [ -f "${pairs_datasets_config}" ] || die "pairs datasets config ${pairs_datasets_config} not found"
 fi
@@ -631,14 +653,18 @@ if [ "${stage}" -le 15 ] && [ "${stop_stage}" -ge 15 ]; then
         --audio_root dump/pairs --codes_root dump/pairs \
         --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests_pairs \
         --audio_input_frame_rate "${audio_input_frame_rate}" ${task_opts}
-    manifests=dump/manifests_pairs train_stage "${train_winners_config}" "${winners_exp}" \
+    [ -f "${train_winners_config}" ] || die "training config ${train_winners_config} not found"
+    post_config "${train_winners_config}" "${winners_exp}/train.yaml"
+    manifests=dump/manifests_pairs train_stage "${winners_exp}/train.yaml" "${winners_exp}" \
         --init_param "${unified_exp}/valid.loss.best.pth"
 fi
 
 if [ "${stage}" -le 16 ] && [ "${stop_stage}" -ge 16 ]; then
     log "Stage 16: DPO (${train_dpo_config}) against ${winners_best} -> ${dpo_exp}"
     [ -f "${winners_best}" ] || die "run stage 15 first: ${winners_best} missing"
-    manifests=dump/manifests_pairs train_stage "${train_dpo_config}" "${dpo_exp}" \
+    [ -f "${train_dpo_config}" ] || die "training config ${train_dpo_config} not found"
+    post_config "${train_dpo_config}" "${dpo_exp}/train.yaml"
+    manifests=dump/manifests_pairs train_stage "${dpo_exp}/train.yaml" "${dpo_exp}" \
         --init_param "${winners_best}" --preference_conf "reference=${winners_best}"
 fi
 

@@ -19,6 +19,8 @@
 #       --is_model panns --clap_model clap --clap_model_conf checkpoint=/models/clap.pt ..."
 #                                           # the paper's metrics, from local checkpoints
 #                                           # (espnet2/bin/ualm_score.py --help)
+# Post-training (stages 14-18: pairs scored by CLAP from /models/clap-htsat-unfused,
+# conf/pair_scorer.yaml; CE on the winners; DPO; ablations): ./run.sh --stage 14 --stop_stage 18
 # Later options win over the ones below (ualm.sh --help lists them all).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -45,4 +47,8 @@ ngpu=${NGPU:-8}   # GPUs of this node, one training process each
     --inference_nj 8 \
     --model_name ualm_qwen2.5_1.5b \
     --score_opts "--kl_model none --is_model none" \
+    --pair_scorer_config conf/pair_scorer.yaml \
+    --ablation_configs "cfg1=conf/ablation/cfg1.yaml best_of4=conf/ablation/best_of4.yaml" \
+    --ablation_models "winners=exp/ualm_winners dpo=exp/ualm_dpo" \
+    --ablation_runs "unified/cfg1 unified/best_of4 winners/base dpo/base" \
     "$@"

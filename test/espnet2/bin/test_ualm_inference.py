@@ -44,6 +44,46 @@ def test_generation_layout(packed_dir, audio_root, tmp_path):
     assert not os.path.exists(os.path.join(out, "text"))  # no text reply
 
 
+LENGTH_JUDGE = """
+import numpy as np
+SAMPLE_RATE = 16000
+def expected_from_prompt(text):
+    return [text]
+def judge_audio(items):
+    # the 'overall' score of a clip: its length in seconds
+    return {uid: {"scores": {"overall": len(mono) / SAMPLE_RATE}}
+            for uid, mono, stereo, expected in items}, {}
+def judge_data_dir(hyp_wavs, ref_dir):
+    raise NotImplementedError
+"""
+
+
+def test_best_of_n_keeps_the_best_candidate_and_lists_the_scores(
+    packed_dir, audio_root, tmp_path
+):
+    judge = tmp_path / "length_judge.py"
+    judge.write_text(LENGTH_JUDGE)
+    decode = tmp_path / "best_of.yaml"
+    decode.write_text(
+        "best_of: 3\naudio_sampling: {temperature: 1.5}\n"
+        f"best_of_scorer: {{name: judge, judge: {judge}}}\n"
+    )
+    data = os.path.join(audio_root, "tiny_sound_test")
+    out = str(tmp_path / "best")
+    _run(packed_dir, "text_to_audio", data, out, decode_config=str(decode))
+    best = read_kv(os.path.join(out, "best_of.tsv"))
+    wavs = read_kv(os.path.join(out, "wav.scp"))
+    assert sorted(best) == sorted(wavs) == sorted(read_kv(os.path.join(data, "text")))
+    for utt, line in best.items():
+        chosen, *scores = line.split()
+        scores = [float(x) for x in scores]
+        assert len(scores) == 3 and int(chosen) == scores.index(max(scores))
+        info = soundfile.info(wavs[utt])  # the kept clip is the longest candidate
+        assert info.frames / info.samplerate == pytest.approx(max(scores), abs=1e-3)
+    timing = json.load(open(os.path.join(out, "timing.json")))
+    assert timing["wall_seconds"] > 0 and len(timing["shards"]) == 2
+
+
 def test_understanding_tasks_write_text(packed_dir, audio_root, tmp_path):
     for task, data, ref in (
         ("asr", "tiny_speech_test", "text"),

@@ -76,7 +76,7 @@ def test_mini_recipe_end_to_end(tmp_path):
         "--train_unified_config", "conf/train_unified_fast.yaml",
         "--enhancer_config", "conf/enhancer_fast.yaml",
     )  # fmt: skip
-    assert "Successfully finished stages 1-100" in log
+    assert "Successfully finished stages 1-13" in log
 
     # the codes have the geometry of the recipe's codec config (its owner)
     with open(f"{setup}/conf/codec.yaml", encoding="utf-8") as f:
@@ -164,6 +164,44 @@ def test_mini_recipe_end_to_end(tmp_path):
                 task,
                 out.id,
             )
+
+    # stages 14-18: pairs from the model's own samples, CE on the winners, DPO,
+    # its evaluation and the ablation table (margin -1: every prompt a pair)
+    log = _run(
+        setup,
+        "--stage", "14", "--stop_stage", "18",
+        "--train_unified_config", "conf/train_unified_fast.yaml",
+        "--pair_max_prompts", "4", "--pair_num_candidates", "2", "--pair_margin", "-1",
+        "--ablation_runs", "unified/cfg1 unified/best_of4 winners/base dpo/base",
+        "--ablation_rows", "unified/cfg1 dpo/base:winners/base unified/best_of4",
+    )  # fmt: skip
+    assert "Successfully finished stages 14-18" in log
+    for split in ("train", "valid"):
+        pairs = f"{setup}/dump/pairs/mini_sound_{split}"
+        report = json.load(open(f"{pairs}/report.json"))
+        assert report["prompts"] == 4 and report["pairs"] == 4, report
+        assert len(CodesReader(pairs)) == len(CodesReader(f"{pairs}/rejected")) == 4
+    for exp in ("ualm_winners", "ualm_dpo"):
+        assert os.path.exists(f"{setup}/exp/{exp}/valid.loss.best.pth"), exp
+    # the post-trained model has the unified model's shape (its config's model part)
+    dpo_conf = yaml.safe_load(open(f"{setup}/exp/ualm_dpo/config.yaml"))
+    unified_conf = yaml.safe_load(open(f"{setup}/exp/ualm_unified/config.yaml"))
+    assert dpo_conf["backbone_conf"] == unified_conf["backbone_conf"]
+    assert dpo_conf["preference_conf"]["reference"].endswith(
+        "exp/ualm_winners/valid.loss.best.pth"
+    )
+    assert (
+        "judge_overall" in open(f"{setup}/exp/ualm_dpo/decode/scores/RESULTS.md").read()
+    )
+    best = read_kv(
+        f"{setup}/exp/ablation/unified/best_of4/text_to_audio/mini_sound_test/best_of.tsv"
+    )
+    assert best and all(len(v.split()) == 1 + 4 for v in best.values())
+    table = open(f"{setup}/exp/ablation/RESULTS.md").read()
+    for row in ("| unified/cfg1 | unified/base |", "| dpo/base | winners/base |",
+                "| unified/best_of4 | unified/base |"):  # fmt: skip
+        assert row in table, table
+    assert os.path.exists(f"{setup}/exp/ablation/ablation.png")
 
     metrics = json.load(open(f"{setup}/exp/codec/metrics.json"))
     assert metrics["valid"]["summary"]["lsd_db"]["mean"] < 6.0
