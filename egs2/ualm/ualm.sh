@@ -680,7 +680,7 @@ from espnet2.ualm.data.datasets_config import load_datasets_config
 from espnet2.ualm.tokens.tasks import TASKS
 conf = load_datasets_config(sys.argv[1])
 tasks = {e["task"] for e in conf["datasets"]}
-print(" ".join(sorted(t for t in tasks if not TASKS[t].preference)))
+print(" ".join(sorted(t for t in tasks if not TASKS.get(t).preference)))
 PY
 }
 

@@ -20,7 +20,9 @@ of REF_DIR's items (clip ids; dialogue ids for ``audio_qa`` / ``text_dialogue``)
 Text-to-audio models (``--fd_model``, ``--kl_model``, ``--is_model``,
 ``--clap_model``): the paper's are ``openl3`` (FD), ``passt`` (KL), ``panns``
 (IS) and ``clap``, loaded from local checkpoints given with
-``--<metric>_model_conf checkpoint=PATH``; the defaults ``logmel_stats`` and
+``--<metric>_model_conf checkpoint=PATH`` (CLAP also through transformers:
+``--clap_model hf_clap --clap_model_conf model_dir=DIR``, a local
+``save_pretrained`` directory); the defaults ``logmel_stats`` and
 ``probe`` (fitted on ``--probe_train_dir``) need no weights and are marked as
 not comparable to published numbers in every report.
 

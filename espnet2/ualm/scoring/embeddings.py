@@ -6,7 +6,10 @@
 * Adapters for the published models load them through their packages from
   **local checkpoint paths** (nothing is downloaded): ``openl3`` (the paper's
   FD), ``vggish`` (``frechet_audio_distance``), ``panns`` (``panns_inference``,
-  IS), ``passt`` (``hear21passt``, KL), ``clap`` (``laion_clap``). Packages are
+  IS), ``passt`` (``hear21passt``, KL), ``clap`` (``laion_clap``) and
+  ``hf_clap`` (CLAP through transformers' own ``ClapModel``, from a local
+  ``save_pretrained`` directory such as a copy of ``laion/clap-htsat-unfused``;
+  no laion_clap, whose numpy pin clashes with this environment). Packages are
   imported lazily; a missing package or checkpoint raises
   :class:`MissingModelError` naming what is missing and how to get it.
 * Always available, for machines without those weights: ``logmel_stats``
@@ -406,6 +409,139 @@ class ClapModel(TextAudioModel):
         return np.asarray(self.model.get_text_embedding(list(texts), use_tensor=False))
 
 
+class HFClapModel(TextAudioModel):
+    """CLAP through transformers' ``ClapModel`` from a local directory written
+    by ``save_pretrained`` (model, feature extractor and tokenizer, e.g. a copy
+    of ``laion/clap-htsat-unfused``). Loaded with ``local_files_only`` and the
+    hub offline: nothing is downloaded.
+
+    ``sample_rate`` is the feature extractor's ``sampling_rate`` (48 kHz for
+    the released checkpoints). Length handling: the extractor works on
+    windows of ``max_length_s`` (10 s for the released checkpoints).
+
+    * Shorter clips are padded by the extractor as configured (``repeatpad``
+      for the released ones: the clip repeated as many whole times as fit in
+      the window, then zero-padded to it). An empty clip is one sample of
+      silence.
+    * Longer clips, unfused model (``enable_fusion`` False, the extractor run
+      with ``truncation="rand_trunc"``): the extractor would take a *random*
+      window; here every clip is first cut to its first ``max_seconds``
+      (default and upper bound: the extractor's window), so the extractor
+      never crops and the embedding of a clip is deterministic: that of its
+      first 10 s.
+    * Longer clips, fused model (``enable_fusion`` True, run with
+      ``truncation="fusion"``): the extractor stacks a downsampled view of the
+      whole clip (cut to its first ``max_seconds`` when given) and three
+      random 10 s crops, and marks a random clip of a batch without long ones
+      as long. Each clip is therefore featurised alone, with numpy's global
+      random state set to a fixed seed meanwhile (and restored after), so its
+      embedding does not depend on the call or on the other clips.
+
+    Embeddings (audio and text) are L2-normalised ``projection_dim`` vectors.
+    """
+
+    name = "hf_clap"
+    comparable = True
+    batch_size = 16
+    seed = 0
+
+    def __init__(
+        self,
+        model_dir: Optional[str] = None,
+        device: str = "cpu",
+        max_seconds: Optional[float] = None,
+    ) -> None:
+        problems: List[str] = []
+        what = (
+            "a local directory saved by save_pretrained with config.json, "
+            "the weights, preprocessor_config.json and the tokenizer files "
+            "(e.g. a copy of laion/clap-htsat-unfused)"
+        )
+        if not model_dir:
+            problems.append(f"no model directory given: pass model_dir=<{what}>")
+        elif not os.path.isdir(model_dir):
+            problems.append(f"model directory {model_dir} does not exist ({what})")
+        pkg = _import("transformers", "transformers", problems)
+        _raise("CLAP (transformers ClapModel)", problems)
+        import torch
+
+        try:
+            with hub_offline():
+                self.model = pkg.ClapModel.from_pretrained(
+                    model_dir, local_files_only=True
+                )
+                self.processor = pkg.ClapProcessor.from_pretrained(
+                    model_dir, local_files_only=True
+                )
+        except OSError as e:  # a file missing from the directory
+            raise MissingModelError(
+                f"CLAP (transformers ClapModel) cannot be loaded from {model_dir}: "
+                f"{e}. Nothing is downloaded at run time."
+            ) from e
+        self.model.eval().to(device)
+        self.device, self.torch = device, torch
+        self.extractor = self.processor.feature_extractor
+        self.tokenizer = self.processor.tokenizer
+        self.sample_rate = int(self.extractor.sampling_rate)
+        self.fusion = bool(self.model.config.audio_config.enable_fusion)
+        self.truncation = "fusion" if self.fusion else "rand_trunc"
+        window = int(self.extractor.nb_max_samples)
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+        cap = None if max_seconds is None else int(max_seconds * self.sample_rate)
+        if not self.fusion:  # never let rand_trunc crop at random
+            cap = window if cap is None else min(cap, window)
+        self.max_samples = cap
+
+    def _features(self, wav: np.ndarray) -> Dict[str, Any]:
+        x = np.asarray(wav, dtype=np.float64).reshape(-1)
+        if self.max_samples is not None:
+            x = x[: self.max_samples]
+        if len(x) == 0:
+            x = np.zeros(1)
+        state = np.random.get_state()
+        np.random.seed(self.seed)  # fusion's crops and "longer" flag: fixed
+        try:
+            return self.extractor(
+                [x],
+                sampling_rate=self.sample_rate,
+                truncation=self.truncation,
+                return_tensors="pt",
+            )
+        finally:
+            np.random.set_state(state)
+
+    def _normalised(self, out: Any) -> np.ndarray:
+        # transformers 5 returns a ModelOutput whose pooler_output holds the
+        # (already normalised) projection; 4.x returned the tensor itself.
+        emb = out if isinstance(out, self.torch.Tensor) else out.pooler_output
+        emb = self.torch.nn.functional.normalize(emb.float(), dim=-1)
+        return emb.cpu().numpy()
+
+    def embed(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
+        torch = self.torch
+        out = [np.zeros((0, self.model.config.projection_dim), np.float32)]
+        with torch.no_grad():
+            for start in range(0, len(wavs), self.batch_size):
+                feats = [
+                    self._features(w) for w in wavs[start : start + self.batch_size]
+                ]
+                batch = {
+                    key: torch.cat([f[key] for f in feats]).to(self.device)
+                    for key in ("input_features", "is_longer")
+                }
+                out.append(self._normalised(self.model.get_audio_features(**batch)))
+        return np.concatenate(out)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        inputs = self.tokenizer(
+            list(texts), padding=True, truncation=True, return_tensors="pt"
+        )
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        with self.torch.no_grad():
+            return self._normalised(self.model.get_text_features(**inputs))
+
+
 class OpenL3Embedder(AudioEmbedder):
     """OpenL3 (the paper's FD model, 44.1 kHz in the paper) through ``openl3``,
     whose weights ship inside the package; frame embeddings mean-pooled per clip."""
@@ -475,13 +611,17 @@ EMBEDDERS: Dict[str, Type[AudioEmbedder]] = {
     "vggish": VGGishEmbedder,
     "panns": PannsModel,
     "clap": ClapModel,
+    "hf_clap": HFClapModel,
 }
 TAGGERS: Dict[str, Type[AudioTagger]] = {
     "probe": ProbeTagger,
     "panns": PannsModel,
     "passt": PasstTagger,
 }
-TEXT_AUDIO_MODELS: Dict[str, Type[TextAudioModel]] = {"clap": ClapModel}
+TEXT_AUDIO_MODELS: Dict[str, Type[TextAudioModel]] = {
+    "clap": ClapModel,
+    "hf_clap": HFClapModel,
+}
 
 
 def _build(registry: Dict[str, type], kind: str, name: str, conf: Optional[Dict]):

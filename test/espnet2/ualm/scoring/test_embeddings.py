@@ -9,8 +9,11 @@ import pytest
 
 from espnet2.ualm.data.io import resample
 from espnet2.ualm.scoring.embeddings import (
+    EMBEDDERS,
     NOT_COMPARABLE,
+    TEXT_AUDIO_MODELS,
     ClapModel,
+    HFClapModel,
     LogMelStatsEmbedder,
     MissingModelError,
     OpenL3Embedder,
@@ -134,6 +137,171 @@ def test_clap_adapter_wiring_with_a_stand_in_package(tmp_path, monkeypatch):
     audio = embed_clips(model, [(_tone(440), SR)])
     assert audio.shape == (1, 512) and audio[0, 0] == 24000  # 48 kHz
     assert model.embed_text(["a beep", "a tone"]).shape == (2, 512)
+
+
+# --------------------------------------------------------------------------
+# hf_clap: a tiny transformers ClapModel saved locally
+# --------------------------------------------------------------------------
+
+TINY_SR, TINY_WINDOW_S, TINY_DIM = 16000, 1, 16
+WORDS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + (
+    "a the two of dog cat bark beep beeps tone noise sound loud quiet".split()
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_clap_dir(tmp_path_factory):
+    """A ``save_pretrained`` directory of a tiny random ClapModel (HTSAT of two
+    stages), its feature extractor (16 kHz, 1 s windows, 16 mel bins,
+    ``rand_trunc`` / ``repeatpad`` like laion/clap-htsat-unfused) and a
+    word-level tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapProcessor,
+        PreTrainedTokenizerFast,
+    )
+    from transformers import ClapModel as TransformersClap
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, "<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+        pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+    )  # fmt: skip
+    extractor = ClapFeatureExtractor(
+        feature_size=16, sampling_rate=TINY_SR, hop_length=160,
+        max_length_s=TINY_WINDOW_S, fft_window_size=400, frequency_max=8000,
+        truncation="rand_trunc", padding="repeatpad",
+    )  # fmt: skip
+    config = ClapConfig(
+        text_config=dict(
+            vocab_size=len(WORDS), hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=2, intermediate_size=37,
+            max_position_embeddings=64,
+        ),
+        audio_config=dict(
+            spec_size=64, num_mel_bins=16, window_size=4, depths=[1, 1],
+            num_attention_heads=[2, 2], patch_embeds_hidden_size=16,
+            hidden_size=32, num_hidden_layers=2,
+        ),
+        projection_dim=TINY_DIM,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp("tiny_clap"))
+    TransformersClap(config).save_pretrained(path)
+    ClapProcessor(extractor, tokenizer).save_pretrained(path)
+    return path
+
+
+def _tiny_clips():
+    # shorter than the 1 s window, equal to it, longer (cut to its first 1 s)
+    return [_tone(440, 0.3), _noise(1, 1.0), _noise(2, 2.5)]
+
+
+def test_hf_clap_loads_locally_and_embeds_unit_vectors(tiny_clap_dir):
+    model = HFClapModel(tiny_clap_dir)
+    assert model.sample_rate == TINY_SR  # the saved extractor's, not 48 kHz
+    assert model.comparable and model.name == "hf_clap"
+    assert not model.model.training
+    audio = model.embed(_tiny_clips())
+    assert audio.shape == (3, TINY_DIM)
+    np.testing.assert_allclose(np.linalg.norm(audio, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(audio, model.embed(_tiny_clips()))  # no rand crop
+    # a clip's embedding does not depend on its batch
+    np.testing.assert_allclose(model.embed(_tiny_clips()[2:]), audio[2:], atol=1e-6)
+    assert model.embed([]).shape == (0, TINY_DIM)
+    text = model.embed_text(["a dog bark", "two beeps", "noise"])
+    assert text.shape == (3, TINY_DIM)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
+
+
+def test_hf_clap_matches_transformers_directly(tiny_clap_dir):
+    import torch
+    from transformers import ClapModel as TransformersClap
+    from transformers import ClapProcessor
+
+    ref = TransformersClap.from_pretrained(tiny_clap_dir).eval()
+    processor = ClapProcessor.from_pretrained(tiny_clap_dir)
+    clips = _tiny_clips()
+    window = TINY_SR * TINY_WINDOW_S
+    with torch.no_grad():
+        feats = processor.feature_extractor(
+            [c[:window] for c in clips], sampling_rate=TINY_SR, return_tensors="pt"
+        )
+        audio = ref.get_audio_features(**feats).pooler_output
+        texts = ["a dog bark", "the loud beeps of a tone"]
+        tokens = processor.tokenizer(texts, padding=True, return_tensors="pt")
+        text = ref.get_text_features(**tokens).pooler_output
+    audio = torch.nn.functional.normalize(audio, dim=-1).numpy()
+    text = torch.nn.functional.normalize(text, dim=-1).numpy()
+    model = HFClapModel(tiny_clap_dir)
+    np.testing.assert_allclose(model.embed(clips), audio, atol=1e-5)
+    np.testing.assert_allclose(model.embed_text(texts), text, atol=1e-5)
+    # max_seconds cuts earlier: the longer clip's first 0.5 s
+    half = HFClapModel(tiny_clap_dir, max_seconds=0.5).embed(clips[2:])
+    with torch.no_grad():
+        feats = processor.feature_extractor(
+            [clips[2][: window // 2]], sampling_rate=TINY_SR, return_tensors="pt"
+        )
+        expected = ref.get_audio_features(**feats).pooler_output.numpy()
+    np.testing.assert_allclose(half, expected, atol=1e-5)
+
+
+def test_hf_clap_missing_directory_fetches_nothing(tmp_path, monkeypatch):
+    import huggingface_hub
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("nothing may be fetched or loaded")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    monkeypatch.setattr(transformers.ClapModel, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.ClapProcessor, "from_pretrained", refuse)
+    absent = str(tmp_path / "clap-htsat-unfused")
+    with pytest.raises(MissingModelError) as err:
+        HFClapModel(absent)
+    assert absent in str(err.value) and "does not exist" in str(err.value)
+    with pytest.raises(MissingModelError, match="no model directory given"):
+        HFClapModel()
+    with pytest.raises(MissingModelError, match="laion/clap-htsat-unfused"):
+        build_text_audio_model("hf_clap", {"model_dir": "laion/clap-htsat-unfused"})
+
+
+def test_hf_clap_directory_without_files(tmp_path):
+    with pytest.raises(MissingModelError, match=str(tmp_path)):
+        HFClapModel(str(tmp_path))
+
+
+def test_hf_clap_through_the_builder_and_the_scorer(tiny_clap_dir):
+    from espnet2.ualm.scoring.preference import Candidate, TextAudioScorer
+
+    assert TEXT_AUDIO_MODELS["hf_clap"] is HFClapModel
+    assert EMBEDDERS["hf_clap"] is HFClapModel
+    model = build_text_audio_model("hf_clap", {"model_dir": tiny_clap_dir})
+    assert isinstance(model, HFClapModel)
+    scorer = TextAudioScorer(model)
+    assert scorer.sample_rate == TINY_SR
+    candidates = [
+        Candidate("a", "a dog bark", _tone(440, 0.4), SR),
+        Candidate("a", "a dog bark", np.stack([_noise(3, 1.5)] * 2), SR),  # stereo
+        Candidate("b", "two beeps", _tone(880, 0.2, sr=48000), 48000),
+    ]
+    scores = scorer.score(candidates)
+    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+    assert np.all(np.abs(scores) <= 1 + 1e-6)
+
+
+def test_the_pair_scorer_config_builds_the_hf_clap_scorer(tiny_clap_dir):
+    from espnet2.ualm.scoring.preference import TextAudioScorer, build_scorer
+
+    scorer = build_scorer(
+        {"name": "clap", "model": "hf_clap", "conf": {"model_dir": tiny_clap_dir}}
+    )
+    assert isinstance(scorer, TextAudioScorer)
+    assert isinstance(scorer.model, HFClapModel)
 
 
 def test_logmel_stats_embedder():
