@@ -604,16 +604,13 @@ post_config() {
 import sys
 import yaml
 from espnet2.ualm.data.safe_io import read_yaml
-from espnet2.ualm.model.factory import MODEL_CONFIG_KEYS
-conf, base = read_yaml(sys.argv[1]) or {}, read_yaml(sys.argv[2])
-own = sorted(k for k in set(conf) & set(MODEL_CONFIG_KEYS) if k != "model_conf")
-if own:
-    sys.exit(f"ualm.sh: Error: {sys.argv[1]}: {own} come from {sys.argv[2]} "
-             "(a post-trained model keeps stage 7's shape); remove them")
-merged = {k: base[k] for k in MODEL_CONFIG_KEYS if k in base}
-merged["model_conf"] = {**(base.get("model_conf") or {}), **(conf.pop("model_conf", None) or {})}
+from espnet2.ualm.model.factory import with_model_of
+try:
+    merged = with_model_of(read_yaml(sys.argv[1]) or {}, read_yaml(sys.argv[2]))
+except ValueError as e:
+    sys.exit(f"ualm.sh: Error: {sys.argv[1]}: {e}")
 with open(sys.argv[3], "w", encoding="utf-8") as f:
-    yaml.safe_dump({**merged, **conf}, f, sort_keys=False)
+    yaml.safe_dump(merged, f, sort_keys=False)
 PY
 }
 

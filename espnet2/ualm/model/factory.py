@@ -167,6 +167,27 @@ def model_config_of(config: Mapping[str, Any]) -> Dict[str, Any]:
     return {k: config.get(k) for k in MODEL_CONFIG_KEYS}
 
 
+def with_model_of(
+    training: Mapping[str, Any], base: Mapping[str, Any]
+) -> Dict[str, Any]:
+    """A post-training config (training keys only, ``model_conf`` entries
+    allowed) completed with the model part of ``base`` (stage 7's config), so
+    the post-trained model has that model's shape by construction. A model key
+    of ``training`` other than ``model_conf`` is an error."""
+    own = sorted(set(training) & set(MODEL_CONFIG_KEYS) - {"model_conf"})
+    if own:
+        raise ValueError(
+            f"{own} come from the model being post-trained (its config.yaml); "
+            "remove them from the post-training config"
+        )
+    merged = {k: base[k] for k in MODEL_CONFIG_KEYS if k in base}
+    merged["model_conf"] = {
+        **(base.get("model_conf") or {}),
+        **(training.get("model_conf") or {}),
+    }
+    return {**{k: v for k, v in training.items() if k != "model_conf"}, **merged}
+
+
 def _chosen(choices: ClassChoices, config: Mapping[str, Any]) -> Optional[str]:
     """The name ``config`` picks from ``choices`` (its default when absent;
     ``None`` for "none" where optional), or an error listing the names."""

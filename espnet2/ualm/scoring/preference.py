@@ -114,8 +114,11 @@ class JudgeScorer(PromptAudioScorer):
             audio = np.asarray(c.audio, dtype=np.float32)
             stereo = None
             if audio.ndim == 2 and audio.shape[0] == 2:  # the judge scores position
+                # outputs are [channels, samples]; a judge reads [samples, 2]
+                # (soundfile's layout, as its load_audio returns)
                 stereo = np.stack(
-                    [resample(ch, c.sample_rate, self.sample_rate) for ch in audio]
+                    [resample(ch, c.sample_rate, self.sample_rate) for ch in audio],
+                    axis=1,
                 )
             mono = mono_at(audio, c.sample_rate, self.sample_rate)
             items.append((str(i), mono, stereo, expected))

@@ -14,18 +14,24 @@ import os
 
 import pytest
 import torch
+import yaml
 
 from espnet2.tasks.ualm import UALMTask
 from espnet2.train.deepspeed_trainer import DeepSpeedTrainer
 from espnet2.train.distributed_utils import DistributedOption
-from espnet2.ualm.model.factory import MODEL_CONFIG_KEYS
+from espnet2.ualm.model.factory import MODEL_CONFIG_KEYS, with_model_of
 from espnet2.ualm.testing.tiny_corpus import tiny_train_args, write_tiny_corpus
 from espnet2.ualm.testing.tiny_model import save_tiny_qwen2, save_tiny_whisper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-CONFIGS = sorted(
+ALL_CONFIGS = sorted(
     glob.glob(os.path.join(ROOT, "egs2", "ualm", "*", "conf", "train_*.yaml"))
 )
+# post-training configs (stages 15-16) hold training keys only: ualm.sh
+# completes them with stage 7's model part (factory.with_model_of)
+POST = ("train_winners.yaml", "train_dpo.yaml")
+POST_CONFIGS = [c for c in ALL_CONFIGS if os.path.basename(c) in POST]
+CONFIGS = [c for c in ALL_CONFIGS if c not in POST_CONFIGS]
 GPU_CONFIGS = [c for c in CONFIGS if "/ualm1/" in c]
 DEEPSPEED = sorted(glob.glob(os.path.join(ROOT, "egs2", "ualm", "*", "conf", "*.json")))
 
@@ -51,6 +57,21 @@ def stand_ins(tmp_path_factory):
         ),
         "whisper": save_tiny_whisper(str(root / "whisper")),
     }
+
+
+@pytest.fixture
+def completed(request, tmp_path):
+    """A post-training config completed as ualm.sh does, with the model part
+    of its setup's unified config."""
+    config = request.param
+    conf_dir = os.path.dirname(config)
+    unified = sorted(glob.glob(os.path.join(conf_dir, "train_unified*.yaml")))
+    unified = [u for u in unified if "_fast" not in u][0]
+    with open(config) as f, open(unified) as g:
+        merged = with_model_of(yaml.safe_load(f), yaml.safe_load(g))
+    path = tmp_path / os.path.basename(config)
+    path.write_text(yaml.safe_dump(merged))
+    return str(path), config
 
 
 def _parse(config, corpus, tmp_path, *extra):
@@ -175,3 +196,17 @@ def test_deepspeed_accepts_the_configs():
     for path in DEEPSPEED:
         with open(path) as f:
             config_module.DeepSpeedConfig(json.load(f), mpu=None)
+
+
+@pytest.mark.parametrize("completed", POST_CONFIGS, ids=_name, indirect=True)
+def test_post_training_configs_take_the_unified_model(completed, corpus, tmp_path):
+    path, config = completed
+    args = _parse(path, corpus, tmp_path, "--num_workers", "0")
+    UALMTask.check_required_command_args(args)
+    with open(config) as f:
+        own = yaml.safe_load(f)
+    assert not set(own) & set(MODEL_CONFIG_KEYS) - {"model_conf"}
+    assert args.backbone == "hf_causal_lm" and args.backbone_conf
+    assert bool(args.preference_conf) == ("train_dpo" in config)
+    with pytest.raises(ValueError, match="backbone"):
+        with_model_of({"backbone": "x"}, {})

@@ -21,6 +21,8 @@ def _fake_judge(seen):
     def judge_audio(items):
         per_item = {}
         for uid, mono, stereo, expected in items:
+            # stereo in the judge's layout: [samples, 2], as long as the mono
+            assert stereo is None or stereo.shape == (len(mono), 2)
             seen.append((len(mono), stereo is not None, expected))
             per_item[uid] = {"scores": {"overall": len(mono) / 8000}}
         return per_item, {}
