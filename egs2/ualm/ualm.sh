@@ -306,8 +306,10 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     done
 fi
 
-if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-    log "Stage 5: manifests and length statistics -> dump/manifests"
+# $1 datasets config, $2 audio root, $3 codes root, $4 output dir: manifests
+# and length statistics (stage 5; stage 15 for the pairs).
+make_manifests() {
+    local audio_input_frame_rate
     # the encoder frames per second of the length statistics: the training
     # config's audio encoder says (espnet2/bin/ualm_encoder_geometry.py)
     # shellcheck disable=SC2086
@@ -315,10 +317,15 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         --config "${train_unified_config}" ${train_args}) \
         || die "no audio encoder frame rate from ${train_unified_config}"
     # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.ualm_make_manifests --datasets "${datasets_config}" \
-        --audio_root dump/audio --codes_root dump/codec \
-        --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests \
+    ${python} -m espnet2.bin.ualm_make_manifests --datasets "$1" \
+        --audio_root "$2" --codes_root "$3" \
+        --text_tokenizer "${text_tokenizer_dir}" --out_dir "$4" \
         --audio_input_frame_rate "${audio_input_frame_rate}" ${task_opts}
+}
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+    log "Stage 5: manifests and length statistics -> dump/manifests"
+    make_manifests "${datasets_config}" dump/audio dump/codec dump/manifests
 fi
 
 train_stage() {
@@ -642,14 +649,7 @@ fi
 if [ "${stage}" -le 15 ] && [ "${stop_stage}" -ge 15 ]; then
     log "Stage 15: manifests of the pairs -> dump/manifests_pairs; CE on the winners (${train_winners_config}) -> ${winners_exp}"
     [ -f "${unified_exp}/valid.loss.best.pth" ] || die "run stage 7 first: ${unified_exp}/valid.loss.best.pth missing"
-    audio_input_frame_rate=$(${python} -m espnet2.bin.ualm_encoder_geometry \
-        --config "${train_unified_config}" ${train_args}) \
-        || die "no audio encoder frame rate from ${train_unified_config}"
-    # shellcheck disable=SC2086
-    ${python} -m espnet2.bin.ualm_make_manifests --datasets "${pairs_datasets_config}" \
-        --audio_root dump/pairs --codes_root dump/pairs \
-        --text_tokenizer "${text_tokenizer_dir}" --out_dir dump/manifests_pairs \
-        --audio_input_frame_rate "${audio_input_frame_rate}" ${task_opts}
+    make_manifests "${pairs_datasets_config}" dump/pairs dump/pairs dump/manifests_pairs
     [ -f "${train_winners_config}" ] || die "training config ${train_winners_config} not found"
     post_config "${train_winners_config}" "${winners_exp}/train.yaml"
     manifests=dump/manifests_pairs train_stage "${winners_exp}/train.yaml" "${winners_exp}" \
