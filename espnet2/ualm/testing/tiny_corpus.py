@@ -283,7 +283,7 @@ def write_tiny_pairs(
     """Preference pairs over a tiny corpus written in ``root``: per sound
     clip, its caption, its own codes as the chosen reply and another
     caption's codes as the rejected one, laid out as the pair stage writes
-    them (``dump/pairs/<name>/{text, chosen/, rejected/}``), with a
+    them (``dump/pairs/<name>/``: ``text``, the chosen codes, ``rejected/``), with a
     ``text_to_audio_preference`` manifest per split.
 
     Returns ``manifests_<split>`` for each split ``write_tiny_corpus`` wrote.
