@@ -5,7 +5,10 @@ import logging
 import sys
 from typing import Optional, Sequence, Union
 
-from espnet.utils.cli_utils import get_commandline_args
+try:  # ESPnet 202611: ESPnet1 utilities live in espnet2.legacy
+    from espnet2.legacy.utils.cli_utils import get_commandline_args
+except ImportError:  # ESPnet 202511
+    from espnet.utils.cli_utils import get_commandline_args
 
 
 def setup_logging(
