@@ -45,11 +45,14 @@ setup(
     long_description=open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    # ESPnet 202611 runs on Python 3.12 and 3.13; ESPnet 202511 below that
+    python_requires=">=3.10,<3.14",
     packages=_plugin_packages(),
     py_modules=_plugin_modules(),
     install_requires=[
-        "espnet==202511",
+        # the two tested combinations (tools/requirements*.txt)
+        'espnet==202611; python_version >= "3.12"',
+        'espnet==202511; python_version < "3.12"',
         "torch",
         "torchaudio",
         "transformers>=5.24,<5.40",  # 5.40 removes past_key_values= (decode)

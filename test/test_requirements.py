@@ -1,10 +1,14 @@
 """Declared versions are the tested ones: every requirement of the installer
-(tools/requirements.txt) and of setup.py admits the installed version, and
-transformers stays below 5.40, which removes the ``past_key_values=``
-argument the cached decode passes."""
+(tools/requirements*.txt, the file of this environment's combination) and of
+setup.py admits the installed version, the two supported combinations
+(Python 3.12/3.13 with ESPnet 202611, the default; Python 3.11 with ESPnet
+202511) are named alike in tools/Makefile, the requirements files and
+setup.py, and transformers stays below 5.40, which removes the
+``past_key_values=`` argument the cached decode passes."""
 
 import ast
 import os
+import re
 from importlib import metadata
 from typing import List
 
@@ -14,6 +18,12 @@ from packaging.version import Version
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRST_UNSUPPORTED_TRANSFORMERS = Version("5.40")
+# installer file -> (ESPnet release, Python versions), as tools/Makefile has them
+COMBINATIONS = {
+    "tools/requirements.txt": ("202611", ("3.12", "3.13")),
+    "tools/requirements-espnet202511.txt": ("202511", ("3.11",)),
+}
+DEFAULT_INSTALLER = "tools/requirements.txt"
 
 
 def _requirements_txt(path: str) -> List[Requirement]:
@@ -34,10 +44,27 @@ def _setup_py_requirements() -> List[Requirement]:
     raise AssertionError("setup.py has no install_requires")
 
 
+def _pin(reqs: List[Requirement], name: str) -> str:
+    (req,) = [r for r in reqs if r.name == name]
+    (spec,) = req.specifier
+    assert spec.operator == "==", f"{req}: not a pin"
+    return spec.version
+
+
+INSTALLERS = {
+    where: _requirements_txt(os.path.join(ROOT, where)) for where in COMBINATIONS
+}
+
+
+def _this_installer() -> str:
+    """The installer file of this environment: the one pinning its ESPnet."""
+    installed = metadata.version("espnet")
+    (where,) = [w for w in INSTALLERS if _pin(INSTALLERS[w], "espnet") == installed]
+    return where
+
+
 DECLARED = {
-    "tools/requirements.txt": _requirements_txt(
-        os.path.join(ROOT, "tools", "requirements.txt")
-    ),
+    "installer": INSTALLERS[_this_installer()],
     "tools/requirements-dev.txt": _requirements_txt(
         os.path.join(ROOT, "tools", "requirements-dev.txt")
     ),
@@ -49,22 +76,54 @@ DECLARED = {
 def test_installed_versions_satisfy_the_declared_requirements(where):
     wrong = []
     for req in DECLARED[where]:
+        if req.marker is not None and not req.marker.evaluate():
+            continue
         installed = metadata.version(req.name)
         if not req.specifier.contains(installed, prereleases=True):
             wrong.append(f"{req} (installed {installed})")
     assert not wrong, f"{where}: {wrong}"
 
 
-@pytest.mark.parametrize("where", ["tools/requirements.txt", "setup.py"])
+@pytest.mark.parametrize("where", sorted(COMBINATIONS))
+def test_each_installer_file_is_one_combination(where):
+    espnet, pythons = COMBINATIONS[where]
+    reqs = INSTALLERS[where]
+    assert _pin(reqs, "espnet") == espnet
+    assert _pin(reqs, "torch") == _pin(reqs, "torchaudio"), "torch != torchaudio"
+    # setup.py's markers choose the same ESPnet for the same Pythons
+    for python in pythons:
+        env = {"python_version": python, "python_full_version": python + ".0"}
+        chosen = [
+            r
+            for r in _setup_py_requirements()
+            if r.name == "espnet" and (r.marker is None or r.marker.evaluate(env))
+        ]
+        assert [str(r.specifier) for r in chosen] == [f"=={espnet}"], (python, chosen)
+
+
+def test_the_makefile_selects_the_combinations():
+    text = open(os.path.join(ROOT, "tools", "Makefile"), encoding="utf-8").read()
+    default = re.search(r"^DEFAULT_ESPNET := (\S+)$", text, re.M).group(1)
+    assert default == COMBINATIONS[DEFAULT_INSTALLER][0]
+    for where, (espnet, pythons) in COMBINATIONS.items():
+        block = re.search(
+            rf"ifeq \(\$\(ESPNET\),{espnet}\)\n(.*?)\nelse", text, re.S
+        ).group(1)
+        assert f"REQUIREMENTS := {os.path.basename(where)}" in block, block
+        assert f"PY_VERSIONS := {' '.join(pythons)}" in block, block
+
+
+@pytest.mark.parametrize("where", sorted(COMBINATIONS) + ["setup.py"])
 def test_transformers_is_bounded_below_the_api_removal(where):
-    (req,) = [r for r in DECLARED[where] if r.name == "transformers"]
+    reqs = INSTALLERS.get(where) or DECLARED["setup.py"]
+    (req,) = [r for r in reqs if r.name == "transformers"]
     assert not req.specifier.contains(FIRST_UNSUPPORTED_TRANSFORMERS), (
         f"{where}: {req} admits transformers {FIRST_UNSUPPORTED_TRANSFORMERS}"
     )
 
 
 def test_the_installer_pins_the_tested_transformers_release():
-    (req,) = [r for r in DECLARED["tools/requirements.txt"] if r.name == "transformers"]
+    (req,) = [r for r in DECLARED["installer"] if r.name == "transformers"]
     tested = Version(metadata.version("transformers"))
     assert req.specifier.contains(tested)
     following = f"{tested.major}.{tested.minor + 1}"
