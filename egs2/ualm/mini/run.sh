@@ -22,7 +22,7 @@ cd "$(dirname "$0")"
     --pair_max_prompts 1000 \
     --ablation_models "winners=exp/ualm_winners dpo=exp/ualm_dpo" \
     --ablation_configs "cfg1=conf/ablation/cfg1.yaml cfg2=conf/ablation/cfg2.yaml cfg5=conf/ablation/cfg5.yaml best_of4=conf/ablation/best_of4.yaml best_of8=conf/ablation/best_of8.yaml" \
-    --ablation_runs "unified/cfg1 unified/cfg2 unified/cfg5 unified/best_of4 unified/best_of8 winners/base dpo/base" \
-    --ablation_rows "unified/base unified/cfg1 unified/cfg2 unified/cfg5 winners/base dpo/base dpo/base:winners/base unified/best_of4 unified/best_of8" \
+    --ablation_runs "unified/cfg1 unified/cfg2 unified/cfg5 unified/best_of4 unified/best_of8 winners/base dpo/base winners/cfg2 dpo/cfg2" \
+    --ablation_rows "unified/base unified/cfg1 unified/cfg2 unified/cfg5 winners/base dpo/base dpo/base:winners/base winners/cfg2 dpo/cfg2 dpo/cfg2:winners/cfg2 unified/best_of4 unified/best_of8" \
     --score_opts "--judge local/judge.py --answer_words corpus/corpus_info.json --probe_train_dir dump/audio/mini_sound_train --caption_train_dir dump/audio/mini_sound_train" \
     "$@"

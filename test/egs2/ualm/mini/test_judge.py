@@ -262,3 +262,37 @@ def test_caption_attributes_compare_parsed_captions_with_the_parameters(data_dir
     assert bad["summary"]["unparsed"] == 1
     assert bad["per_item"][one["id"]]["parsed"][0]["count"] == wrong_count[0].count
     json.dumps(bad)
+
+
+def test_generation_stats_of_ground_truth_and_of_silence(data_dir, tmp_path):
+    """The free-running statistics (local/generation_stats.py): the test set's
+    own clips have the structure they were asked for; silent clips of the
+    decoder's length limit find no event and count as at the limit."""
+    import generation_stats
+    import soundfile
+
+    ref = data_dir / "mini_sound_test"
+    gt = generation_stats.main(
+        ["--hyp_dir", str(ref), "--ref_dir", str(ref), "--max_seconds", "5"]
+    )["summary"]
+    assert gt["clips"] == NUM_TEST
+    assert gt["events_found_minus_asked"]["+0"] >= 0.9
+    assert gt["groups_found_minus_asked"]["+0"] >= 0.9
+    assert gt["duration_ratio_median"] == pytest.approx(1.0, abs=0.01)
+    assert gt["at_length_limit"] == 0.0
+
+    hyp = tmp_path / "silence"
+    hyp.mkdir()
+    ids = sorted(judge.read_meta(str(ref)))[:5]
+    with open(hyp / "wav.scp", "w", encoding="utf-8") as f:
+        for uid in ids:
+            soundfile.write(hyp / f"{uid}.wav", np.zeros(5 * 16000), 16000)
+            f.write(f"{uid} {hyp / f'{uid}.wav'}\n")
+    out = tmp_path / "stats.json"
+    silent = generation_stats.main(
+        ["--hyp_dir", str(hyp), "--ref_dir", str(ref), "--max_seconds", "5"]
+        + ["--output_json", str(out)]
+    )["summary"]
+    assert silent["no_event_found"] == 1.0 and silent["at_length_limit"] == 1.0
+    assert silent["events_mean_diff"] < 0
+    assert set(json.loads(out.read_text())["per_item"]) == set(ids)
