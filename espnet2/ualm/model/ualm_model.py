@@ -50,7 +50,21 @@ from espnet2.ualm.model.loss import AUDIO_SOFTMAX, MultiStreamLoss, multistream_
 from espnet2.ualm.tokens.vocabulary import UALMVocabulary
 
 LOGIT_RESTRICTIONS = ("full", "audio", "codebook")
-AUTOCAST_DTYPES = (None, "bfloat16")
+AUTOCAST_DTYPES = (None, "bfloat16", "auto")
+
+
+def native_bfloat16(device_type: str) -> bool:
+    """Whether this device type runs bfloat16 matmuls natively. A CPU without
+    AVX512 (AVX2 only) emulates them: a mini training step took 1.5 s under
+    bfloat16 autocast there, several times its float32 time."""
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # pragma: no cover - platform
+            return False
+    return False
 
 
 def _fingerprint_tensor(vocabulary: UALMVocabulary) -> torch.Tensor:
@@ -84,7 +98,9 @@ class UALMModel(AbsESPnetModel):
             ESPnet's ``--use_amp`` autocasts on CUDA only; this works on a
             CPU too (``bench/bench_train_throughput.py``, what-if
             ``ualm_bf16_autocast``: a mini training step 0.31 -> 0.15 CPU-s
-            on one core with AVX512-BF16). ``None``: the parameters' dtype.
+            on one core with AVX512-BF16). ``"auto"``: bfloat16 where the
+            batch's device runs it natively (``native_bfloat16``), else
+            float32. ``None``: the parameters' dtype.
     """
 
     def __init__(
@@ -361,10 +377,13 @@ class UALMModel(AbsESPnetModel):
                 ids, condition_mask.bool() & valid, position_ids, self.cfg_dropout_prob
             )
             loss_mask = loss_mask & ~dropped[..., None]
+        autocast = self.autocast_dtype
+        if autocast == "auto":
+            autocast = "bfloat16" if native_bfloat16(ids.device.type) else None
         with torch.autocast(
             ids.device.type,
-            dtype=getattr(torch, self.autocast_dtype or "float32"),
-            enabled=self.autocast_dtype is not None,
+            dtype=getattr(torch, autocast or "float32"),
+            enabled=autocast is not None,
         ):
             embeds = self.embed(
                 ids, audio_input, audio_input_lengths, audio_input_spans

@@ -317,3 +317,20 @@ def test_bfloat16_autocast_option(make_model, examples):
         assert cosine > 0.98, (name, float(cosine))
         n_compared += 1
     assert n_compared > 20
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_autocast_follows_the_device(make_model, examples, monkeypatch, native):
+    """``autocast_dtype: auto``: bfloat16 matmuls where the device runs them
+    natively, float32 where it would emulate them (a CPU without AVX512)."""
+    from espnet2.ualm.model import ualm_model
+
+    monkeypatch.setattr(ualm_model, "native_bfloat16", lambda device_type: native)
+    t2a, cap, dialogue, waves = examples
+    model = make_model(autocast_dtype="auto").train()
+    dtypes = []
+    model.backbone.model.layers[0].self_attn.q_proj.register_forward_hook(
+        lambda module, inputs, output: dtypes.append(output.dtype)
+    )
+    model(**collate_sequences([[t2a], [cap, dialogue]], waves))
+    assert dtypes == [torch.bfloat16 if native else torch.float32]
