@@ -184,17 +184,24 @@ def plot(result: dict, path: str) -> None:
 
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(rows) + 2), 3.2))
+    series = (
+        (-0.2, "metric", "C0", "metric"),
+        (0.2, "held_out", "C1", "held-out attributes"),
+    )
     for i, e in enumerate(rows):
-        for offset, key, color in ((-0.2, "metric", "C0"), (0.2, "held_out", "C1")):
+        for offset, key, color, label in series:
             m = e[key]
             iv = m["interval"] or (m["mean"], m["mean"])
-            ax.bar(i + offset, m["mean"], 0.4, color=color)
+            # one legend entry per series (the bars', not the error bars')
+            ax.bar(
+                i + offset, m["mean"], 0.4, color=color, label=label if i == 0 else None
+            )
             err = [[m["mean"] - iv[0]], [iv[1] - m["mean"]]]
             ax.errorbar(i + offset, m["mean"], yerr=err, color="k", capsize=2)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([e["row"] for e in rows], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("mean per prompt (95 % CI)")
-    ax.legend(["metric", "held-out attributes"], fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
