@@ -26,6 +26,7 @@ import torch
 
 from espnet2.ualm.inference.decoder import Waveforms
 from espnet2.ualm.inference.generate import UALMGenerator
+from espnet2.ualm.inference.results import GeneratedSegment
 from espnet2.ualm.inference.settings import DecodeSettings
 from espnet2.ualm.text.critique import finds_no_mismatch
 from espnet2.ualm.tokens.conversation import AudioInputSegment, Message
@@ -56,11 +57,14 @@ class Attempt:
 @dataclasses.dataclass(eq=False)
 class Reflection:
     """One row's reflection: the plan (rich caption), every attempt in
-    order (the last is the answer) and whether a critique ended it early."""
+    order (the last is the answer), whether a critique ended it early and
+    every generated segment in order (``GenerationResult.segments`` of the
+    whole reply)."""
 
     rich_caption: Optional[str]
     attempts: List[Attempt]
     stopped_early: bool = False
+    segments: List[GeneratedSegment] = dataclasses.field(default_factory=list)
 
     @property
     def final(self) -> Attempt:
@@ -145,7 +149,9 @@ def reflect(
     out = []
     for r in first:
         rich, attempt = r.segments
-        out.append(Reflection(rich.text, [Attempt(attempt.codes)]))
+        out.append(
+            Reflection(rich.text, [Attempt(attempt.codes)], segments=[rich, attempt])
+        )
     live = list(range(n))
     for k in range(max_rounds):
         if not live:
@@ -166,6 +172,7 @@ def reflect(
             attempt = out[b].final
             attempt.heard_caption = heard[b].segments[0].text
             attempt.critique = critiques[b].segments[0].text
+            out[b].segments += heard[b].segments + critiques[b].segments
             if stop(attempt.critique):
                 out[b].stopped_early = True
                 done.append(b)
@@ -177,4 +184,5 @@ def reflect(
         for b in live:
             (segment,) = again[b].segments
             out[b].attempts.append(Attempt(segment.codes))
+            out[b].segments.append(segment)
     return out
