@@ -31,10 +31,9 @@ from espnet2.ualm.inference.settings import DecodeSettings
 from espnet2.ualm.text.critique import finds_no_mismatch
 from espnet2.ualm.tokens.conversation import AudioInputSegment, Message
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
-from espnet2.ualm.tokens.tasks import REFLECTION_LISTEN, TASKS
+from espnet2.ualm.tokens.tasks import REFLECTION_LISTEN, REFLECTION_TEMPLATE, TASKS
 from espnet2.ualm.tokens.templates import TaskTemplate
 
-REFLECTION_TEMPLATE = "self_reflection"
 # The template's answer: what each generated segment is, around the listening
 # turn (the loop reads the segments by these positions).
 _FIRST = ("text", "audio")  # rich caption, v1

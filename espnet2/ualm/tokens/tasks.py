@@ -394,6 +394,7 @@ T2A_PROMPT = "Generate audio for this caption. {caption}"
 # The self_reflection template's listening turn: the field of the first
 # attempt as the assistant hears it (its waveform through the encoder).
 REFLECTION_LISTEN = "attempt_input"
+REFLECTION_TEMPLATE = "self_reflection"  # decoded by inference/reflect.py
 CAPTION_PROMPT = "Generate caption for this audio."
 ASR_PROMPT = "Transcribe this audio."
 TTS_PROMPT = "Read this text aloud. {text}"
@@ -444,7 +445,7 @@ BUILTIN_TEMPLATES: Tuple[TaskTemplate, ...] = (
     # One round of self-reflection; ``inference/reflect.py`` decodes it
     # (and repeats the round after the listening turn, up to max_rounds).
     TaskTemplate(
-        "self_reflection",
+        REFLECTION_TEMPLATE,
         (
             _user(_text(T2A_PROMPT)),
             _assistant(
