@@ -322,6 +322,8 @@ def test_self_reflection_saves_every_intermediate(packed_dir, audio_root, tmp_pa
     """The final clip in the usual layout; the plan, each attempt (a
     directory the scorer reads), its caption and critique under reflection/."""
     from espnet2.ualm.scoring.data import read_text_file, read_wav_scp
+    from espnet2.ualm.scoring.tasks import GenerationModels, score_generation
+    from espnet2.ualm.tokens.tasks import TASKS
 
     data = os.path.join(audio_root, "tiny_sound_test")
     out = str(tmp_path / "reflect")
@@ -345,6 +347,9 @@ def test_self_reflection_saves_every_intermediate(packed_dir, audio_root, tmp_pa
         assert not os.path.exists(os.path.join(root, "v2", name))
     assert not os.path.exists(os.path.join(root, "v3"))
     assert RejectLog.read(os.path.join(out, "errors.tsv")) == []
+    spec = TASKS.get("self_reflection")  # each attempt dir is scored as generation
+    scored = score_generation(spec, os.path.join(root, "v1"), data, GenerationModels())
+    assert scored.metrics["clips"] == len(ids) and not scored.notes
 
 
 def test_an_item_stopped_early_delivers_its_last_attempt_in_later_rounds(tmp_path):
