@@ -10,7 +10,7 @@ with the tiny packed model's real codec."""
 import pytest
 import torch
 
-from espnet2.ualm.inference.decoder import Decoder
+from espnet2.ualm.inference.decoder import Decoder, batch_prompts
 from espnet2.ualm.inference.reflect import (
     REFLECTION_TEMPLATE,
     check_reflection_template,
@@ -20,6 +20,7 @@ from espnet2.ualm.inference.reflect import (
 )
 from espnet2.ualm.inference.sampling import GREEDY
 from espnet2.ualm.inference.settings import DecodeSettings
+from espnet2.ualm.testing.decoding import full_forward_hidden
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import BuiltSequence
 from espnet2.ualm.tokens.tasks import REFLECTION_LISTEN, TASKS
@@ -84,8 +85,9 @@ def test_continuing_the_cache_equals_prefilling_the_training_layout(
     gen, builder, model, prompts, captions, monkeypatch, cfg_scale
 ):
     """One prefill; each listening turn grows the cache by exactly its own
-    positions; what follows it equals greedy decoding from a fresh prefill
-    of the whole conversation as the template lays it out for training."""
+    positions; the state after it is that of one forward over the whole
+    conversation as the template lays it out for training, and what follows
+    equals greedy decoding from a fresh prefill of it."""
     prefills, extends = [], []
     prefill, extend = Decoder.prefill, Decoder.extend
 
@@ -97,7 +99,10 @@ def test_continuing_the_cache_equals_prefilling_the_training_layout(
         before = self.length
         hidden = extend(self, batch)
         extends.append((self.length - before, batch.ids.shape[1]))
+        after_turn.append(hidden)
         return hidden
+
+    after_turn = []
 
     monkeypatch.setattr(Decoder, "prefill", count_prefill)
     monkeypatch.setattr(Decoder, "extend", measure_extend)
@@ -150,6 +155,12 @@ def test_continuing_the_cache_equals_prefilling_the_training_layout(
             )
         )
         waves.append({listened: wav})
+    # the same logits: the state after the listening turn is one forward,
+    # no cache, over the whole conversation so far in the training layout
+    (hidden,) = after_turn
+    for b, (prefix, wave) in enumerate(zip(fresh, waves)):
+        full = full_forward_hidden(model, batch_prompts([prefix], wave), [])
+        assert torch.allclose(hidden[b], full[0, 0], atol=1e-9), b
     ref = gen.generate(fresh, settings, ("text", "text", "audio"), waves)
     for r, want in zip(out, ref):
         heard, critique, audio = want.segments
