@@ -449,8 +449,10 @@ class UALM:
         encoder = self.model.audio_encoder
         rate = int(self.codec.sample_rate)
 
+        decoded: Dict[int, np.ndarray] = {}  # id(codes) -> codec waveform
+
         def listen(codes: torch.Tensor) -> torch.Tensor:
-            wav = self.decode_codes(codes)
+            wav = decoded[id(codes)] = self.decode_codes(codes)
             return read_audio((wav, rate), encoder.sample_rate, "reflection attempt")
 
         results = reflect(
@@ -468,11 +470,11 @@ class UALM:
         outputs = []
         for p, r in zip(prepared, results):
             out = self._output(p.request, r.segments)
+            clips = [seg for seg in r.segments if seg.modality == "audio"]
             earlier = [
-                self._output(p.request, [seg])
-                for seg in r.segments
-                if seg.modality == "audio"
-            ][:-1]
+                self._output(p.request, [seg], decoded.get(id(seg.codes)))
+                for seg in clips[:-1]
+            ]
             out.reflection, out.attempts = r, earlier + [out]
             outputs.append(out)
         return outputs
@@ -546,7 +548,11 @@ class UALM:
             chosen.append(out)
         return chosen
 
-    def _output(self, request: Request, segments) -> UALMOutput:
+    def _output(
+        self, request: Request, segments, codec_audio: Optional[np.ndarray] = None
+    ) -> UALMOutput:
+        """The output of a reply's segments; ``codec_audio``: the last audio
+        segment's waveform when already decoded."""
         out = UALMOutput(request.id, request.task, segments=list(segments))
         texts = [s.text for s in segments if s.modality == "text"]
         if texts:
@@ -554,7 +560,9 @@ class UALM:
         audio = [s for s in segments if s.modality == "audio"]
         if audio:
             out.codes = audio[-1].codes
-            out.codec_audio = self.decode_codes(out.codes)
+            if codec_audio is None:
+                codec_audio = self.decode_codes(out.codes)
+            out.codec_audio = codec_audio
             out.codec_sample_rate = int(self.codec.sample_rate)
             enhancer = self.enhancer
             if enhancer is None:
