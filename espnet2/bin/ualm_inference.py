@@ -30,7 +30,15 @@ decoded again from scratch. ``--merge`` writes ESPnet's layout:
 * ``best_of.tsv`` (with ``best_of`` > 1 in the decoding settings): per item
   the index of the candidate kept and every candidate's score;
 * ``timing.json``: items and seconds per shard, and the wall time of the
-  slowest (the shards run side by side).
+  slowest (the shards run side by side);
+* ``reflection/`` (task ``self_reflection``, ``UALM.reflect``): every
+  intermediate beside the final output above: ``rich_text`` (the plan),
+  ``rounds`` (``<id> <listening rounds> <stopped early: yes|no>``) and one
+  hypothesis directory per attempt ``v<n>/``: ``wav.scp`` (``wav/``) holds
+  each item's n-th attempt, or its last one when a critique stopped it
+  before (what ``n - 1`` rounds at most deliver: every ``v<n>`` is scored
+  like the final output), ``heard_text`` and ``critique`` the model's
+  caption and critique of the attempts it listened to.
 """
 
 import argparse
@@ -68,6 +76,7 @@ from espnet2.ualm.data.kaldi_dir import file_name_problem, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
 RESULTS = "results.jsonl"
+REFLECTION = "reflection"  # self-reflection's intermediates (module docstring)
 DONE = ".done"  # a finished shard, with the fingerprint of its inputs
 INPUTS = "inputs.sha256"  # the fingerprint of the inputs a shard is decoded from
 
@@ -261,10 +270,74 @@ def _output_row(o, out: str) -> dict:
                 o.codec_audio,
                 o.codec_sample_rate,
             )
+        if o.reflection is not None:
+            row["reflection"] = _reflection_record(o, out)
     except Exception as e:  # this item only: the batch's other outputs are kept
         logging.warning(f"item {o.id!r}: writing its audio failed: {e}")
         return {**row, "error": f"writing its audio failed: {type(e).__name__}: {e}"}
     return row
+
+
+def _reflection_record(o, out: str) -> dict:
+    """Self-reflection's intermediates of one output, each attempt's audio
+    written to ``reflection/v<n>/wav/`` (the module docstring's layout)."""
+    r = o.reflection
+    attempts = []
+    for n, (attempt, audio) in enumerate(zip(r.attempts, o.attempts), 1):
+        path = os.path.join(out, REFLECTION, f"v{n}", "wav", f"{o.id}.wav")
+        attempts.append(
+            {
+                "wav": _write_wav(path, audio.audio, audio.sample_rate),
+                "heard_caption": attempt.heard_caption,
+                "critique": attempt.critique,
+            }
+        )
+    return {
+        "rich_caption": r.rich_caption,
+        "rounds": r.rounds,
+        "stopped_early": r.stopped_early,
+        "attempts": attempts,
+    }
+
+
+def _write_reflection(out: str, rows: Dict[str, dict]) -> int:
+    """``reflection/`` of the merged output from the results records (the
+    module docstring's layout); returns the number of items with one."""
+    records = {u: r["reflection"] for u, r in rows.items() if r.get("reflection")}
+    root = os.path.join(out, REFLECTION)
+    if os.path.isdir(root):  # of an earlier merge (the audio is in the shards)
+        shutil.rmtree(root)
+    if not records:
+        return 0
+    os.makedirs(root, exist_ok=True)
+    ordered = sorted(records.items())
+    write_kv(
+        os.path.join(root, "rich_text"),
+        [(u, r["rich_caption"] or "") for u, r in ordered],
+    )
+    write_kv(
+        os.path.join(root, "rounds"),
+        [
+            (u, f"{r['rounds']} {'yes' if r['stopped_early'] else 'no'}")
+            for u, r in ordered
+        ],
+    )
+    most = max(len(r["attempts"]) for r in records.values())
+    for n in range(1, most + 1):
+        d = os.path.join(root, f"v{n}")
+        os.makedirs(d, exist_ok=True)
+        wavs, heard, critiques = [], [], []
+        for u, r in ordered:
+            attempt = r["attempts"][min(n, len(r["attempts"])) - 1]
+            wavs.append((u, attempt["wav"]))
+            if n <= len(r["attempts"]) and attempt["critique"] is not None:
+                heard.append((u, attempt["heard_caption"] or ""))
+                critiques.append((u, attempt["critique"]))
+        write_kv(os.path.join(d, "wav.scp"), wavs)
+        for name, items in (("heard_text", heard), ("critique", critiques)):
+            if items:
+                write_kv(os.path.join(d, name), items)
+    return len(records)
 
 
 def _append_codes(kaldiio, ark: str, codes: Dict[str, np.ndarray]) -> Dict[str, str]:
@@ -365,6 +438,9 @@ def merge(args: argparse.Namespace) -> None:
         )
     elif os.path.exists(os.path.join(out, "codes.scp")):
         os.remove(os.path.join(out, "codes.scp"))  # of an earlier run
+    n_reflected = _write_reflection(
+        out, {u: r for u, r in rows.items() if not r.get("error")}
+    )
     errors.write(os.path.join(out, "errors.tsv"))
     shards = [
         {"job": j, "items": m.get("items"), "seconds": m.get("seconds")}
@@ -378,7 +454,9 @@ def merge(args: argparse.Namespace) -> None:
             indent=1,
         )
     logging.info(
-        f"merged {len(rows)} items: {len(texts)} text, {len(wavs)} audio; "
+        f"merged {len(rows)} items: {len(texts)} text, {len(wavs)} audio"
+        + (f", {n_reflected} with reflection/" if n_reflected else "")
+        + "; "
         f"{errors.summary(len(rows) + n_unread)}"
     )
 

@@ -30,6 +30,7 @@ from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 from espnet2.ualm.tokens.tasks import (
     FILE_NAMES,
+    REFLECTION_TEMPLATE,
     REJECTED,
     TASKS,
     TaskRegistry,
@@ -125,6 +126,13 @@ def build_manifest(
         spec = tasks.get(task)
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from e
+    if spec.template == REFLECTION_TEMPLATE:
+        # its one-round template reads two clips an utterance's codes cannot hold
+        raise ValueError(
+            f"{name}: task {task} is decoded by UALM.reflect, not trained from "
+            "a data dir; its training rounds are the reflection converter's "
+            "dialogue.jsonl, task reasoning (doc/rich_captions.md)"
+        )
     needs = spec.files
     template = tasks.templates[spec.template]
     paths = _file_paths(data_dir, codes_dir, needs)

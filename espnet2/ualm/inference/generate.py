@@ -24,9 +24,11 @@ have changed (every step while a row writes text or a marker; during audio,
 from the first step at which a segment could end), which is also where
 finished segments are cut out of the step buffer.
 
-A conversation can stop after an audio segment (``run(pause_after_audio=
-True)``), take new input (``append``: e.g. the generated audio re-encoded
-as a user turn) and go on from the same KV cache: what self-reflection needs.
+A conversation can stop after an audio (or text) segment (``run(
+pause_after_audio=True)``, ``pause_after_text``), take new input (``append``:
+e.g. the generated audio re-encoded as a listening turn), end some rows
+(``end``) and go on from the same KV cache: what self-reflection
+(``reflect.py``) needs.
 
 Classifier-free guidance doubles the batch: row ``B + b`` is row ``b``'s
 prompt with its condition padded (``decoder.unconditional_ids``), fed the
@@ -246,6 +248,7 @@ class Conversation:
         self.decoder = gen.decoder(batch.ids.shape[1] + self.longest)
         self.state = RowState(self.n_rows, gen.device)
         self._pending: Optional[Tuple[torch.Tensor, List[int]]] = None
+        self._pause_after_text = False  # this run's (``run``)
         self._segments: List[List[GeneratedSegment]] = [[] for _ in prompts]
         with torch.no_grad(), _eval(gen.model):
             self.hidden = self.decoder.prefill(batch)
@@ -292,9 +295,26 @@ class Conversation:
 
     # ----- the decode loop ----------------------------------------------------------
 
-    def run(self, pause_after_audio: bool = False) -> List[GenerationResult]:
+    def end(self, rows: Sequence[int]) -> None:
+        """Ends the replies of paused ``rows`` where they stand (their last
+        segment closed by ``<eot>``): self-reflection stops a row whose
+        critique finds no mismatch. A later ``run`` leaves them be."""
+        phases = self.state.phase.tolist()
+        for i in rows:
+            if phases[i] != Phase.PAUSED:
+                raise ValueError(
+                    f"end: row {i} is not paused ({Phase(phases[i]).name})"
+                )
+        if rows:
+            index = torch.tensor(list(rows), device=self.gen.device)
+            self.state.phase[index] = Phase.DONE
+
+    def run(
+        self, pause_after_audio: bool = False, pause_after_text: bool = False
+    ) -> List[GenerationResult]:
         """Decodes until every row has ended its reply, or paused after an
-        audio segment closed by ``<eot>`` when ``pause_after_audio``.
+        audio segment closed by ``<eot>`` when ``pause_after_audio`` (after a
+        text segment so closed when ``pause_after_text``).
 
         Returns what each row generated in this run: its finished segments
         and every frame (markers, contents, closing and role tokens).
@@ -310,6 +330,7 @@ class Conversation:
             state.phase,
         )
         state.length.zero_()
+        self._pause_after_text = pause_after_text
         first = [len(s) for s in self._segments]
         buffer = torch.zeros(
             self.n_rows,
@@ -461,6 +482,8 @@ class Conversation:
         after = after.masked_fill(st.close_id == c.eot_id, Phase.ROLE)
         if pause_after_audio:
             after = after.masked_fill(audio & (st.close_id == c.eot_id), Phase.PAUSED)
+        if self._pause_after_text:
+            after = after.masked_fill(text & (st.close_id == c.eot_id), Phase.PAUSED)
         started = phase == Phase.MODALITY
         content = torch.where(
             token == c.marker_ids["text"],

@@ -11,6 +11,7 @@
     ualm.answer([("clip.wav", "How many barks?")])[0].text
     ualm.chat([[{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]])
     ualm.chat([[{"role": "user", "content": "Hi"}]])         # plain-string content
+    ualm.reflect(["two high beeps"])[0].reflection           # self-reflection
 
 Every method takes a list and returns one :class:`UALMOutput` per item, in
 order; an item that cannot be answered gets ``.error`` (and no result)
@@ -26,12 +27,20 @@ import numpy as np
 import torch
 
 from espnet2.ualm.inference.generate import UALMGenerator
+from espnet2.ualm.inference.reflect import (
+    REFLECTION_TEMPLATE,
+    Reflection,
+    listening_turn,
+    reflect,
+    reflection_plan,
+)
 from espnet2.ualm.inference.requests import (
     AudioLike,
     InferenceItemError,
     PreparedRequest,
     Request,
     RequestBuilder,
+    read_audio,
 )
 from espnet2.ualm.inference.settings import STEP_KEYS, DecodeSettings
 
@@ -48,7 +57,10 @@ class UALMOutput:
     item has no answer. With best-of-N (``best_of`` > 1): every candidate
     (``candidates``, this output among them), their scores
     (``candidate_scores``, NaN for one that failed) and the index of the one
-    returned (``chosen_candidate``).
+    returned (``chosen_candidate``). Self-reflection (``UALM.reflect``):
+    ``reflection`` holds the plan, every attempt's codes, caption and
+    critique; ``attempts`` every attempt as an output with its audio (the
+    last is this output).
     """
 
     id: str
@@ -64,6 +76,8 @@ class UALMOutput:
     candidates: Optional[List["UALMOutput"]] = None
     candidate_scores: Optional[List[float]] = None
     chosen_candidate: Optional[int] = None
+    reflection: Optional[Reflection] = None
+    attempts: Optional[List["UALMOutput"]] = None
 
     @property
     def ok(self) -> bool:
@@ -229,6 +243,22 @@ class UALM:
         """Enrich the caption first (text), then generate the clip."""
         return self._run_simple("rich_text_to_audio", "caption", captions, settings)
 
+    def reflect(
+        self,
+        captions: Sequence[str],
+        max_rounds: Optional[int] = None,
+        **settings,
+    ) -> List[UALMOutput]:
+        """Self-reflection: a rich caption, a first clip, then up to
+        ``max_rounds`` (default: the settings' ``reflection_rounds``) rounds
+        of listening to the last clip, captioning and critiquing it and,
+        unless the critique finds no mismatch, another clip; all prompts in
+        one batch (``inference/reflect.py``). ``.audio``: the last clip;
+        ``.reflection`` / ``.attempts``: every intermediate."""
+        if max_rounds is not None:
+            settings["reflection_rounds"] = max_rounds
+        return self._run_simple(REFLECTION_TEMPLATE, "caption", captions, settings)
+
     def speak(self, texts: Sequence[str], **settings) -> List[UALMOutput]:
         """Text-to-speech."""
         return self._run_simple("tts", "text", texts, settings)
@@ -336,7 +366,11 @@ class UALM:
         for i, request in enumerate(requests):
             try:
                 plan = self.requests.plan(request)
-                prepared = self.requests.prepare(request, self._reply_positions(plan))
+                if self._reflects(request):
+                    positions = self._reflection_positions()
+                else:
+                    positions = self._reply_positions(plan)
+                prepared = self.requests.prepare(request, positions)
             except Exception as e:  # one bad item must not lose the others
                 msg = str(e)
                 if not isinstance(e, InferenceItemError):
@@ -349,7 +383,8 @@ class UALM:
                 if progress is not None:
                     progress.update(1)
                 continue
-            groups.setdefault(prepared.plan, []).append((i, prepared))
+            key = (prepared.plan, self._reflects(request))
+            groups.setdefault(key, []).append((i, prepared))
         size = max(1, int(self.settings.batch_size))
         for items in groups.values():
             for start in range(0, len(items), size):
@@ -381,8 +416,73 @@ class UALM:
                 out += self._answer_batch([item])
             return out
 
+    def _reflects(self, request: Request) -> bool:
+        """Is ``request`` decoded by self-reflection (its template's)?"""
+        if request.template is not None:
+            return request.template == REFLECTION_TEMPLATE
+        tasks = self.requests.tasks
+        return request.task in tasks and (
+            tasks.get(request.task).template == REFLECTION_TEMPLATE
+        )
+
+    def _reflection_positions(self) -> int:
+        """Most positions a reflection's reply takes: its generated segments
+        and a listening turn per round (a clip of ``max_audio_seconds``)."""
+        s = self.settings
+        plan = reflection_plan(s.reflection_rounds)
+        encoder = self.model.audio_encoder
+        if encoder is None or not s.reflection_rounds:
+            return self._reply_positions(plan)
+        samples = int(s.max_audio_seconds * encoder.sample_rate)
+        turn = listening_turn(
+            self.requests.builder,
+            self.requests.tasks.templates[REFLECTION_TEMPLATE],
+            "longest",
+            encoder.num_frames(max(1, samples)),
+        )
+        return self._reply_positions(plan) + s.reflection_rounds * len(turn)
+
+    def _reflect(self, prepared: List[PreparedRequest]) -> List[UALMOutput]:
+        """Self-reflection of a batch: each attempt is decoded by the codec,
+        resampled to the encoder's rate (the one audio loader) and heard."""
+        s = self.settings
+        encoder = self.model.audio_encoder
+        rate = int(self.codec.sample_rate)
+
+        decoded: Dict[int, np.ndarray] = {}  # id(codes) -> codec waveform
+
+        def listen(codes: torch.Tensor) -> torch.Tensor:
+            wav = decoded[id(codes)] = self.decode_codes(codes)
+            return read_audio((wav, rate), encoder.sample_rate, "reflection attempt")
+
+        results = reflect(
+            self.generator,
+            self.requests.builder,
+            [p.prompt for p in prepared],
+            listen,
+            s,
+            s.reflection_rounds,
+            [p.waveforms for p in prepared],
+            torch.Generator(device="cpu").manual_seed(int(s.seed)),
+            keys=[p.request.id for p in prepared],
+            template=self.requests.tasks.templates[REFLECTION_TEMPLATE],
+        )
+        outputs = []
+        for p, r in zip(prepared, results):
+            out = self._output(p.request, r.segments)
+            clips = [seg for seg in r.segments if seg.modality == "audio"]
+            earlier = [
+                self._output(p.request, [seg], decoded.get(id(seg.codes)))
+                for seg in clips[:-1]
+            ]
+            out.reflection, out.attempts = r, earlier + [out]
+            outputs.append(out)
+        return outputs
+
     def _generate(self, prepared: List[PreparedRequest]) -> List[UALMOutput]:
         s = self.settings
+        if self._reflects(prepared[0].request):
+            return self._reflect(prepared)
         plan = prepared[0].plan
         prompts = [p.prompt for p in prepared]
         waveforms = [p.waveforms for p in prepared]
@@ -448,7 +548,11 @@ class UALM:
             chosen.append(out)
         return chosen
 
-    def _output(self, request: Request, segments) -> UALMOutput:
+    def _output(
+        self, request: Request, segments, codec_audio: Optional[np.ndarray] = None
+    ) -> UALMOutput:
+        """The output of a reply's segments; ``codec_audio``: the last audio
+        segment's waveform when already decoded."""
         out = UALMOutput(request.id, request.task, segments=list(segments))
         texts = [s.text for s in segments if s.modality == "text"]
         if texts:
@@ -456,7 +560,9 @@ class UALM:
         audio = [s for s in segments if s.modality == "audio"]
         if audio:
             out.codes = audio[-1].codes
-            out.codec_audio = self.decode_codes(out.codes)
+            if codec_audio is None:
+                codec_audio = self.decode_codes(out.codes)
+            out.codec_audio = codec_audio
             out.codec_sample_rate = int(self.codec.sample_rate)
             enhancer = self.enhancer
             if enhancer is None:

@@ -87,6 +87,10 @@ class DecodeSettings:
         e.g. ``{name: judge, judge: local/judge.py}`` or ``{name: clap,
         model: hf_clap, conf: {model_dir: ...}}``); ``None``: the one given
         to ``UALM.with_scorer``.
+    reflection_rounds: most listening rounds of self-reflection
+        (``UALM.reflect``): each hears the last attempt, captions and
+        critiques it and, unless the critique finds no mismatch, makes
+        another attempt.
     linear_weight_dtype: ``bfloat16`` runs the CPU decode step's matmuls on
         bfloat16 copies of a float32 model's weights (faster on a CPU,
         ``bench/README.md``; tokens may differ from float32 decoding);
@@ -110,6 +114,7 @@ class DecodeSettings:
     linear_weight_dtype: Optional[str] = None
     best_of: int = 1
     best_of_scorer: Optional[Any] = None
+    reflection_rounds: int = 1
 
     def __post_init__(self):
         for key in ("text_sampling", "audio_sampling"):
@@ -120,6 +125,8 @@ class DecodeSettings:
             raise ValueError(
                 "batch_size, beam_size, max_segments and best_of must be >= 1"
             )
+        if self.reflection_rounds < 0:
+            raise ValueError("reflection_rounds must be >= 0")
         if not 0 <= self.min_audio_seconds <= self.max_audio_seconds:
             raise ValueError("need 0 <= min_audio_seconds <= max_audio_seconds")
         if not 0 <= self.min_text_tokens <= self.max_text_tokens:

@@ -158,19 +158,23 @@ class SequenceBuilder:
         messages: Sequence[Message],
         cfg_dropout: bool = False,
         add_generation_prompt: bool = False,
+        bos: bool = True,
     ) -> BuiltSequence:
         """Lays out ``messages``.
 
         ``cfg_dropout``: fill ``condition_mask`` (else it is all False).
         ``add_generation_prompt``: end with an ``<assistant>`` role token, as
-        the prompt of an answer to generate.
+        the prompt of an answer to generate. ``bos=False``: no ``<bos>``,
+        for turns that continue a conversation under way (the listening turn
+        of self-reflection, ``Conversation.append``).
         """
         turns = [(m.role, seg) for m in messages for seg in m.segments]
         if not turns:
             raise ValueError("no messages to build")
         vocab = self.vocab
         out = _Writer(vocab.n_codebooks)
-        out.stream0([vocab.bos_id], target=False, condition=cfg_dropout)
+        if bos:
+            out.stream0([vocab.bos_id], target=False, condition=cfg_dropout)
         spans: List[TurnSpan] = []
         audio_inputs: List[AudioInputSpan] = []
         for i, (role, seg) in enumerate(turns):

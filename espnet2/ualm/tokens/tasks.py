@@ -391,6 +391,10 @@ def _audio_input(field: str) -> SegmentTemplate:
 
 
 T2A_PROMPT = "Generate audio for this caption. {caption}"
+# The self_reflection template's listening turn: the field of the first
+# attempt as the assistant hears it (its waveform through the encoder).
+REFLECTION_LISTEN = "attempt_input"
+REFLECTION_TEMPLATE = "self_reflection"  # decoded by inference/reflect.py
 CAPTION_PROMPT = "Generate caption for this audio."
 ASR_PROMPT = "Transcribe this audio."
 TTS_PROMPT = "Read this text aloud. {text}"
@@ -437,6 +441,27 @@ BUILTIN_TEMPLATES: Tuple[TaskTemplate, ...] = (
         ),
         cfg_dropout=True,
         description="reasoning (enrichment): caption -> rich caption -> audio",
+    ),
+    # One round of self-reflection; ``inference/reflect.py`` decodes it
+    # (and repeats the round after the listening turn, up to max_rounds).
+    TaskTemplate(
+        REFLECTION_TEMPLATE,
+        (
+            _user(_text(T2A_PROMPT)),
+            _assistant(
+                _text("{rich_caption}"),
+                _audio("attempt"),
+                _audio_input(REFLECTION_LISTEN),
+                _text("{heard_caption}"),
+                _text("{critique}"),
+                _audio("audio"),
+            ),
+        ),
+        cfg_dropout=True,
+        description=(
+            "reasoning (self-reflection): caption -> rich caption -> audio v1 -> "
+            "listens to v1 (decoded, re-encoded) -> caption of v1 -> critique -> v2"
+        ),
     ),
     TaskTemplate(
         "tts",
@@ -494,6 +519,26 @@ BUILTIN_TASKS: Tuple[TaskSpec, ...] = (
         prompt_file="rich_text",
         fields={"caption": "text", "rich_caption": "rich_text"},
         description="caption -> rich caption -> sound",
+    ),
+    # Decoded by UALM.reflect (the loop repeats the round); its training
+    # examples are one round, from data dirs with the first attempt's codes
+    # and waveform beside the final clip's (a later step: issue 18).
+    TaskSpec(
+        "self_reflection",
+        "self_reflection",
+        ("text", "rich_text", "codes", "wav", "heard_text", "critique"),
+        "generation",
+        None,
+        "generation",
+        fields={
+            "caption": "text",
+            "rich_caption": "rich_text",
+            "heard_caption": "heard_text",
+        },
+        aliases=("reflect",),
+        description=(
+            "caption -> rich caption -> sound -> its caption and critique -> sound"
+        ),
     ),
     TaskSpec(
         "tts",

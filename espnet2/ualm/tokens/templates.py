@@ -188,6 +188,33 @@ class TaskTemplate:
         return messages
 
 
+def template_dialogue(template: TaskTemplate, example: Mapping[str, Any]) -> List[dict]:
+    """The ``dialogue.jsonl`` messages (doc/data_layout.md) of a templated
+    task's example: text fields as strings, audio fields as audio ids of the
+    data directory. ``conversation_from_dialogue`` of them is what
+    ``template.render`` gives for the same content, so a converter can write
+    a template's examples as conversations (self-reflection data)."""
+    if template.conversation:
+        raise TemplateError(f"task {template.name!r} is a conversation already")
+    out = []
+    for m in template.messages:
+        content = []
+        for seg in m.segments:
+            if seg.kind == "text":
+                text = seg.value.format_map(_TextFields(template.name, example))
+                content.append({"type": "text", "text": text})
+                continue
+            value = _field(template.name, example, format_fields(seg.value)[0])
+            if not isinstance(value, str):
+                raise TemplateError(
+                    f"task {template.name!r}: audio field {seg.value} must be an "
+                    f"audio id, got {type(value).__name__}"
+                )
+            content.append({"type": seg.kind, "audio": value})
+        out.append({"role": m.role, "content": content})
+    return out
+
+
 def _segment_kind(seg: Segment) -> str:
     if isinstance(seg, TextSegment):
         return "text"

@@ -316,3 +316,73 @@ def test_dialogues_with_string_content_and_malformed_ones(
     assert "content must be a string or a list of parts" in errors[0].reason
     hyps = read_kv(os.path.join(out, "text"), allow_empty_value=True)
     assert sorted(hyps) == sorted(r["id"] for r in rows if r is not bad)
+
+
+def test_self_reflection_saves_every_intermediate(packed_dir, audio_root, tmp_path):
+    """The final clip in the usual layout; the plan, each attempt (a
+    directory the scorer reads), its caption and critique under reflection/."""
+    from espnet2.ualm.scoring.data import read_text_file, read_wav_scp
+    from espnet2.ualm.scoring.tasks import GenerationModels, score_generation
+    from espnet2.ualm.tokens.tasks import TASKS
+
+    data = os.path.join(audio_root, "tiny_sound_test")
+    out = str(tmp_path / "reflect")
+    _run(packed_dir, "self_reflection", data, out)
+    ids = sorted(read_kv(os.path.join(data, "text")))
+    final = read_kv(os.path.join(out, "wav.scp"))
+    assert sorted(final) == ids
+    root = os.path.join(out, "reflection")
+    assert sorted(read_text_file(os.path.join(root, "rich_text"))) == ids
+    assert set(read_kv(os.path.join(root, "rounds")).values()) == {"1 no"}
+    v1, v2 = (read_wav_scp(os.path.join(root, f"v{n}")) for n in (1, 2))
+    assert sorted(v1) == sorted(v2) == ids
+    for utt in ids:
+        assert os.path.isfile(v1[utt]) and v1[utt] != v2[utt]
+        assert (
+            soundfile.read(v2[utt])[0].tolist()
+            == soundfile.read(final[utt])[0].tolist()
+        )
+    for name in ("heard_text", "critique"):
+        assert sorted(read_text_file(os.path.join(root, "v1", name))) == ids
+        assert not os.path.exists(os.path.join(root, "v2", name))
+    assert not os.path.exists(os.path.join(root, "v3"))
+    assert RejectLog.read(os.path.join(out, "errors.tsv")) == []
+    spec = TASKS.get("self_reflection")  # each attempt dir is scored as generation
+    scored = score_generation(spec, os.path.join(root, "v1"), data, GenerationModels())
+    assert scored.metrics["clips"] == len(ids) and not scored.notes
+
+
+def test_an_item_stopped_early_delivers_its_last_attempt_in_later_rounds(tmp_path):
+    from espnet2.bin.ualm_inference import _write_reflection
+
+    def attempt(name, heard=None, critique=None):
+        return {"wav": f"/w/{name}.wav", "heard_caption": heard, "critique": critique}
+
+    rows = {
+        "a": {
+            "reflection": {
+                "rich_caption": "plan a",
+                "rounds": 1,
+                "stopped_early": True,
+                "attempts": [attempt("a1", "heard a", "Critique: no mismatch.")],
+            }
+        },
+        "b": {
+            "reflection": {
+                "rich_caption": "plan b",
+                "rounds": 1,
+                "stopped_early": False,
+                "attempts": [attempt("b1", "", "Critique: x."), attempt("b2")],
+            }
+        },
+        "c": {"text": "no reflection"},
+    }
+    assert _write_reflection(str(tmp_path), rows) == 2
+    root = tmp_path / "reflection"
+    assert read_kv(str(root / "rounds")) == {"a": "1 yes", "b": "1 no"}
+    assert read_kv(str(root / "v1" / "wav.scp")) == {"a": "/w/a1.wav", "b": "/w/b1.wav"}
+    assert read_kv(str(root / "v2" / "wav.scp")) == {"a": "/w/a1.wav", "b": "/w/b2.wav"}
+    assert read_kv(str(root / "v1" / "critique"))["a"] == "Critique: no mismatch."
+    assert not (root / "v2" / "critique").exists()
+    assert _write_reflection(str(tmp_path), {"c": rows["c"]}) == 0
+    assert not root.exists()  # an earlier merge's reflection/ is removed

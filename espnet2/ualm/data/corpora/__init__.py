@@ -17,6 +17,10 @@ from espnet2.ualm.data.corpora.clotho import prepare_clotho
 from espnet2.ualm.data.corpora.common import BadItem, CorpusError
 from espnet2.ualm.data.corpora.etta import prepare_etta
 from espnet2.ualm.data.corpora.librispeech import prepare_librispeech
+from espnet2.ualm.data.corpora.rich_captions import (
+    prepare_reflection,
+    prepare_rich_captions,
+)
 from espnet2.ualm.data.corpora.text_instruct import prepare_text_instruct
 from espnet2.ualm.data.rejects import RejectLog
 
@@ -29,6 +33,8 @@ CORPORA: Dict[str, PrepareFn] = {
     "af3": prepare_af3,
     "etta": prepare_etta,
     "text_instruct": prepare_text_instruct,
+    "rich_captions": prepare_rich_captions,
+    "reflection": prepare_reflection,
 }
 
 

@@ -14,7 +14,15 @@ from espnet2.ualm.data.kaldi_dir import write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
 # Files a converter may write; ``write`` removes those a rerun no longer makes.
-LAYOUT_FILES = ("wav.scp", "segments", "text", "utt2spk", "spk2utt", "dialogue.jsonl")
+LAYOUT_FILES = (
+    "wav.scp",
+    "segments",
+    "text",
+    "rich_text",
+    "utt2spk",
+    "spk2utt",
+    "dialogue.jsonl",
+)
 
 
 class DataDirWriter:
@@ -25,6 +33,7 @@ class DataDirWriter:
         self.wav: Dict[str, str] = {}
         self.segments: Dict[str, Tuple[str, float, float]] = {}
         self.text: Dict[str, str] = {}
+        self.rich_text: Dict[str, str] = {}
         self.utt2spk: Dict[str, str] = {}
         self.dialogues: Dict[str, List[Dict[str, Any]]] = {}
         self._ids: set = set()
@@ -39,6 +48,7 @@ class DataDirWriter:
         *,
         audio: Optional[Mapping[str, str]] = None,
         text: Optional[str] = None,
+        rich_text: Optional[str] = None,
         speaker: Optional[str] = None,
         segment: Optional[Tuple[str, float, float]] = None,
         messages: Optional[List[Dict[str, Any]]] = None,
@@ -69,6 +79,8 @@ class DataDirWriter:
         self.wav.update(audio)
         if text is not None:
             self.text[item_id] = text
+        if rich_text is not None:
+            self.rich_text[item_id] = rich_text
         if speaker is not None:
             self.utt2spk[item_id] = speaker
         if segment is not None:
@@ -98,6 +110,7 @@ class DataDirWriter:
                 for utt, (rec, start, end) in self.segments.items()
             },
             "text": self.text,
+            "rich_text": self.rich_text,
             "utt2spk": self.utt2spk,
             "spk2utt": {spk: " ".join(utts) for spk, utts in spk2utt.items()},
         }

@@ -143,3 +143,13 @@ def test_audio_qa_dialogue_builds_as_the_one_turn_audio_qa_template(corpus):
     assert np.array_equal(
         [t.start for t in dialogue.turns], [t.start for t in one_turn.turns]
     )
+
+
+def test_self_reflection_is_not_built_from_a_data_dir(tmp_path):
+    from espnet2.ualm.data.manifest import build_manifest
+
+    with pytest.raises(ValueError, match="decoded by UALM.reflect"):
+        build_manifest(
+            "x", "self_reflection", "train", str(tmp_path), str(tmp_path),
+            None, str(tmp_path),
+        )  # fmt: skip

@@ -239,3 +239,66 @@ def test_chat_takes_plain_string_content_and_rejects_malformed_items(ualm):
     assert "no messages" in errors[3]
     for i, error in enumerate(errors, 2):
         assert error.startswith(f"item '{i}'"), error
+
+
+def test_reflect_returns_every_intermediate_batched_as_one_by_one(ualm):
+    """UALM.reflect with the tiny packed model and its real codec: the plan,
+    each attempt's audio, caption and critique; batched == one by one (greedy);
+    the tiny model writes no parseable critique, so every round is made."""
+    captions = ["two high beeps", "one low tone"]
+    outs = ualm.reflect(captions, max_rounds=1, batch_size=2)
+    for caption, out in zip(captions, outs):
+        assert out.ok, out.error
+        r = out.reflection
+        assert isinstance(r.rich_caption, str) and not r.stopped_early
+        assert len(r.attempts) == 2 and r.rounds == 1
+        assert [a.codes.shape for a in r.attempts] == [
+            a.codes.shape for a in out.attempts
+        ]
+        assert out.attempts[-1] is out and torch.equal(out.codes, r.final.codes)
+        assert all(a.audio is not None and a.audio.size > 0 for a in out.attempts)
+        assert isinstance(r.attempts[0].heard_caption, str)
+        assert isinstance(r.attempts[0].critique, str) and r.final.critique is None
+        (alone,) = ualm.reflect([caption], max_rounds=1, batch_size=1)
+        assert alone.reflection.rich_caption == r.rich_caption
+        for a, b in zip(alone.reflection.attempts, r.attempts):
+            assert torch.equal(a.codes, b.codes)
+            assert (a.heard_caption, a.critique) == (b.heard_caption, b.critique)
+    (once,) = ualm.reflect(captions[:1], max_rounds=0)
+    assert len(once.attempts) == 1 and once.reflection.rounds == 0
+
+
+def test_reflect_hears_the_codec_waveform_decoded_once(ualm, monkeypatch):
+    """The listening turn is the codec's waveform of the attempt: silence in
+    its place changes the state after the turn (the tiny trained model's
+    greedy text does not depend on it, so the test compares the hidden
+    state); each attempt is decoded once (heard, then delivered)."""
+    from espnet2.ualm.inference.decoder import Decoder
+
+    captions = ["two high beeps", "one low tone"]
+    after_turn = []
+    extend = Decoder.extend
+
+    def spy(self, batch):
+        after_turn.append(extend(self, batch))
+        return after_turn[-1]
+
+    monkeypatch.setattr(Decoder, "extend", spy)
+    heard = ualm.reflect(captions, max_rounds=1)
+    calls = []
+    real = UALM.decode_codes
+
+    def silent(self, codes):
+        calls.append(codes.shape)
+        return np.zeros_like(real(self, codes))
+
+    monkeypatch.setattr(UALM, "decode_codes", silent)
+    deaf = ualm.reflect(captions, max_rounds=1)
+    assert len(calls) == 2 * len(captions)  # v1 (heard, then its output), v2
+    for a, b in zip(heard, deaf):
+        v1 = a.reflection.attempts[0].codes
+        assert torch.equal(v1, b.reflection.attempts[0].codes)
+        assert not b.attempts[0].audio.any() and a.attempts[0].audio.any()
+    with_audio, with_silence = after_turn
+    for row in range(len(captions)):  # the conditional rows
+        assert not torch.allclose(with_audio[row], with_silence[row])

@@ -206,3 +206,22 @@ def test_dialogue_prompt_needs_no_answer():
     full = {"messages": DIALOGUE, "audio_input_frames": {"clip1": 5}}
     prompt = TASKS.templates["audio_dialogue"].render(full, prompt_only=True)
     assert [m.role for m in prompt] == ["system", "user"]
+
+
+def test_template_dialogue_names_audio_by_id():
+    from espnet2.ualm.tokens.templates import template_dialogue
+
+    t2a = get_task_template("text_to_audio")
+    assert template_dialogue(t2a, {"caption": "a cat", "audio": "clip1"}) == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Generate audio for this caption. a cat"}
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "audio", "audio": "clip1"}]},
+    ]
+    with pytest.raises(TemplateError, match="must be an audio id"):
+        template_dialogue(t2a, {"caption": "a cat", "audio": torch.zeros(2, 3)})
+    with pytest.raises(TemplateError, match="is a conversation already"):
+        template_dialogue(get_task_template("reasoning"), {})

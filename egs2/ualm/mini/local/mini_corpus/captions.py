@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from espnet2.ualm.text.rich_caption import RichCaption, RichEvent, render
+
 from .lexicon import number_to_words
 from .sound_events import EVENT_TYPES, ClipSpec, EventGroup
 
@@ -83,10 +85,6 @@ def template_regex(template: str) -> list[re.Pattern[str]]:
     return pats
 
 
-def _fmt_s(x: float) -> str:
-    return f"{x:.2f} s"
-
-
 def _freq_note(g: EventGroup) -> str:
     """Parenthesised frequency detail of a group."""
     if g.type == "chord":
@@ -102,49 +100,24 @@ def _freq_note(g: EventGroup) -> str:
     return f"about {g.freq_hz:.0f} Hz"
 
 
-_POSITION_WORDS = {
-    "left": "on the left",
-    "center": "in the center",
-    "right": "on the right",
-}
-
-
-def _join(items: list[str]) -> str:
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + " and " + items[-1]
+def rich_event(spec: ClipSpec, gi: int) -> RichEvent:
+    """Group ``gi`` of the clip as a rich-caption event (its spans, pitch
+    band with the frequency detail, loudness, position and event length)."""
+    g = spec.groups[gi]
+    return RichEvent(
+        noun(g.type),
+        g.count,
+        tuple((e.onset_s, e.offset_s) for e in spec.events if e.group == gi),
+        pitch=g.pitch_band,
+        pitch_detail=_freq_note(g),
+        loudness=g.loudness,
+        position=g.position,
+        duration_s=g.duration_s,
+    )
 
 
 def rich_caption(spec: ClipSpec) -> str:
-    """One-line "Keywords: ... Layout: ... Description: ..." caption."""
-    keywords = []
-    for g in spec.groups:
-        if noun(g.type) not in keywords:
-            keywords.append(noun(g.type))
-    layout_parts = []
-    for gi, g in enumerate(spec.groups):
-        spans = [
-            f"{e.onset_s:.2f}-{e.offset_s:.2f} s" for e in spec.events if e.group == gi
-        ]
-        layout_parts.append(
-            f"{number_to_words(g.count)} {noun(g.type, g.count)} at {_join(spans)}"
-        )
-    layout = ", then ".join(layout_parts) + f", in a {_fmt_s(spec.duration_s)} clip"
-    desc_parts = []
-    for g in spec.groups:
-        verb = "is" if g.count == 1 else "are"
-        length = (
-            f"{_fmt_s(g.duration_s)} long"
-            if g.count == 1
-            else f"each {_fmt_s(g.duration_s)} long"
-        )
-        desc_parts.append(
-            f"the {noun(g.type, g.count)} {verb} "
-            f"{PITCH_WORDS[g.pitch_band]['pitched']} ({_freq_note(g)}), "
-            f"{g.loudness} and {_POSITION_WORDS[g.position]}, {length}"
-        )
-    return (
-        f"Keywords: {', '.join(keywords)}. "
-        f"Layout: {layout}. "
-        f"Description: {'; '.join(desc_parts)}."
-    )
+    """One-line "Keywords: ... Layout: ... Description: ..." caption, in the
+    library's format (``espnet2.ualm.text.rich_caption``)."""
+    events = [rich_event(spec, gi) for gi in range(len(spec.groups))]
+    return render(RichCaption.of_events(events, spec.duration_s))
