@@ -54,9 +54,10 @@ from espnet2.ualm.inference.requests import (
 from espnet2.ualm.inference.settings import STEP_KEYS, DecodeSettings
 from espnet2.ualm.text.clarify import dialogue_messages
 
-# (item id, question) -> the user's answer: who answers the dialogues of
-# ``UALM.run`` (``UALM.with_user``)
-User = Callable[[str, str], str]
+# (item id, question, its number in the item's dialogue from 0) -> the user's
+# answer: who answers the dialogues of ``UALM.run`` (``UALM.with_user``); a
+# batch that fails is redone item by item, so a user keeps no count of its own
+User = Callable[[str, str, int], str]
 
 
 @dataclasses.dataclass(eq=False)
@@ -239,7 +240,7 @@ class UALM:
         return other
 
     def with_user(self, user: User) -> "UALM":
-        """This model with ``user(item_id, question)`` answering the
+        """This model with ``user(item_id, question, number)`` answering the
         questions of clarifying dialogues (``UALM.run`` of dialogue
         requests; ``UALM.dialogue`` sets it itself)."""
         other = copy.copy(self)
@@ -316,7 +317,7 @@ class UALM:
         if max_turns is not None:
             settings["dialogue_turns"] = max_turns
         requests = [dialogue_request(str(i), p) for i, p in enumerate(prompts)]
-        user = self.with_user(lambda item, question: answer(int(item), question))
+        user = self.with_user(lambda item, question, _: answer(int(item), question))
         return user.run(requests, **settings)
 
     def speak(self, texts: Sequence[str], **settings) -> List[UALMOutput]:
@@ -509,11 +510,17 @@ class UALM:
             )
         s = self.settings
         ids = [p.request.id for p in prepared]
+        asked = [0] * len(prepared)
+
+        def answer(row: int, question: str) -> str:
+            asked[row] += 1
+            return self._user(ids[row], question, asked[row] - 1)
+
         results = clarify(
             self.generator,
             self.requests.builder,
             [p.prompt for p in prepared],
-            lambda row, question: self._user(ids[row], question),
+            answer,
             s,
             s.dialogue_turns,
             [p.waveforms for p in prepared],

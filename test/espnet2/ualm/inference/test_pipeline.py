@@ -338,7 +338,7 @@ def test_enrich_and_dialogue(ualm):
     (no_user,) = ualm.run([dialogue_request("x", "some beeps")])
     assert "needs a user to answer" in no_user.error
     (by_id,) = (
-        ualm.with_user(lambda item, q: f"{item}.")
+        ualm.with_user(lambda item, q, n: f"{item} {n}.")
         .run([dialogue_request("Three", "some beeps")], dialogue_turns=1)
     )  # fmt: skip
-    assert by_id.ok and by_id.dialogue.answers in ([], ["Three."])
+    assert by_id.ok and by_id.dialogue.answers in ([], ["Three 0."])
