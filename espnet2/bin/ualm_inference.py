@@ -39,6 +39,19 @@ decoded again from scratch. ``--merge`` writes ESPnet's layout:
   before (what ``n - 1`` rounds at most deliver: every ``v<n>`` is scored
   like the final output), ``heard_text`` and ``critique`` the model's
   caption and critique of the attempts it listened to.
+* ``dialogue/`` (task ``dialogue``, ``UALM.dialogue``): ``rich_text`` (the
+  rich caption the model wrote after the questions), ``turns`` (``<id>
+  <questions answered>``) and ``dialogue.jsonl``: each item's whole
+  conversation (prompt, questions, answers, rich caption, its clip as the
+  audio id of ``wav.scp``) in the ``dialogue.jsonl`` form of
+  doc/data_layout.md.
+
+Tasks ``enrichment`` and ``dialogue`` read the prompts of ``vague_text``.
+The dialogue's questions are answered by the person at the terminal (each
+question on stderr, the answer a line of stdin), by ``--answers_file``
+(lines ``<id> <answer>``, each item's answers in order) or by
+``--simulated_user`` (the data directory's ``clarify.jsonl``: the mini
+corpus's hidden parameters); ``--max_turns`` bounds the questions.
 """
 
 import argparse
@@ -49,7 +62,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile
@@ -77,6 +90,7 @@ from espnet2.ualm.data.rejects import RejectLog
 
 RESULTS = "results.jsonl"
 REFLECTION = "reflection"  # self-reflection's intermediates (module docstring)
+DIALOGUE = "dialogue"  # the clarifying dialogues' intermediates (module docstring)
 DONE = ".done"  # a finished shard, with the fingerprint of its inputs
 INPUTS = "inputs.sha256"  # the fingerprint of the inputs a shard is decoded from
 
@@ -138,10 +152,69 @@ def shard_inputs(args: argparse.Namespace, decode: dict, requests: List) -> dict
         "decode": decode,
         "task": args.task,
         "task_templates": args.task_templates and content_digest(args.task_templates),
+        "answers": _answers_source(args),
         "items": items,
         "num_jobs": args.num_jobs,
         "job": args.job,
     }
+
+
+def _answers_source(args: argparse.Namespace) -> Optional[str]:
+    """Who answers a dialogue's questions (part of a shard's inputs)."""
+    if getattr(args, "answers_file", None):
+        return "file " + content_digest(args.answers_file)
+    if getattr(args, "simulated_user", False):
+        return "simulated user"
+    return "stdin"
+
+
+def read_answers(path: str) -> Dict[str, List[str]]:
+    """``--answers_file``: ``<id> <answer>`` lines, each item's in order."""
+    answers: Dict[str, List[str]] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split(maxsplit=1)
+            if len(parts) != 2 or not parts[1].strip():
+                raise ValueError(f"{path}:{n}: expected '<id> <answer>', got {line!r}")
+            answers.setdefault(parts[0], []).append(parts[1].strip())
+    return answers
+
+
+def dialogue_user(args: argparse.Namespace, stdin=None, stderr=None):
+    """The user (``(item id, question, its number) -> answer``,
+    ``UALM.with_user``) the options choose: ``--answers_file``,
+    ``--simulated_user`` or the terminal."""
+    if args.answers_file:
+        answers = read_answers(args.answers_file)
+
+        def from_file(item: str, question: str, k: int) -> str:
+            mine = answers.get(item, [])
+            if k >= len(mine):
+                raise ValueError(
+                    f"{args.answers_file} has {len(mine)} answers for item {item!r}; "
+                    f"the model asked question {k + 1}: {question!r}"
+                )
+            return mine[k]
+
+        return from_file
+    if args.simulated_user:
+        from espnet2.ualm.text.clarify import CLARIFY_FILE, SimulatedUser
+
+        user = SimulatedUser.from_file(os.path.join(args.data_dir, CLARIFY_FILE))
+        return lambda item, question, _: user.answer(item, question)
+
+    def ask(item: str, question: str, _: int) -> str:
+        err, inp = stderr or sys.stderr, stdin or sys.stdin
+        err.write(f"[{item}] {question}\n> ")
+        err.flush()
+        line = inp.readline()
+        if not line.strip():
+            raise ValueError(f"item {item!r}: no answer on stdin to {question!r}")
+        return line.strip()
+
+    return ask
 
 
 def _resume_point(out: str, fingerprint: str) -> Dict[str, dict]:
@@ -175,8 +248,8 @@ def run_shard(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from espnet2.ualm.inference.data_dir import read_requests
-    from espnet2.ualm.inference.pipeline import UALM
-    from espnet2.ualm.tokens.tasks import load_tasks
+    from espnet2.ualm.inference.pipeline import UALM, dialogue_request
+    from espnet2.ualm.tokens.tasks import DIALOGUE_TEMPLATE, load_tasks
 
     decode = {}
     if args.decode_config:
@@ -184,8 +257,17 @@ def run_shard(args: argparse.Namespace) -> None:
             decode = yaml.safe_load(f) or {}
     if args.batch_size:
         decode["batch_size"] = args.batch_size
+    if args.max_turns is not None:
+        decode["dialogue_turns"] = args.max_turns
     tasks = load_tasks(args.task_templates)
-    requests, rejects = read_requests(args.data_dir, args.task, tasks)
+    dialogue = tasks.get(args.task).template == DIALOGUE_TEMPLATE
+    prompts: Dict[str, str] = {}
+    if dialogue:  # the prompts of vague_text, the enrichment task's
+        requests, rejects = read_requests(args.data_dir, "enrichment", tasks)
+        prompts = {r.id: r.fields["caption"] for r in requests}
+        requests = [dialogue_request(r.id, r.fields["caption"]) for r in requests]
+    else:
+        requests, rejects = read_requests(args.data_dir, args.task, tasks)
     requests = shard_of(requests, args.job, args.num_jobs)
     fingerprint = digest(shard_inputs(args, decode, requests))
     out = shard_dir(args.output_dir, args.job)
@@ -202,6 +284,8 @@ def run_shard(args: argparse.Namespace) -> None:
         os.remove(rejected)
     torch.set_num_threads(max(1, args.num_threads))
     ualm = UALM.from_pretrained(args.model, args.device, decode=decode, tasks=tasks)
+    if dialogue:
+        ualm = ualm.with_user(dialogue_user(args))
     write_geometry(out, codec_geometry(ualm.codec))
     results_path = os.path.join(out, RESULTS)
     todo = [r for r in requests if r.id not in done]
@@ -225,6 +309,8 @@ def run_shard(args: argparse.Namespace) -> None:
             rows, codes = [], {}
             for o in outputs:
                 row = _output_row(o, out)
+                if o.dialogue is not None and not row["error"]:
+                    row["dialogue"] = _dialogue_record(o, prompts[o.id])
                 if o.codes is not None and not row["error"]:
                     codes[o.id] = flatten_codes(o.codes.cpu().numpy())
                 rows.append(row)
@@ -300,17 +386,64 @@ def _reflection_record(o, out: str) -> dict:
     }
 
 
+def _dialogue_record(o, prompt: str) -> dict:
+    """A clarifying dialogue's intermediates of one output."""
+    d = o.dialogue
+    return {
+        "prompt": prompt,
+        "questions": d.questions,
+        "answers": d.answers,
+        "rich_caption": d.rich_caption,
+    }
+
+
+def _write_dialogue(out: str, rows: Dict[str, dict]) -> int:
+    """``dialogue/`` of the merged output from the results records (the
+    module docstring's layout); returns the number of items with one."""
+    from espnet2.ualm.text.clarify import dialogue_messages
+
+    root, ordered = _intermediates_dir(out, DIALOGUE, rows)
+    if not ordered:
+        return 0
+    write_kv(
+        os.path.join(root, "rich_text"),
+        [(u, r["rich_caption"]) for u, r in ordered if r["rich_caption"]],
+    )
+    write_kv(
+        os.path.join(root, "turns"), [(u, str(len(r["answers"]))) for u, r in ordered]
+    )
+    with open(os.path.join(root, "dialogue.jsonl"), "w", encoding="utf-8") as f:
+        for u, r in ordered:
+            turns = list(zip(r["questions"], r["answers"]))
+            audio = u if rows[u].get("wav") else None
+            messages = dialogue_messages(r["prompt"], turns, r["rich_caption"], audio)
+            f.write(json.dumps({"id": u, "messages": messages}, ensure_ascii=False))
+            f.write("\n")
+    return len(ordered)
+
+
+def _intermediates_dir(
+    out: str, name: str, rows: Dict[str, dict]
+) -> Tuple[str, List[Tuple[str, dict]]]:
+    """``out/name`` emptied of an earlier merge's (the audio is in the
+    shards) and made again if some row has a ``name`` record; the records
+    by id."""
+    ordered = sorted((u, r[name]) for u, r in rows.items() if r.get(name))
+    root = os.path.join(out, name)
+    if os.path.isdir(root):
+        shutil.rmtree(root)
+    if ordered:
+        os.makedirs(root, exist_ok=True)
+    return root, ordered
+
+
 def _write_reflection(out: str, rows: Dict[str, dict]) -> int:
     """``reflection/`` of the merged output from the results records (the
     module docstring's layout); returns the number of items with one."""
-    records = {u: r["reflection"] for u, r in rows.items() if r.get("reflection")}
-    root = os.path.join(out, REFLECTION)
-    if os.path.isdir(root):  # of an earlier merge (the audio is in the shards)
-        shutil.rmtree(root)
-    if not records:
+    root, ordered = _intermediates_dir(out, REFLECTION, rows)
+    if not ordered:
         return 0
-    os.makedirs(root, exist_ok=True)
-    ordered = sorted(records.items())
+    records = dict(ordered)
     write_kv(
         os.path.join(root, "rich_text"),
         [(u, r["rich_caption"] or "") for u, r in ordered],
@@ -438,9 +571,9 @@ def merge(args: argparse.Namespace) -> None:
         )
     elif os.path.exists(os.path.join(out, "codes.scp")):
         os.remove(os.path.join(out, "codes.scp"))  # of an earlier run
-    n_reflected = _write_reflection(
-        out, {u: r for u, r in rows.items() if not r.get("error")}
-    )
+    kept = {u: r for u, r in rows.items() if not r.get("error")}
+    n_reflected = _write_reflection(out, kept)
+    n_dialogues = _write_dialogue(out, kept)
     errors.write(os.path.join(out, "errors.tsv"))
     shards = [
         {"job": j, "items": m.get("items"), "seconds": m.get("seconds")}
@@ -456,6 +589,7 @@ def merge(args: argparse.Namespace) -> None:
     logging.info(
         f"merged {len(rows)} items: {len(texts)} text, {len(wavs)} audio"
         + (f", {n_reflected} with reflection/" if n_reflected else "")
+        + (f", {n_dialogues} with dialogue/" if n_dialogues else "")
         + "; "
         f"{errors.summary(len(rows) + n_unread)}"
     )
@@ -494,6 +628,24 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--num_jobs", type=positive_int, default=1)
     parser.add_argument("--merge", action="store_true", help="join finished shards")
+    parser.add_argument(
+        "--max_turns",
+        type=non_negative_int,
+        default=None,
+        help="dialogue: most questions per item (default: the config's dialogue_turns)",
+    )
+    answers = parser.add_mutually_exclusive_group()
+    answers.add_argument(
+        "--answers_file",
+        default=None,
+        help="dialogue: '<id> <answer>' lines, each item's answers in order "
+        "(default: ask on the terminal)",
+    )
+    answers.add_argument(
+        "--simulated_user",
+        action="store_true",
+        help="dialogue: answer from the data dir's clarify.jsonl",
+    )
     parser.add_argument("--log_level", default="INFO")
     return parser
 

@@ -41,12 +41,13 @@ from espnet2.ualm.data.io import (
 )
 from espnet2.ualm.data.kaldi_dir import file_name_problem, read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
+from espnet2.ualm.text.clarify import CLARIFY_FILE
 
 # Files of a data directory that map an utterance id to a value, filtered to
-# the kept ids. wav.scp and segments are rewritten; dialogue.jsonl and
-# meta.jsonl are JSON lines keyed by their "id".
-KEYED_FILES = ("text", "rich_text", "utt2spk", "wav48.scp")
-JSONL_FILES = ("meta.jsonl",)
+# the kept ids. wav.scp and segments are rewritten; dialogue.jsonl,
+# meta.jsonl and clarify.jsonl are JSON lines keyed by their "id".
+KEYED_FILES = ("text", "rich_text", "vague_text", "utt2spk", "wav48.scp")
+JSONL_FILES = ("meta.jsonl", CLARIFY_FILE)
 
 
 @dataclass

@@ -25,10 +25,13 @@ from the first step at which a segment could end), which is also where
 finished segments are cut out of the step buffer.
 
 A conversation can stop after an audio (or text) segment (``run(
-pause_after_audio=True)``, ``pause_after_text``), take new input (``append``:
-e.g. the generated audio re-encoded as a listening turn), end some rows
-(``end``) and go on from the same KV cache: what self-reflection
-(``reflect.py``) needs.
+pause_after_audio=True)``, ``pause_after_text``) or at the end of the
+assistant's turn (``pause_after_reply``: the segment closed by ``<eos>``),
+take new input (``append``: e.g. the generated audio re-encoded as a
+listening turn, or the user's answer to a question), fix some rows' next
+segments (``force``), end some rows (``end``) and go on from the same KV
+cache: what self-reflection (``reflect.py``) and the clarifying dialogue
+(``dialogue.py``) need.
 
 Classifier-free guidance doubles the batch: row ``B + b`` is row ``b``'s
 prompt with its condition padded (``decoder.unconditional_ids``), fed the
@@ -249,6 +252,12 @@ class Conversation:
         self.state = RowState(self.n_rows, gen.device)
         self._pending: Optional[Tuple[torch.Tensor, List[int]]] = None
         self._pause_after_text = False  # this run's (``run``)
+        self._pause_after_reply = False  # this run's (``run``)
+        # ``force``: per row, (its segment count when forced, the forced
+        # modalities); the tensors say the same for the closing rules
+        self._forced: List[Optional[Tuple[int, Plan]]] = [None] * self.n_rows
+        self._forced_start = torch.full((self.n_rows,), -1, device=gen.device)
+        self._forced_len = torch.zeros(self.n_rows, dtype=torch.long, device=gen.device)
         self._segments: List[List[GeneratedSegment]] = [[] for _ in prompts]
         with torch.no_grad(), _eval(gen.model):
             self.hidden = self.decoder.prefill(batch)
@@ -292,6 +301,48 @@ class Conversation:
         self.hidden = torch.where(keep, self.hidden, hidden)
         rows = torch.tensor(given, device=self.gen.device)
         self.state.phase[rows] = Phase.MODALITY
+        counts = self.state.n_segments.tolist()
+        for i in given:  # a forced tail that was written is over
+            f = self._forced[i]
+            if f is not None and counts[i] >= f[0] + len(f[1]):
+                self._forced[i] = None
+                self._forced_start[i] = -1
+
+    def force(self, rows: Sequence[int], modalities: Sequence[str]) -> None:
+        """The next segments of ``rows`` (paused, or not started) are exactly
+        ``modalities`` and end the reply (the last one closes with ``<eos>``,
+        the others with ``<eot>``), whatever the plan: a dialogue whose user
+        has answered the last question allowed gets its rich caption and
+        audio."""
+        plan = check_plan(modalities)
+        phases = self.state.phase.tolist()
+        counts = self.state.n_segments.tolist()
+        for i in rows:
+            if phases[i] not in (Phase.PAUSED, Phase.MODALITY):
+                raise ValueError(
+                    f"force: row {i} is not paused ({Phase(phases[i]).name})"
+                )
+            if "audio" in plan and self.plan is not None and "audio" not in self.plan:
+                raise ValueError("force: audio in a conversation started for text")
+            self._forced[i] = (counts[i], plan)
+            self._forced_start[i] = counts[i]
+            self._forced_len[i] = len(plan)
+
+    def _close_ok(
+        self, n_segments: torch.Tensor, index: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """``[R, 2]``: may rows ``index`` (``None``: all) close their segment
+        with ``<eos>``, ``<eot>``: the plan's rule, or the forced one."""
+        c = self.gen.constraints
+        ok = c.close_ok(n_segments, self.plan, self.settings.max_segments)
+        if all(f is None for f in self._forced):
+            return ok
+        start, length = self._forced_start, self._forced_len
+        if index is not None:
+            start, length = start[index], length[index]
+        is_last = n_segments - start >= length - 1
+        forced = torch.stack([is_last, ~is_last], dim=-1)
+        return torch.where((start >= 0)[:, None], forced, ok)
 
     # ----- the decode loop ----------------------------------------------------------
 
@@ -310,11 +361,16 @@ class Conversation:
             self.state.phase[index] = Phase.DONE
 
     def run(
-        self, pause_after_audio: bool = False, pause_after_text: bool = False
+        self,
+        pause_after_audio: bool = False,
+        pause_after_text: bool = False,
+        pause_after_reply: bool = False,
     ) -> List[GenerationResult]:
         """Decodes until every row has ended its reply, or paused after an
         audio segment closed by ``<eot>`` when ``pause_after_audio`` (after a
-        text segment so closed when ``pause_after_text``).
+        text segment so closed when ``pause_after_text``; after any segment
+        closed by ``<eos>`` when ``pause_after_reply``: the assistant's turn
+        is over: the caller appends the user's next turn or ends the row).
 
         Returns what each row generated in this run: its finished segments
         and every frame (markers, contents, closing and role tokens).
@@ -331,6 +387,7 @@ class Conversation:
         )
         state.length.zero_()
         self._pause_after_text = pause_after_text
+        self._pause_after_reply = pause_after_reply
         first = [len(s) for s in self._segments]
         buffer = torch.zeros(
             self.n_rows,
@@ -378,10 +435,12 @@ class Conversation:
             self.n_rows, gen.n_streams, dtype=torch.long, device=gen.device
         )
         plan = self.plan
+        forced = self._forced
         chosen = [
             b
             for b, p in enumerate(phases)
-            if p == Phase.TEXT or (p == Phase.MODALITY and plan is None)
+            if p == Phase.TEXT
+            or (p == Phase.MODALITY and plan is None and forced[b] is None)
         ]
         if audio:
             index = torch.tensor(audio, device=gen.device)
@@ -389,15 +448,16 @@ class Conversation:
         for b, p in enumerate(phases):
             if p == Phase.ROLE:
                 frame[b, 0] = c.assistant_id
+            elif p == Phase.MODALITY and forced[b] is not None:
+                start, tail = forced[b]
+                frame[b, 0] = c.marker_ids[tail[n_segments[b] - start]]
             elif p == Phase.MODALITY and plan is not None:
                 frame[b, 0] = c.marker_ids[plan[n_segments[b]]]
         if chosen:
             index = torch.tensor(chosen, device=gen.device)
             logits = gen.model.stream_logits(self.hidden[index], 0, "codebook")
             phase, step = state.phase[index], state.step[index]
-            closes = c.closes(
-                c.close_ok(state.n_segments[index], plan, self.settings.max_segments)
-            )
+            closes = c.closes(self._close_ok(state.n_segments[index], index))
             s = self.settings
             allowed = torch.where(
                 (phase == Phase.TEXT)[:, None],
@@ -431,7 +491,7 @@ class Conversation:
             logits = torch.lerp(logits[n_audio:], logits[:n_audio], s.cfg_scale)
         low, high = self.frame_bounds
         holes = delay_holes(step, closed_at, heads.n_streams)
-        close_ok = self.gen.constraints.close_ok(n_seg, self.plan, s.max_segments)
+        close_ok = self._close_ok(n_seg, index)
         closes_ok = (step >= low)[:, None] & close_ok
         # stream 0: codes unless past the maximum, closing tokens as allowed
         disallow0 = heads.code_columns & (step >= high)[:, None]
@@ -484,6 +544,8 @@ class Conversation:
             after = after.masked_fill(audio & (st.close_id == c.eot_id), Phase.PAUSED)
         if self._pause_after_text:
             after = after.masked_fill(text & (st.close_id == c.eot_id), Phase.PAUSED)
+        if self._pause_after_reply:
+            after = after.masked_fill(st.close_id == c.eos_id, Phase.PAUSED)
         started = phase == Phase.MODALITY
         content = torch.where(
             token == c.marker_ids["text"],

@@ -12,6 +12,8 @@
     ualm.chat([[{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]])
     ualm.chat([[{"role": "user", "content": "Hi"}]])         # plain-string content
     ualm.reflect(["two high beeps"])[0].reflection           # self-reflection
+    ualm.enrich(["some beeps"])[0].text                      # the rich caption
+    ualm.dialogue(["some beeps"], answer=lambda row, q: input(q + " "))
 
 Every method takes a list and returns one :class:`UALMOutput` per item, in
 order; an item that cannot be answered gets ``.error`` (and no result)
@@ -21,11 +23,18 @@ while the rest of the batch completes.
 import copy
 import dataclasses
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from espnet2.ualm.inference.dialogue import (
+    DIALOGUE_TEMPLATE,
+    Answer,
+    ClarifyingDialogue,
+    clarify,
+    dialogue_settings,
+)
 from espnet2.ualm.inference.generate import UALMGenerator
 from espnet2.ualm.inference.reflect import (
     REFLECTION_TEMPLATE,
@@ -43,6 +52,12 @@ from espnet2.ualm.inference.requests import (
     read_audio,
 )
 from espnet2.ualm.inference.settings import STEP_KEYS, DecodeSettings
+from espnet2.ualm.text.clarify import dialogue_messages
+
+# (item id, question, its number in the item's dialogue from 0) -> the user's
+# answer: who answers the dialogues of ``UALM.run`` (``UALM.with_user``); a
+# batch that fails is redone item by item, so a user keeps no count of its own
+User = Callable[[str, str, int], str]
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,7 +75,8 @@ class UALMOutput:
     returned (``chosen_candidate``). Self-reflection (``UALM.reflect``):
     ``reflection`` holds the plan, every attempt's codes, caption and
     critique; ``attempts`` every attempt as an output with its audio (the
-    last is this output).
+    last is this output). Clarifying dialogue (``UALM.dialogue``):
+    ``dialogue`` holds the questions, the answers and the rich caption.
     """
 
     id: str
@@ -78,6 +94,7 @@ class UALMOutput:
     chosen_candidate: Optional[int] = None
     reflection: Optional[Reflection] = None
     attempts: Optional[List["UALMOutput"]] = None
+    dialogue: Optional[ClarifyingDialogue] = None
 
     @property
     def ok(self) -> bool:
@@ -93,6 +110,15 @@ def _user_turn(question: str) -> Dict[str, Any]:
             {"type": "text", "text": question},
         ],
     }
+
+
+def dialogue_request(item_id: str, prompt: str) -> Request:
+    """The request of a clarifying dialogue about ``prompt`` (its first
+    user message, ``text/clarify.py``)."""
+    messages = dialogue_messages(prompt, [])
+    return Request(
+        item_id, DIALOGUE_TEMPLATE, {"messages": messages}, template=DIALOGUE_TEMPLATE
+    )
 
 
 def _prompt_text(request: Request) -> str:
@@ -126,6 +152,7 @@ class UALM:
         self.settings = DecodeSettings.from_dict(decode)
         self._scorer = None  # best-of-N: with_scorer's, else built from settings
         self._built_scorer: Optional[Tuple[str, Any]] = None
+        self._user: Optional[User] = None  # answers dialogues (with_user)
         self.vocab = model.vocabulary
         self.device = model.head_weight.device
         builder = SequenceBuilder(self.vocab, tokenizer)
@@ -212,6 +239,14 @@ class UALM:
         other._scorer = scorer
         return other
 
+    def with_user(self, user: User) -> "UALM":
+        """This model with ``user(item_id, question, number)`` answering the
+        questions of clarifying dialogues (``UALM.run`` of dialogue
+        requests; ``UALM.dialogue`` sets it itself)."""
+        other = copy.copy(self)
+        other._user = user
+        return other
+
     @property
     def scorer(self):
         """The best-of-N scorer: ``with_scorer``'s, else built once from the
@@ -258,6 +293,32 @@ class UALM:
         if max_rounds is not None:
             settings["reflection_rounds"] = max_rounds
         return self._run_simple(REFLECTION_TEMPLATE, "caption", captions, settings)
+
+    def enrich(self, prompts: Sequence[str], **settings) -> List[UALMOutput]:
+        """Enrichment: a short or vague prompt -> a rich caption (``.text``)
+        -> the clip (``.audio``), the ``enrichment`` task."""
+        return self._run_simple("enrichment", "caption", prompts, settings)
+
+    def dialogue(
+        self,
+        prompts: Sequence[str],
+        answer: Answer,
+        max_turns: Optional[int] = None,
+        **settings,
+    ) -> List[UALMOutput]:
+        """Clarifying dialogue: the model asks about each prompt, ``answer(
+        row, question)`` (``row``: the prompt's index) answers, up to
+        ``max_turns`` questions (default: the settings' ``dialogue_turns``),
+        then it writes the rich caption and the clip; all prompts in one
+        batch (``inference/dialogue.py``). ``.audio``: the clip;
+        ``.dialogue``: the questions, answers and rich caption."""
+        if isinstance(prompts, str):
+            raise TypeError("give a list of prompts, not one str")
+        if max_turns is not None:
+            settings["dialogue_turns"] = max_turns
+        requests = [dialogue_request(str(i), p) for i, p in enumerate(prompts)]
+        user = self.with_user(lambda item, question, _: answer(int(item), question))
+        return user.run(requests, **settings)
 
     def speak(self, texts: Sequence[str], **settings) -> List[UALMOutput]:
         """Text-to-speech."""
@@ -368,6 +429,8 @@ class UALM:
                 plan = self.requests.plan(request)
                 if self._reflects(request):
                     positions = self._reflection_positions()
+                elif self._is_dialogue(request):
+                    positions = self._dialogue_positions()
                 else:
                     positions = self._reply_positions(plan)
                 prepared = self.requests.prepare(request, positions)
@@ -383,7 +446,7 @@ class UALM:
                 if progress is not None:
                     progress.update(1)
                 continue
-            key = (prepared.plan, self._reflects(request))
+            key = (prepared.plan, self._reflects(request), self._is_dialogue(request))
             groups.setdefault(key, []).append((i, prepared))
         size = max(1, int(self.settings.batch_size))
         for items in groups.values():
@@ -424,6 +487,52 @@ class UALM:
         return request.task in tasks and (
             tasks.get(request.task).template == REFLECTION_TEMPLATE
         )
+
+    def _is_dialogue(self, request: Request) -> bool:
+        """Is ``request`` decoded as a clarifying dialogue (its template's)?"""
+        template = request.template
+        if template is None and request.task in self.requests.tasks:
+            template = self.requests.tasks.get(request.task).template
+        return template == DIALOGUE_TEMPLATE
+
+    def _dialogue_positions(self) -> int:
+        """Most positions a dialogue's generated segments take (the user's
+        answers come on top: the cache grows for them)."""
+        s = dialogue_settings(self.settings, self.settings.dialogue_turns)
+        return s.longest_reply(None, self.codec.frame_rate, self.vocab.n_codebooks)
+
+    def _dialogue(self, prepared: List[PreparedRequest]) -> List[UALMOutput]:
+        """Clarifying dialogues of a batch; ``with_user``'s user answers."""
+        if self._user is None:
+            raise ValueError(
+                "a clarifying dialogue needs a user to answer: UALM.dialogue("
+                "prompts, answer=...) or UALM.with_user(...).run(requests)"
+            )
+        s = self.settings
+        ids = [p.request.id for p in prepared]
+        asked = [0] * len(prepared)
+
+        def answer(row: int, question: str) -> str:
+            asked[row] += 1
+            return self._user(ids[row], question, asked[row] - 1)
+
+        results = clarify(
+            self.generator,
+            self.requests.builder,
+            [p.prompt for p in prepared],
+            answer,
+            s,
+            s.dialogue_turns,
+            [p.waveforms for p in prepared],
+            torch.Generator(device="cpu").manual_seed(int(s.seed)),
+            template=self.requests.tasks.templates[DIALOGUE_TEMPLATE],
+        )
+        outputs = []
+        for p, d in zip(prepared, results):
+            out = self._output(p.request, d.segments)
+            out.dialogue = d
+            outputs.append(out)
+        return outputs
 
     def _reflection_positions(self) -> int:
         """Most positions a reflection's reply takes: its generated segments
@@ -483,6 +592,8 @@ class UALM:
         s = self.settings
         if self._reflects(prepared[0].request):
             return self._reflect(prepared)
+        if self._is_dialogue(prepared[0].request):
+            return self._dialogue(prepared)
         plan = prepared[0].plan
         prompts = [p.prompt for p in prepared]
         waveforms = [p.waveforms for p in prepared]

@@ -91,6 +91,9 @@ class DecodeSettings:
         (``UALM.reflect``): each hears the last attempt, captions and
         critiques it and, unless the critique finds no mismatch, makes
         another attempt.
+    dialogue_turns: most questions the model asks in a clarifying dialogue
+        (``UALM.dialogue``); after the last answer it writes the rich
+        caption and the audio.
     linear_weight_dtype: ``bfloat16`` runs the CPU decode step's matmuls on
         bfloat16 copies of a float32 model's weights (faster on a CPU,
         ``bench/README.md``; tokens may differ from float32 decoding);
@@ -115,6 +118,7 @@ class DecodeSettings:
     best_of: int = 1
     best_of_scorer: Optional[Any] = None
     reflection_rounds: int = 1
+    dialogue_turns: int = 3
 
     def __post_init__(self):
         for key in ("text_sampling", "audio_sampling"):
@@ -127,6 +131,8 @@ class DecodeSettings:
             )
         if self.reflection_rounds < 0:
             raise ValueError("reflection_rounds must be >= 0")
+        if self.dialogue_turns < 0:
+            raise ValueError("dialogue_turns must be >= 0")
         if not 0 <= self.min_audio_seconds <= self.max_audio_seconds:
             raise ValueError("need 0 <= min_audio_seconds <= max_audio_seconds")
         if not 0 <= self.min_text_tokens <= self.max_text_tokens:

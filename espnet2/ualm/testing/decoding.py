@@ -1,12 +1,15 @@
 """Test helpers of step-by-step decoding: a decoder of one backend, and the
 reference it is compared with (one full forward, no cache)."""
 
-from typing import List, Optional
+import dataclasses
+from typing import List, Optional, Tuple
 
 import torch
 
 from espnet2.ualm.inference.decoder import Decoder, PromptBatch
 from espnet2.ualm.inference.fast import WeightCache
+from espnet2.ualm.inference.sampling import GREEDY
+from espnet2.ualm.inference.settings import DecodeSettings
 from espnet2.ualm.model.ualm_model import UALMModel
 
 
@@ -47,3 +50,50 @@ def full_forward_hidden(
             use_cache=False,
         ).last_hidden_state
     return out[:, length - 1 :].transpose(0, 1)
+
+
+@dataclasses.dataclass
+class CacheLog:
+    """What ``record_cache`` saw: each prefill's prompt width, each
+    ``extend``'s (positions the cache grew by, width of the input) and the
+    hidden states it returned."""
+
+    prefills: List[int] = dataclasses.field(default_factory=list)
+    extends: List[Tuple[int, int]] = dataclasses.field(default_factory=list)
+    extended: List[torch.Tensor] = dataclasses.field(default_factory=list)
+
+
+def record_cache(monkeypatch) -> CacheLog:
+    """Patches ``Decoder.prefill`` / ``extend`` (pytest's ``monkeypatch``)
+    to log every call: the test that a conversation continues its KV cache
+    (one prefill; each appended turn grows it by exactly its positions)."""
+    log = CacheLog()
+    prefill, extend = Decoder.prefill, Decoder.extend
+
+    def count_prefill(self, batch):
+        log.prefills.append(batch.ids.shape[1])
+        return prefill(self, batch)
+
+    def measure_extend(self, batch):
+        before = self.length
+        hidden = extend(self, batch)
+        log.extends.append((self.length - before, batch.ids.shape[1]))
+        log.extended.append(hidden)
+        return hidden
+
+    monkeypatch.setattr(Decoder, "prefill", count_prefill)
+    monkeypatch.setattr(Decoder, "extend", measure_extend)
+    return log
+
+
+def greedy_short(cfg_scale: Optional[float]) -> DecodeSettings:
+    """Greedy decoding of short replies (6 text tokens, 0.08-0.2 s of audio),
+    for the conversation tests on the tiny random model."""
+    return DecodeSettings(
+        cfg_scale=cfg_scale,
+        max_text_tokens=6,
+        min_audio_seconds=0.08,
+        max_audio_seconds=0.2,
+        text_sampling=GREEDY,
+        audio_sampling=GREEDY,
+    )

@@ -395,6 +395,14 @@ T2A_PROMPT = "Generate audio for this caption. {caption}"
 # attempt as the assistant hears it (its waveform through the encoder).
 REFLECTION_LISTEN = "attempt_input"
 REFLECTION_TEMPLATE = "self_reflection"  # decoded by inference/reflect.py
+# The clarifying dialogue (decoded by inference/dialogue.py): the user's first
+# message; the assistant asks questions (each its own turn, closed by <eos>),
+# the user answers, and the assistant's last turn is the rich caption (closed
+# by <eot>) and the audio.
+DIALOGUE_TEMPLATE = "clarifying_dialogue"
+DIALOGUE_PROMPT = (
+    "Ask what you need to know, then generate audio for this caption. {caption}"
+)
 CAPTION_PROMPT = "Generate caption for this audio."
 ASR_PROMPT = "Transcribe this audio."
 TTS_PROMPT = "Read this text aloud. {text}"
@@ -481,6 +489,18 @@ BUILTIN_TEMPLATES: Tuple[TaskTemplate, ...] = (
         description="multi-turn dialogue.jsonl (audio QA, instructions)",
     ),
     TaskTemplate(
+        DIALOGUE_TEMPLATE,
+        conversation=True,
+        allowed_kinds=("text", "audio"),
+        required_assistant_kinds=("text", "audio"),
+        cfg_dropout=True,
+        description=(
+            "reasoning (dialogue): vague caption -> clarifying questions and the "
+            "user's answers, turn by turn -> rich caption -> audio (dialogue.jsonl; "
+            "the first user message is DIALOGUE_PROMPT)"
+        ),
+    ),
+    TaskTemplate(
         "reasoning",
         conversation=True,
         required_assistant_kinds=("text", "audio"),
@@ -519,6 +539,34 @@ BUILTIN_TASKS: Tuple[TaskSpec, ...] = (
         prompt_file="rich_text",
         fields={"caption": "text", "rich_caption": "rich_text"},
         description="caption -> rich caption -> sound",
+    ),
+    # The same layout as rich_text_to_audio, from a vague prompt (the mini
+    # corpus's vague_text drops the attributes the rich caption restores).
+    TaskSpec(
+        "enrichment",
+        "rich_text_to_audio",
+        ("vague_text", "rich_text", "codes"),
+        "generation",
+        ("text", "audio"),
+        "generation",
+        prompt_file="rich_text",
+        fields={"caption": "vague_text", "rich_caption": "rich_text"},
+        aliases=("enrich",),
+        description="vague caption -> rich caption -> sound",
+    ),
+    TaskSpec(
+        DIALOGUE_TEMPLATE,
+        DIALOGUE_TEMPLATE,
+        ("dialogue", "codes"),
+        "generation",
+        None,
+        "generation",
+        prompt_file="rich_text",
+        aliases=("dialogue",),
+        description=(
+            "vague caption -> clarifying questions, the user's answers -> rich "
+            "caption -> sound (UALM.dialogue)"
+        ),
     ),
     # Decoded by UALM.reflect (the loop repeats the round); its training
     # examples are one round, from data dirs with the first attempt's codes

@@ -386,3 +386,122 @@ def test_an_item_stopped_early_delivers_its_last_attempt_in_later_rounds(tmp_pat
     assert not (root / "v2" / "critique").exists()
     assert _write_reflection(str(tmp_path), {"c": rows["c"]}) == 0
     assert not root.exists()  # an earlier merge's reflection/ is removed
+
+
+@pytest.fixture
+def vague_dir(audio_root, tmp_path):
+    """tiny_sound_test with the reasoning flows' files: vague_text and
+    clarify.jsonl (one question per clip, as the mini corpus writes them)."""
+    from espnet2.ualm.data.kaldi_dir import write_kv
+    from espnet2.ualm.text.clarify import (
+        CLARIFY_FILE,
+        Clarification,
+        ClipClarifications,
+    )
+
+    data = str(tmp_path / "vague")
+    shutil.copytree(os.path.join(audio_root, "tiny_sound_test"), data)
+    ids = sorted(read_kv(os.path.join(data, "text")))
+    write_kv(os.path.join(data, "vague_text"), [(u, "some beeps") for u in ids])
+    with open(os.path.join(data, CLARIFY_FILE), "w", encoding="utf-8") as f:
+        for n, u in enumerate(ids):
+            q = Clarification("count", "How many beeps do you want?", f"{n}.")
+            clip = ClipClarifications(u, "some beeps", (q,), 1)
+            f.write(json.dumps(clip.to_json()) + "\n")
+    return data, ids
+
+
+def _run_dialogue(packed_dir, data, out, *extra):
+    main(["--model", packed_dir, "--task", "dialogue", "--data_dir", data,
+          "--output_dir", out, *extra])  # fmt: skip
+    main(["--merge", "--output_dir", out])
+
+
+def _dialogues(out):
+    from espnet2.ualm.tokens.conversation import conversation_from_dialogue
+
+    with open(os.path.join(out, "dialogue", "dialogue.jsonl"), encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    for row in rows:  # the training layout's conversation, its clip the output's
+        conversation_from_dialogue(row["messages"], {row["id"]: [[0]]})
+        assert row["messages"][-1]["content"][-1] == {
+            "type": "audio",
+            "audio": row["id"],
+        }
+    return {r["id"]: r["messages"] for r in rows}
+
+
+def _answers(messages):
+    users = [m for m in messages if m["role"] == "user"][1:]
+    return [m["content"][0]["text"] for m in users]
+
+
+def test_enrichment_reads_the_vague_prompts(packed_dir, vague_dir, tmp_path):
+    data, ids = vague_dir
+    out = str(tmp_path / "enrich")
+    _run(packed_dir, "enrichment", data, out, num_jobs=1)
+    assert sorted(read_kv(os.path.join(out, "wav.scp"))) == ids
+    assert sorted(read_kv(os.path.join(out, "text"))) == ids
+
+
+def test_dialogue_from_stdin_saves_every_intermediate(
+    packed_dir, vague_dir, tmp_path, monkeypatch, capsys
+):
+    """The interactive dialogue: each question on stderr, its answer a line
+    of stdin; the clip in the usual layout, the conversation under dialogue/."""
+    import io
+
+    data, ids = vague_dir
+    out = str(tmp_path / "stdin")
+    monkeypatch.setattr("sys.stdin", io.StringIO("Two.\n" * 100))
+    _run_dialogue(packed_dir, data, out, "--max_turns", "2")
+    assert sorted(read_kv(os.path.join(out, "wav.scp"))) == ids
+    turns = read_kv(os.path.join(out, "dialogue", "turns"))
+    assert sorted(turns) == ids and set(turns.values()) <= {"0", "1", "2"}
+    conversations = _dialogues(out)
+    asked = capsys.readouterr().err
+    for u in ids:
+        assert _answers(conversations[u]) == ["Two."] * int(turns[u])
+        questions = [m for m in conversations[u] if m["role"] == "assistant"][:-1]
+        for q in questions:
+            assert f"[{u}] {q['content'][0]['text']}\n> " in asked
+    assert sorted(read_kv(os.path.join(out, "dialogue", "rich_text"))) == ids
+    assert RejectLog.read(os.path.join(out, "errors.tsv")) == []
+
+
+def test_dialogue_from_an_answers_file_or_the_simulated_user(
+    packed_dir, vague_dir, tmp_path
+):
+    from espnet2.ualm.text.clarify import FALLBACK_ANSWER
+
+    data, ids = vague_dir
+    answers = tmp_path / "answers.txt"
+    answers.write_text("".join(f"{u} Answer {n} to {u}.\n" for u in ids
+                               for n in range(2)))  # fmt: skip
+    out = str(tmp_path / "file")
+    _run_dialogue(packed_dir, data, out, "--max_turns", "2", "--answers_file",
+                  str(answers))  # fmt: skip
+    for u, messages in _dialogues(out).items():
+        given = _answers(messages)
+        assert given == [f"Answer {n} to {u}." for n in range(len(given))]
+    out = str(tmp_path / "simulated")
+    _run_dialogue(packed_dir, data, out, "--max_turns", "1", "--simulated_user")
+    for n, u in enumerate(ids):
+        assert set(_answers(_dialogues(out)[u])) <= {f"{n}.", FALLBACK_ANSWER}
+    short = tmp_path / "short.txt"
+    short.write_text(f"{ids[0]} Two.\n")
+    out = str(tmp_path / "short")
+    _run_dialogue(packed_dir, data, out, "--max_turns", "1", "--answers_file",
+                  str(short))  # fmt: skip
+    turns = read_kv(os.path.join(out, "dialogue", "turns"))
+    errors = {
+        r.utt_id: r.reason for r in RejectLog.read(os.path.join(out, "errors.tsv"))
+    }
+    for u in ids[1:]:  # no answers: an item that asks fails alone, naming the file
+        assert (u in errors) != (u in turns)
+        if u in errors:
+            assert "short.txt has 0 answers for item" in errors[u]
+    with pytest.raises(SystemExit):
+        main(["--model", packed_dir, "--task", "dialogue", "--data_dir", data,
+              "--output_dir", out, "--simulated_user", "--answers_file",
+              str(short)])  # fmt: skip

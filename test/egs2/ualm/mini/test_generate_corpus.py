@@ -149,10 +149,12 @@ def test_clip_does_not_depend_on_corpus_size(tmp_path: Path, corpus: Path) -> No
 # ----------------------------------------------------------------------------
 
 SOUND_FILES = [
+    "clarify.jsonl",
     "dialogue.jsonl",
     "meta.jsonl",
     "rich_text",
     "text",
+    "vague_text",
     "wav.scp",
     "wav48.scp",
 ]
@@ -165,7 +167,7 @@ def test_layout_and_ids(corpus: Path) -> None:
         d = data / f"mini_sound_{split}"
         assert sorted(os.listdir(d)) == SOUND_FILES
         ids = None
-        for name in ("wav.scp", "wav48.scp", "text", "rich_text"):
+        for name in ("wav.scp", "wav48.scp", "text", "rich_text", "vague_text"):
             keys = [k for k, _ in read_kv(d / name)]
             assert keys == sorted(keys), name
             assert ids is None or keys == ids
@@ -560,3 +562,56 @@ def test_scale_option() -> None:
     sizes = generate_corpus.resolve_sizes(args)
     assert sizes[("sound", "train")] == 200 and sizes[("speech", "valid")] == 6
     assert sizes[("text", "test")] == 3
+
+
+# ----------------------------------------------------------------------------
+# Vague prompts and clarifying questions (UALM-Reason)
+# ----------------------------------------------------------------------------
+
+
+def test_vague_prompts_and_clarifications_agree_with_meta(corpus: Path) -> None:
+    """The vague prompt names the event types only; every clarifying
+    question is answered from the clip's parameters; the simulated user
+    gives those answers; held-out phrasings are in the test split only."""
+    from mini_corpus.clarify import MAX_ASKED, VAGUE_HELD_OUT, VAGUE_TEMPLATES
+
+    from espnet2.ualm.text.clarify import (
+        FALLBACK_ANSWER,
+        SimulatedUser,
+        read_clarifications,
+    )
+
+    pitch = {"low": "Low.", "mid": "Medium.", "high": "High."}
+    for split in SPLITS:
+        d = corpus / "data" / f"mini_sound_{split}"
+        meta = meta_of(corpus, split)
+        vague = dict(read_kv(d / "vague_text"))
+        clips = read_clarifications(str(d / "clarify.jsonl"))
+        assert sorted(clips) == sorted(meta) == sorted(vague)
+        user = SimulatedUser(clips)
+        for uid, m in meta.items():
+            c, groups = clips[uid], m["groups"]
+            assert c.prompt == vague[uid]
+            words = set(re.findall(r"[a-z-]+", c.prompt.lower()))
+            assert not words & {"one", "two", "three", "four", "high", "low", "loud"}
+            for g in groups:
+                assert noun(g["type"], 2) in c.prompt
+            held = [t for t in VAGUE_HELD_OUT if c.prompt.startswith(
+                VAGUE_TEMPLATES[t][0].split("{")[0])]  # fmt: skip
+            assert bool(held) == (split == "test")
+            assert 1 <= c.asked <= MAX_ASKED
+            assert len(c.questions) == 4 * len(groups) + (len(groups) == 2)
+            for q in c.questions:
+                assert user.answer(uid, q.question.upper()) == q.answer
+                if q.kind == "order":
+                    assert q.answer == f"The {noun(groups[0]['type'])}."
+                    continue
+                (g,) = [g for g in groups if noun(g["type"], 2) in q.question]
+                want = {
+                    "count": f"{number_to_words(g['count']).capitalize()}.",
+                    "pitch": pitch[g["pitch_band"]],
+                    "loudness": g["loudness"].capitalize() + ".",
+                    "position": g["position"].capitalize() + ".",
+                }[q.kind]
+                assert q.answer == want, (uid, q)
+            assert user.answer(uid, "What is your name?") == FALLBACK_ANSWER

@@ -302,3 +302,43 @@ def test_reflect_hears_the_codec_waveform_decoded_once(ualm, monkeypatch):
     with_audio, with_silence = after_turn
     for row in range(len(captions)):  # the conditional rows
         assert not torch.allclose(with_audio[row], with_silence[row])
+
+
+def test_enrich_and_dialogue(ualm):
+    """UALM.enrich: a rich caption then a clip; UALM.dialogue: every question
+    reaches ``answer`` with its row, at most ``max_turns``; batched == one
+    by one (greedy); the flow runs through UALM.run with with_user too."""
+    (rich,) = ualm.enrich(["some beeps"])
+    assert rich.ok, rich.error
+    assert [s.modality for s in rich.segments] == ["text", "audio"]
+    prompts = ["some beeps", "a clip with tones and chirps"]
+    asked = []
+
+    def answer(row, question):
+        asked.append((row, question))
+        return "Two."
+
+    outs = ualm.dialogue(prompts, answer, max_turns=2, batch_size=2)
+    assert len(asked) == sum(o.dialogue.turns for o in outs)
+    for row, (prompt, out) in enumerate(zip(prompts, outs)):
+        assert out.ok, out.error
+        d = out.dialogue
+        assert d.turns <= 2 and d.answers == ["Two."] * d.turns
+        assert d.questions == [q for r, q in asked if r == row]
+        assert out.codes is not None and out.audio.size > 0
+        assert torch.equal(out.codes, d.codes)
+        (alone,) = ualm.dialogue([prompt], lambda r, q: "Two.", max_turns=2)
+        assert alone.dialogue.questions == d.questions
+        assert alone.dialogue.rich_caption == d.rich_caption
+        assert torch.equal(alone.codes, out.codes)
+    (none,) = ualm.dialogue(prompts[:1], answer, max_turns=0)
+    assert none.dialogue.turns == 0 and none.dialogue.rich_caption is not None
+    from espnet2.ualm.inference.pipeline import dialogue_request
+
+    (no_user,) = ualm.run([dialogue_request("x", "some beeps")])
+    assert "needs a user to answer" in no_user.error
+    (by_id,) = (
+        ualm.with_user(lambda item, q, n: f"{item} {n}.")
+        .run([dialogue_request("Three", "some beeps")], dialogue_turns=1)
+    )  # fmt: skip
+    assert by_id.ok and by_id.dialogue.answers in ([], ["Three 0."])

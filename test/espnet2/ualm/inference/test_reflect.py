@@ -10,7 +10,7 @@ with the tiny packed model's real codec."""
 import pytest
 import torch
 
-from espnet2.ualm.inference.decoder import Decoder, batch_prompts
+from espnet2.ualm.inference.decoder import batch_prompts
 from espnet2.ualm.inference.reflect import (
     REFLECTION_TEMPLATE,
     check_reflection_template,
@@ -18,9 +18,11 @@ from espnet2.ualm.inference.reflect import (
     reflect,
     reflection_plan,
 )
-from espnet2.ualm.inference.sampling import GREEDY
-from espnet2.ualm.inference.settings import DecodeSettings
-from espnet2.ualm.testing.decoding import full_forward_hidden
+from espnet2.ualm.testing.decoding import (
+    full_forward_hidden,
+    greedy_short,
+    record_cache,
+)
 from espnet2.ualm.tokens.conversation import AudioInputSegment
 from espnet2.ualm.tokens.sequence import BuiltSequence
 from espnet2.ualm.tokens.tasks import REFLECTION_LISTEN, TASKS
@@ -48,15 +50,7 @@ def prompts(builder, captions):
     ]
 
 
-def _settings(cfg_scale):
-    return DecodeSettings(
-        cfg_scale=cfg_scale,
-        max_text_tokens=6,
-        min_audio_seconds=0.08,
-        max_audio_seconds=0.2,
-        text_sampling=GREEDY,
-        audio_sampling=GREEDY,
-    )
+_settings = greedy_short
 
 
 def never(critique):
@@ -88,28 +82,11 @@ def test_continuing_the_cache_equals_prefilling_the_training_layout(
     positions; the state after it is that of one forward over the whole
     conversation as the template lays it out for training, and what follows
     equals greedy decoding from a fresh prefill of it."""
-    prefills, extends = [], []
-    prefill, extend = Decoder.prefill, Decoder.extend
-
-    def count_prefill(self, batch):
-        prefills.append(batch.ids.shape[1])
-        return prefill(self, batch)
-
-    def measure_extend(self, batch):
-        before = self.length
-        hidden = extend(self, batch)
-        extends.append((self.length - before, batch.ids.shape[1]))
-        after_turn.append(hidden)
-        return hidden
-
-    after_turn = []
-
-    monkeypatch.setattr(Decoder, "prefill", count_prefill)
-    monkeypatch.setattr(Decoder, "extend", measure_extend)
+    log = record_cache(monkeypatch)
     settings = _settings(cfg_scale)
     out = reflect(gen, builder, prompts, fake_codec, settings, 1, keys=KEYS, stop=never)
-    assert len(prefills) == 1
-    (grown,) = extends
+    assert len(log.prefills) == 1
+    (grown,) = log.extends
     turns = []
     for r, key in zip(out, KEYS):
         wav = fake_codec(r.attempts[0].codes)
@@ -157,7 +134,7 @@ def test_continuing_the_cache_equals_prefilling_the_training_layout(
         waves.append({listened: wav})
     # the same logits: the state after the listening turn is one forward,
     # no cache, over the whole conversation so far in the training layout
-    (hidden,) = after_turn
+    (hidden,) = log.extended
     for b, (prefix, wave) in enumerate(zip(fresh, waves)):
         full = full_forward_hidden(model, batch_prompts([prefix], wave), [])
         assert torch.allclose(hidden[b], full[0, 0], atol=1e-9), b

@@ -155,3 +155,18 @@ def test_bad_yaml_tasks_fail_with_a_clear_message(conf, message):
 def test_a_task_file_has_only_templates_and_tasks():
     with pytest.raises(TaskError, match="'templates' and/or 'tasks'"):
         load_tasks({"describe": DESCRIBE})
+
+
+def test_enrichment_and_dialogue_tasks():
+    """Enrichment is rich_text_to_audio's layout from the vague prompt; the
+    clarifying dialogue is a conversation; both are judged against the rich
+    caption (the hidden full parameters)."""
+    enrich = TASKS.get("enrich")
+    assert enrich.name == "enrichment" and enrich.template == "rich_text_to_audio"
+    assert enrich.file_of("caption") == "vague_text"
+    assert enrich.reply == ("text", "audio")
+    dialogue = TASKS.get("dialogue")
+    assert dialogue.name == "clarifying_dialogue" and dialogue.reply is None
+    assert TASKS.template_of("dialogue").conversation
+    assert TASKS.template_of("dialogue").cfg_dropout
+    assert {enrich.prompt_file, dialogue.prompt_file} == {"rich_text"}

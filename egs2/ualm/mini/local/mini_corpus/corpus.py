@@ -21,6 +21,8 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from espnet2.ualm.text.clarify import CLARIFY_FILE
+
 from . import CORPUS_VERSION
 from .captions import (
     CAPTION_TEMPLATES,
@@ -29,6 +31,7 @@ from .captions import (
     plain_caption,
     rich_caption,
 )
+from .clarify import clarifications
 from .questions import ANSWER_WORDS, QUESTION_KINDS, make_questions
 from .sound_events import (
     HELD_OUT_COMBOS,
@@ -112,8 +115,10 @@ def sound_item(job: tuple[GenConfig, str, int]) -> dict[str, Any]:
     cfg, split, index = job
     name = dataset_name("sound", split)
     uid = f"minisound_{split}_{index:05d}"
-    rngs = item_rngs(cfg.seed, "sound", split, index, 5)
-    r_param, r_audio, r_caption, r_qa, r_high = rngs
+    # the sixth stream (the clarifications) came later: the first five are
+    # the same streams as before (SeedSequence.spawn), so is everything else
+    rngs = item_rngs(cfg.seed, "sound", split, index, 6)
+    r_param, r_audio, r_caption, r_qa, r_high, r_clarify = rngs
     held_out = split == "test"
     spec = sample_clip(r_param, held_out=held_out)
     stereo, gain48 = limit_peak(render_clip(spec, r_audio, high_rng=r_high))
@@ -156,6 +161,7 @@ def sound_item(job: tuple[GenConfig, str, int]) -> dict[str, Any]:
         "wav48": wav48,
         "text": captions[template],
         "rich_text": rich_caption(spec),
+        "clarify": clarifications(uid, spec, r_clarify, held_out).to_json(),
         "meta": meta,
         "dialogues": dialogues,
     }
@@ -223,7 +229,8 @@ def _run(
 def build_sound(
     split: str, n: int, cfg: GenConfig, out_dir: str, mapper: Mapper, progress: bool
 ) -> dict[str, int]:
-    """mini_sound_<split>: wav.scp, wav48.scp, text, rich_text, meta, dialogue."""
+    """mini_sound_<split>: wav.scp, wav48.scp, text, rich_text, meta, dialogue,
+    and the reasoning flows' vague_text and clarify.jsonl."""
     name = dataset_name("sound", split)
     recs = _run(sound_item, [(cfg, split, i) for i in range(n)], mapper, name, progress)
     d = os.path.join(out_dir, name)
@@ -235,6 +242,10 @@ def build_sound(
     write_jsonl(os.path.join(d, "meta.jsonl"), [r["meta"] for r in recs])
     dialogues = [dlg for r in recs for dlg in r["dialogues"]]
     write_jsonl(os.path.join(d, "dialogue.jsonl"), dialogues)
+    write_kv(
+        os.path.join(d, "vague_text"), {r["id"]: r["clarify"]["prompt"] for r in recs}
+    )
+    write_jsonl(os.path.join(d, CLARIFY_FILE), [r["clarify"] for r in recs])
     return {"clips": len(recs), "dialogues": len(dialogues)}
 
 
