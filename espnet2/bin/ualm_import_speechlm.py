@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Import an ESPnet-SpeechLM second-generation checkpoint (Bagpiper) as a
 packed UALM model, which ``UALM.from_pretrained`` and the recipe's stages
-10-11 (``--packed_model``), 7 (``--init_param``) and 14-18 take.
+10-11 (``--packed_dir``) take, and (``--init_dir``) the starting point of its
+stage 7 (``--align_exp``), from which stages 14-18 go on.
 
 Example (Bagpiper, files downloaded beforehand)::
 
@@ -9,7 +10,8 @@ Example (Bagpiper, files downloaded beforehand)::
         --checkpoint bagpiper/model.pt --train_config bagpiper/train.yaml \\
         --inference_config bagpiper/inference.yaml \\
         --backbone_dir Qwen3-8B-Base --codec_dir xcodec-hubert-general \\
-        --encoder_dir Qwen3-Omni-30B-A3B-Instruct --out_dir exp/bagpiper/packed
+        --encoder_dir Qwen3-Omni-30B-A3B-Instruct --out_dir exp/bagpiper/packed \\
+        --init_dir exp/bagpiper --finetune_config conf/train_unified_qwen2.5_7b.yaml
 
 ``--encoder_dir`` needs only Qwen3-Omni's ``config.json`` and
 ``preprocessor_config.json``: the encoder's weights are in the checkpoint.
@@ -35,6 +37,15 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inference_config", help="its inference.yaml")
     parser.add_argument("--text_dir", help="tokenizer dir (default: backbone_dir)")
     parser.add_argument("--model_name", default="ualm_from_speechlm")
+    parser.add_argument(
+        "--init_dir",
+        help="also write stage 7's start here: valid.loss.best.pth (--align_exp)",
+    )
+    parser.add_argument(
+        "--finetune_config",
+        help="with --init_dir: a stage-7 config whose training keys "
+        "<init_dir>/train_unified.yaml takes, with the imported model's part",
+    )
     parser.add_argument("--log_level", default="INFO")
     return parser
 
@@ -54,6 +65,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
         inference_config=args.inference_config,
         text_dir=args.text_dir,
         model_name=args.model_name,
+        init_dir=args.init_dir,
+        finetune_config=args.finetune_config,
     )
     print(out)
 

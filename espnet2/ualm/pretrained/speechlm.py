@@ -17,7 +17,9 @@ What maps to what:
   our vocabulary has the same text tokenizer and codec geometry, and every
   embedding and head row is copied through the two token names (never by
   position): a text token whose name differs is an error naming it;
-* the backbone (``model.*``, ``lm_head``) is the same transformers class;
+* the backbone (``model.*``, ``lm_head``) is the same transformers class,
+  trained on as the peer was: streams 1.. against all codec ids
+  (``audio_softmax: audio``), the per-stream weight its ``stream_weights``;
   stream embeddings ``stream_emb`` rows 1.. are ours (row 0 is zeroed in the
   peer's forward, absent in ours); ``adaptor.continuous_audio`` is our linear
   adapter; the Qwen3-Omni audio tower is our ``qwen3_omni`` encoder; the
@@ -432,6 +434,8 @@ def import_checkpoint(
     inference_config: Optional[str] = None,
     text_dir: Optional[str] = None,
     model_name: str = "ualm_from_speechlm",
+    init_dir: Optional[str] = None,
+    finetune_config: Optional[str] = None,
 ) -> str:
     """Writes the packed UALM model of a peer checkpoint into ``out_dir``.
 
@@ -440,7 +444,8 @@ def import_checkpoint(
     X-codec directory (``codec_hf_model_tag``; its config); ``encoder_dir``:
     the Qwen3-Omni directory (``config.json``, ``preprocessor_config.json``:
     its weights come from the checkpoint), needed when the config has
-    ``continuous_audio``. Returns ``out_dir``.
+    ``continuous_audio``. ``init_dir``: also write the recipe's stage-7
+    starting point there (``write_init_dir``). Returns ``out_dir``.
     """
     from transformers import XcodecConfig, XcodecModel
 
@@ -494,6 +499,8 @@ def import_checkpoint(
         conf["model_conf"]["audio_token_weight"] = float(audio_weights[0])
     else:
         logging.warning(f"per-stream loss weights {audio_weights} are not imported")
+    # the peer trains streams 1.. against every codec id (its multimodal range)
+    conf["model_conf"]["audio_softmax"] = "audio"
     model = build_model_from_config(conf, vocab)
     state, codec_state = convert_state(peer, model.state_dict(), mapping, tied)
     model.load_state_dict(state, strict=True)
@@ -542,4 +549,33 @@ def import_checkpoint(
         decode=decode,
         extra={"task_templates": "task_templates.yaml"},
     )
+    if init_dir is not None:
+        write_init_dir(model, conf, init_dir, finetune_config)
     return out_dir
+
+
+def write_init_dir(
+    model: torch.nn.Module,
+    conf: Mapping[str, Any],
+    init_dir: str,
+    finetune_config: Optional[str] = None,
+) -> None:
+    """The recipe's stage-7 starting point: ``valid.loss.best.pth`` (the
+    state dict ESPnet's ``--init_param`` reads, tensors only) and, from a
+    stage-7 config (``conf/train_unified.yaml``), ``train_unified.yaml``:
+    its training keys with this model's part (``with_model_of``)."""
+    from espnet2.ualm.model.factory import MODEL_CONFIG_KEYS, with_model_of
+
+    os.makedirs(init_dir, exist_ok=True)
+    torch.save(model.state_dict(), os.path.join(init_dir, "valid.loss.best.pth"))
+    if finetune_config is None:
+        return
+    training = read_yaml(finetune_config) or {}
+    model_conf = training.get("model_conf") or {}
+    training = {k: v for k, v in training.items() if k not in MODEL_CONFIG_KEYS}
+    training["model_conf"] = {
+        k: v for k, v in model_conf.items() if k not in (conf.get("model_conf") or {})
+    }
+    merged = with_model_of(training, conf)
+    with open(os.path.join(init_dir, "train_unified.yaml"), "w") as f:
+        yaml.safe_dump(merged, f, sort_keys=False)

@@ -23,6 +23,7 @@ Where ESPnet's code cannot run here (CPU, no network, transformers 5.24):
 
 import copy
 import math
+import os
 
 import numpy as np
 import pytest
@@ -60,6 +61,9 @@ from espnet2.ualm.tokens.tasks import load_tasks  # noqa: E402
 OMNI_TAG = "Qwen/Qwen3-Omni-30B-A3B-Instruct"  # ESPnet's find_length keys on it
 N_MELS = 8
 SR = 16000
+MINI_UNIFIED = os.path.join(
+    os.path.dirname(__file__), *[".."] * 4, "egs2/ualm/mini/conf/train_unified.yaml"
+)
 TOL = 1e-5  # float32: the same arithmetic (logits of the tiny model: ~0.1-1)
 
 
@@ -243,6 +247,8 @@ def peer(tmp_path_factory):
         out_dir=str(root / "packed"),
         encoder_dir=str(omni),
         inference_config=str(inference_yaml),
+        init_dir=str(root / "init"),
+        finetune_config=MINI_UNIFIED,
     )
     parts = load_parts(out, with_enhancer=False)
     ours = parts.model.float().eval()
@@ -505,3 +511,20 @@ def test_packed_model_loads_as_ualm(peer):
     assert decode["text_sampling"] == {"greedy": True}
     frame_rate = peer["parts"].codec.frame_rate
     assert math.isclose(decode["max_audio_seconds"], 100 / frame_rate)
+
+
+def test_stage7_starts_from_the_import(peer):
+    """``--init_dir``: stage 7's config (the mini's training keys, the
+    imported model's part) builds the model that ``valid.loss.best.pth``
+    (``--init_param``, read with weights_only) fills: the packed weights."""
+    from espnet2.ualm.model.factory import build_model_from_config, model_config_of
+
+    init = os.path.join(os.path.dirname(peer["out"]), "init")
+    merged = yaml.safe_load(open(os.path.join(init, "train_unified.yaml")))
+    mini = yaml.safe_load(open(MINI_UNIFIED))
+    assert merged["optim"] == mini["optim"] and merged["audio_encoder"] == "qwen3_omni"
+    model = build_model_from_config(model_config_of(merged), peer["ours"].vocabulary)
+    state = torch.load(os.path.join(init, "valid.loss.best.pth"), weights_only=True)
+    model.load_state_dict(state, strict=True)
+    for key, value in peer["ours"].state_dict().items():
+        assert torch.equal(model.state_dict()[key].float(), value), key
