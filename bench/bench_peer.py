@@ -158,6 +158,15 @@ def packed_row(vocab, length: int, seed: int = 0):
 
     builder = SequenceBuilder(vocab, Bytes())
     g = torch.Generator().manual_seed(seed)
+
+    def clip(frames: int):
+        codes = torch.randint(
+            0, vocab.codebook_size, (frames, vocab.n_codebooks), generator=g
+        )
+        return builder.build_example(
+            "text_to_audio", {"caption": "a dog barks in the rain", "audio": codes}
+        )
+
     examples, used, i = [], 0, 0
     while True:
         if i % 3 == 2:
@@ -177,19 +186,18 @@ def packed_row(vocab, length: int, seed: int = 0):
                 },
             )
         else:
-            frames = int(torch.randint(40, 120, (1,), generator=g))
-            codes = torch.randint(
-                0, vocab.codebook_size, (frames, vocab.n_codebooks), generator=g
-            )
-            ex = builder.build_example(
-                "text_to_audio", {"caption": "a dog barks in the rain", "audio": codes}
-            )
+            ex = clip(int(torch.randint(40, 120, (1,), generator=g)))
         if used + len(ex) > length:
+            # the last example: a clip as long as the row has room for
+            overhead = len(clip(1)) - 1
+            if length - used > overhead:
+                examples.append(clip(length - used - overhead))
             break
         examples.append(ex)
         used += len(ex)
         i += 1
-    return collate_sequences([examples], pad_to_multiple_of=length), len(examples)
+    batch = collate_sequences([examples], pad_to_multiple_of=length)
+    return batch, len(examples)
 
 
 def train_steps(peer, ours, vocab, mapping, batch, repeats: int) -> Dict:
@@ -339,6 +347,9 @@ def main() -> None:
         "args": vars(args),
         "vocab_rows": vocab.size,
         "packed_examples": n_examples,
+        "positions": int(batch["ids_lengths"].sum()),
+        "targets_stream0": int(batch["loss_mask"][0, 1:, 0].sum()),
+        "targets_streams_1_up": int(batch["loss_mask"][0, 1:, 1:].sum()),
         "train_step_s": train,
         "train_ratio_speechlm_over_ualm": train["speechlm"] / train["ualm"],
         "train_ratio_speechlm_lm_only_over_ualm": train["speechlm_lm_only"]
