@@ -35,6 +35,7 @@ speechlm_job = pytest.importorskip(
     reason="ESPnet-SpeechLM (ESPnet >= 202611 and liger-kernel)",
 )
 
+from espnet2.bin import ualm_import_speechlm  # noqa: E402
 from espnet2.speechlm.model.speechlm.multimodal_io.audio import (  # noqa: E402
     ContinuousAudioIO,
 )
@@ -239,16 +240,19 @@ def peer(tmp_path_factory):
             }
         )
     )
-    out = import_checkpoint(
-        checkpoint=str(ckpt),
-        train_config=str(train_yaml),
-        backbone_dir=qwen3,
-        codec_dir=codec,
-        out_dir=str(root / "packed"),
-        encoder_dir=str(omni),
-        inference_config=str(inference_yaml),
-        init_dir=str(root / "init"),
-        finetune_config=MINI_UNIFIED,
+    out = str(root / "packed")
+    ualm_import_speechlm.main(
+        [
+            f"--checkpoint={ckpt}",
+            f"--train_config={train_yaml}",
+            f"--backbone_dir={qwen3}",
+            f"--codec_dir={codec}",
+            f"--out_dir={out}",
+            f"--encoder_dir={omni}",
+            f"--inference_config={inference_yaml}",
+            f"--init_dir={root / 'init'}",
+            f"--finetune_config={MINI_UNIFIED}",
+        ]
     )
     parts = load_parts(out, with_enhancer=False)
     ours = parts.model.float().eval()
@@ -263,6 +267,13 @@ def peer(tmp_path_factory):
         config=config,
         qwen3=qwen3,
         codec=codec,
+        args=dict(
+            checkpoint=str(ckpt),
+            backbone_dir=qwen3,
+            codec_dir=codec,
+            encoder_dir=str(omni),
+        ),
+        saved=saved,
     )
 
 
@@ -528,3 +539,16 @@ def test_stage7_starts_from_the_import(peer):
     model.load_state_dict(state, strict=True)
     for key, value in peer["ours"].state_dict().items():
         assert torch.equal(model.state_dict()[key].float(), value), key
+
+
+def test_a_reordered_config_is_refused(peer, tmp_path):
+    """A train.yaml whose recorded token layout is not the one its
+    ``multimodal_io`` order builds (ESPnet's own check) is refused."""
+    saved = copy.deepcopy(peer["saved"])
+    saved["vocab_intervals"]["text"] = [[300, 301]]
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(saved, sort_keys=False))
+    with pytest.raises(SpeechLMImportError, match="train config: .*layout"):
+        import_checkpoint(
+            train_config=str(path), out_dir=str(tmp_path / "out"), **peer["args"]
+        )
