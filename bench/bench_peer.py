@@ -44,6 +44,19 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
+# the backbone's shape, as our model config takes it
+BACKBONE_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "max_position_embeddings",
+    "tie_word_embeddings",
+)
+
 
 class TorchFusedLinearCE:
     """Liger's ``LigerFusedLinearCrossEntropyFunction.apply`` (its positional
@@ -68,24 +81,21 @@ class TorchFusedLinearCE:
 
 def build(args, root: str):
     """The peer model (ESPnet's classes), ours with its weights, the maps."""
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
-
     from espnet2.speechlm.model.speechlm import speechlm_job
+    from espnet2.ualm.data.safe_io import read_json
     from espnet2.ualm.model.factory import build_ualm_model
     from espnet2.ualm.pretrained.speechlm import (
         convert_state,
         row_map,
         vocabulary_of,
     )
-    from espnet2.ualm.testing.tiny_codec import save_tiny_xcodec
-    from espnet2.ualm.testing.tiny_text import save_tiny_hf_tokenizer
+    from espnet2.ualm.testing.tiny_speechlm import (
+        speechlm_train_config,
+        tiny_speechlm_dirs,
+    )
 
-    qwen3 = os.path.join(root, "qwen3")
-    save_tiny_hf_tokenizer(qwen3)
-    n_tok = len(AutoTokenizer.from_pretrained(qwen3))
-    if args.text_vocab < n_tok:
-        raise SystemExit(f"--text_vocab must be >= the tokenizer's {n_tok}")
-    backbone = dict(
+    dirs = tiny_speechlm_dirs(
+        root,
         vocab_size=args.text_vocab,
         hidden_size=args.hidden,
         intermediate_size=4 * args.hidden,
@@ -94,34 +104,10 @@ def build(args, root: str):
         num_key_value_heads=max(1, args.hidden // 128),
         head_dim=64,
         max_position_embeddings=4096,
-        tie_word_embeddings=False,
     )
-    torch.manual_seed(0)
-    Qwen3ForCausalLM(Qwen3Config(**backbone)).save_pretrained(qwen3)
-    codec = save_tiny_xcodec(os.path.join(root, "xcodec"))
-    config = {
-        "job_type": "speechlm",
-        "multimodal_io": {
-            "text": {"tokenizer_name": qwen3},
-            "discrete_audio": {
-                "codec_choice": "Xcodec",
-                "codec_hf_model_tag": codec,
-                "delay_interleave": True,
-                "stream_weights": [0.125] * 8,
-            },
-        },
-        "model": {
-            "model_choice": "parallel",
-            "model_hf_tag": qwen3,
-            "model_conf": {"attn_implementation": "sdpa", "dtype": "float32"},
-        },
-        "preprocessor": {
-            "audio_input": "continuous_audio",
-            "audio_output": "discrete_audio",
-            "loss_region": "assistant",
-        },
-        "data_loading": {"batchfy_method": "pack", "batch_size": args.length},
-    }
+    config = speechlm_train_config(dirs["qwen3"], dirs["codec"], encoder=False)
+    backbone = read_json(os.path.join(dirs["qwen3"], "config.json"))
+    backbone = {k: v for k, v in backbone.items() if k in BACKBONE_KEYS}
     job = speechlm_job.SpeechLMJobTemplate(config, is_train=False)
     torch.manual_seed(1)
     peer = job.build_model()

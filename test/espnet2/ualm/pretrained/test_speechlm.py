@@ -53,13 +53,14 @@ from espnet2.ualm.pretrained.speechlm import (  # noqa: E402
     vocabulary_of,
 )
 from espnet2.ualm.testing.decoding import make_decoder  # noqa: E402
-from espnet2.ualm.testing.tiny_codec import save_tiny_xcodec  # noqa: E402
-from espnet2.ualm.testing.tiny_text import save_tiny_hf_tokenizer  # noqa: E402
+from espnet2.ualm.testing.tiny_speechlm import (  # noqa: E402
+    speechlm_train_config,
+    tiny_speechlm_dirs,
+)
 from espnet2.ualm.tokens.conversation import AudioInputSegment  # noqa: E402
 from espnet2.ualm.tokens.sequence import SequenceBuilder  # noqa: E402
 from espnet2.ualm.tokens.tasks import load_tasks  # noqa: E402
 
-OMNI_TAG = "Qwen/Qwen3-Omni-30B-A3B-Instruct"  # ESPnet's find_length keys on it
 N_MELS = 8
 SR = 16000
 MINI_UNIFIED = os.path.join(
@@ -139,68 +140,15 @@ def _wav(seconds: float, seed: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory):
     """The peer model, its saved checkpoint, configs and the converted model."""
-    from transformers import (
-        AutoTokenizer,
-        Qwen3Config,
-        Qwen3ForCausalLM,
-        WhisperFeatureExtractor,
-    )
+    from transformers import WhisperFeatureExtractor
 
     root = tmp_path_factory.mktemp("speechlm")
-    qwen3 = str(root / "qwen3")
-    save_tiny_hf_tokenizer(qwen3)
-    n_text = len(AutoTokenizer.from_pretrained(qwen3))
-    torch.manual_seed(0)
-    Qwen3ForCausalLM(
-        Qwen3Config(
-            vocab_size=n_text,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=8,
-            max_position_embeddings=512,
-            tie_word_embeddings=False,
-        )
-    ).save_pretrained(qwen3)
-    codec = save_tiny_xcodec(str(root / "xcodec"))
+    dirs = tiny_speechlm_dirs(str(root))
+    qwen3, codec = dirs["qwen3"], dirs["codec"]
     omni = root / "omni"
     tiny_omni_audio_config().save_pretrained(omni)
     WhisperFeatureExtractor(feature_size=N_MELS).save_pretrained(omni)
-
-    config = {
-        "job_type": "speechlm",
-        "multimodal_io": {
-            "text": {"tokenizer_name": qwen3},
-            "discrete_audio": {
-                "codec_choice": "Xcodec",
-                "codec_hf_model_tag": codec,
-                "ssl_choice": None,
-                "ssl_hf_model_tag": None,
-                "delay_interleave": True,
-                "stream_weights": [0.125] * 8,
-            },
-            "continuous_audio": {
-                "encoder_choice": "huggingface",
-                "encoder_hf_model_tag": OMNI_TAG,
-                "attn_implementation": "sdpa",
-                "dtype": "float32",
-            },
-        },
-        "model": {
-            "model_choice": "parallel",
-            "model_hf_tag": qwen3,
-            "model_conf": {"attn_implementation": "sdpa", "dtype": "float32"},
-        },
-        "preprocessor": {
-            "audio_input": "continuous_audio",
-            "audio_output": "discrete_audio",
-            "loss_region": "assistant",
-            "audio_cfg": 0.05,
-        },
-        "data_loading": {"batchfy_method": "bucket", "batch_size": 1},
-    }
+    config = speechlm_train_config(qwen3, codec)
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(
             speechlm_job._multimodal_ios, "continuous_audio", TinyContinuousAudioIO
