@@ -33,7 +33,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
         args = UALMTask.get_parser().parse_args(rest)
         if args.audio_encoder is None:
             sys.exit("ualm_encoder_geometry: the config has no audio_encoder")
-        geometry = encoder_geometry(args.audio_encoder_conf or {})
+        geometry = encoder_geometry(args.audio_encoder_conf or {}, args.audio_encoder)
     print(f"{getattr(geometry, ours.field):g}")
 
 

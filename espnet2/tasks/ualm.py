@@ -9,7 +9,7 @@ Model (ClassChoices, picked by name in the YAML):
         ``backbone_conf``: ``build_backbone``'s keys (``pretrained_dir`` or
         ``config``, ``attn_implementation``, ``dtype``,
         ``gradient_checkpointing``, ``new_row_init``);
-    ``--audio_encoder whisper|none``  ``audio_encoder_conf``:
+    ``--audio_encoder whisper|qwen3_omni|none``  ``audio_encoder_conf``:
         ``pretrained_dir`` or ``config``, ``pool_stride``, ``freeze``,
         ``window_batch_size`` (and ``sample_rate``/``hop_length``/``n_fft``
         with ``config``);
@@ -224,8 +224,7 @@ def audio_input_geometry(args: argparse.Namespace) -> Optional[AudioInputGeometr
     from its config (``encoder_geometry``), without building it."""
     if args.audio_encoder is None:
         return None
-    geometry = encoder_geometry(args.audio_encoder_conf or {})
-    return AudioInputGeometry(geometry.sample_rate, geometry.samples_per_frame)
+    return encoder_geometry(args.audio_encoder_conf or {}, args.audio_encoder)
 
 
 def _is_rank0() -> bool:

@@ -25,7 +25,10 @@ It checks the part names and calls ``build_ualm_model`` with the sections.
 ``pretrained_dir`` or ``config`` (WhisperConfig fields, with
 ``sample_rate``, ``hop_length``, ``n_fft`` for the log-mel, and
 ``conv_init``), ``pool_stride``,
-``freeze``, ``window_batch_size``. ``adapter`` takes ``type`` (``mlp`` or
+``freeze``, ``window_batch_size``; ``audio_encoder: qwen3_omni`` (the
+Qwen3-Omni audio tower of ESPnet-SpeechLM checkpoints) takes ``pretrained_dir``
+or ``config`` (``Qwen3OmniMoeAudioEncoderConfig`` fields) with ``sample_rate``,
+``hop_length``, ``n_fft``, and ``freeze``. ``adapter`` takes ``type`` (``mlp`` or
 ``linear``) and ``hidden_size``. Other keyword arguments go to ``UALMModel``.
 """
 
@@ -36,7 +39,11 @@ from transformers import AutoModelForCausalLM
 
 from espnet2.train.class_choices import ClassChoices
 from espnet2.ualm.model.adapter import AudioAdapter
-from espnet2.ualm.model.audio_encoder import WhisperAudioEncoder, encoder_geometry
+from espnet2.ualm.model.audio_encoder import (
+    Qwen3OmniAudioEncoder,
+    WhisperAudioEncoder,
+    encoder_geometry,
+)
 from espnet2.ualm.model.backbone import build_backbone
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.tokens.vocabulary import VocabularyLike, as_vocabulary
@@ -59,7 +66,7 @@ backbone_choices = ClassChoices(
 )
 audio_encoder_choices = ClassChoices(
     name="audio_encoder",
-    classes=dict(whisper=WhisperAudioEncoder),
+    classes=dict(whisper=WhisperAudioEncoder, qwen3_omni=Qwen3OmniAudioEncoder),
     default="whisper",
     optional=True,
 )
@@ -81,11 +88,12 @@ def _call(what: str, fn: Callable, conf: Mapping[str, Any], **fixed) -> Any:
     return fn(**fixed, **conf)
 
 
-def build_audio_encoder(conf: Mapping[str, Any]) -> WhisperAudioEncoder:
-    """The encoder of an ``audio_encoder_conf``; its geometry is checked
-    against ``encoder_geometry``, which the data side and the recipe read."""
-    encoder = _build_audio_encoder(conf)
-    expected = encoder_geometry(conf)
+def build_audio_encoder(conf: Mapping[str, Any], kind: str = "whisper") -> Any:
+    """The encoder of an ``audio_encoder_conf`` (``kind``: a name of
+    ``audio_encoder_choices``); its geometry is checked against
+    ``encoder_geometry``, which the data side and the recipe read."""
+    encoder = _build_audio_encoder(conf, audio_encoder_choices.get_class(kind))
+    expected = encoder_geometry(conf, kind)
     if encoder.geometry != expected:
         raise RuntimeError(
             f"audio_encoder: the built encoder has {encoder.geometry}, its config "
@@ -94,7 +102,7 @@ def build_audio_encoder(conf: Mapping[str, Any]) -> WhisperAudioEncoder:
     return encoder
 
 
-def _build_audio_encoder(conf: Mapping[str, Any]) -> WhisperAudioEncoder:
+def _build_audio_encoder(conf: Mapping[str, Any], cls: Any) -> Any:
     conf = dict(conf)
     pretrained_dir, config = conf.pop("pretrained_dir", None), conf.pop("config", None)
     if (pretrained_dir is None) == (config is None):
@@ -108,24 +116,18 @@ def _build_audio_encoder(conf: Mapping[str, Any]) -> WhisperAudioEncoder:
                 )
         return _call(
             "audio_encoder",
-            WhisperAudioEncoder.from_pretrained,
+            cls.from_pretrained,
             {},
             model_dir=pretrained_dir,
             **conf,
         )
-    allowed = (
-        "sample_rate",
-        "hop_length",
-        "n_fft",
-        "conv_init",
-        "pool_stride",
-        "freeze",
-        "window_batch_size",
-    )
+    allowed = ("sample_rate", "hop_length", "n_fft", "freeze")
+    if cls is WhisperAudioEncoder:
+        allowed += ("conv_init", "pool_stride", "window_batch_size")
     unknown = sorted(set(conf) - set(allowed))
     if unknown:
         raise ValueError(f"audio_encoder: unknown keys {unknown}; known: {allowed}")
-    return WhisperAudioEncoder.from_config(config, **conf)
+    return cls.from_config(config, **conf)
 
 
 def build_ualm_model(
@@ -133,16 +135,18 @@ def build_ualm_model(
     backbone: Mapping[str, Any],
     audio_encoder: Optional[Mapping[str, Any]] = None,
     adapter: Optional[Mapping[str, Any]] = None,
+    audio_encoder_kind: str = "whisper",
     **model_conf: Any,
 ) -> UALMModel:
-    """Builds backbone (vocabulary extended), encoder, adapter and the model."""
+    """Builds backbone (vocabulary extended), encoder (``audio_encoder_kind``
+    of ``audio_encoder_choices``), adapter and the model."""
     vocab = as_vocabulary(vocabulary)
     if adapter and audio_encoder is None:
         raise ValueError("adapter given without an audio_encoder")
     lm = _call("backbone", build_backbone, backbone, vocabulary=vocab)
     encoder = adapter_module = None
     if audio_encoder is not None:
-        encoder = build_audio_encoder(audio_encoder)
+        encoder = build_audio_encoder(audio_encoder, audio_encoder_kind)
         adapter_module = _call(
             "adapter",
             AudioAdapter,
@@ -216,7 +220,8 @@ def build_model_from_config(
         )
     _chosen(backbone_choices, config)  # one backbone kind: any causal LM of HF
     encoder = adapter = None
-    if _chosen(audio_encoder_choices, config) is not None:
+    encoder_kind = _chosen(audio_encoder_choices, config)
+    if encoder_kind is not None:
         encoder = dict(config.get("audio_encoder_conf") or {})
         adapter = dict(config.get("audio_adapter_conf") or {})
         kind = _chosen(audio_adapter_choices, config)
@@ -230,5 +235,6 @@ def build_model_from_config(
         backbone=config.get("backbone_conf") or {},
         audio_encoder=encoder,
         adapter=adapter,
+        audio_encoder_kind=encoder_kind or "whisper",
         **(config.get("model_conf") or {}),
     )

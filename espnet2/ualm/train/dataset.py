@@ -44,6 +44,7 @@ import torch
 from espnet2.ualm.data.codes_io import CodesReader
 from espnet2.ualm.data.io import AudioReadError, JsonlError, iter_jsonl, load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv
+from espnet2.ualm.model.audio_encoder import EncoderGeometry
 from espnet2.ualm.model.batch import collate_sequences
 from espnet2.ualm.tokens.conversation import AudioInputSegment, audio_references
 from espnet2.ualm.tokens.sequence import BuiltSequence, SequenceBuilder
@@ -63,20 +64,9 @@ class UALMDataError(ValueError):
     """An example cannot be loaded; the message names its key and the file."""
 
 
-@dataclasses.dataclass(frozen=True)
-class AudioInputGeometry:
-    """What the data side must know of the acoustic encoder.
-
-    ``samples_per_frame``: waveform samples per encoder frame (640 for
-    Whisper at 16 kHz after 2x pooling: 25 Hz). ``num_frames`` equals
-    ``WhisperAudioEncoder.num_frames``.
-    """
-
-    sample_rate: int
-    samples_per_frame: int
-
-    def num_frames(self, num_samples: int) -> int:
-        return max(1, -(-int(num_samples) // self.samples_per_frame))
+# What the data side must know of the acoustic encoder: its rate and how many
+# frames (placeholders) a clip gives; the encoder module owns it.
+AudioInputGeometry = EncoderGeometry
 
 
 @dataclasses.dataclass

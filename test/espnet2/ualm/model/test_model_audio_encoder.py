@@ -121,3 +121,56 @@ def test_a_typo_in_the_config_is_refused_by_name():
     config["encoder_layer"] = config.pop("encoder_layers")
     with pytest.raises(ValueError, match="encoder_layer"):
         WhisperAudioEncoder.from_config(config)
+
+
+def test_qwen3_omni_encoder_is_transformers_on_the_feature_extractor(tmp_path):
+    """The ``qwen3_omni`` encoder: a saved audio tower loads, its frame count
+    is the geometry's, and its frames are transformers' encoder on
+    ``WhisperFeatureExtractor(do_normalize=True)`` features of each clip."""
+    from transformers import WhisperFeatureExtractor
+    from transformers.models.qwen3_omni_moe.configuration_qwen3_omni_moe import (
+        Qwen3OmniMoeAudioEncoderConfig,
+    )
+    from transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe import (
+        Qwen3OmniMoeAudioEncoder,
+    )
+
+    from espnet2.ualm.model.audio_encoder import Qwen3OmniAudioEncoder, encoder_geometry
+
+    config = Qwen3OmniMoeAudioEncoderConfig(
+        num_mel_bins=8,
+        encoder_layers=1,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        d_model=16,
+        output_dim=12,
+        downsample_hidden_size=8,
+        max_source_positions=200,
+    )
+    torch.manual_seed(0)
+    reference = Qwen3OmniMoeAudioEncoder(config).eval()
+    reference.save_pretrained(tmp_path)
+    fe = WhisperFeatureExtractor(feature_size=8)
+    fe.save_pretrained(tmp_path)
+    enc = Qwen3OmniAudioEncoder.from_pretrained(str(tmp_path)).eval()
+    geometry = encoder_geometry({"pretrained_dir": str(tmp_path)}, "qwen3_omni")
+    assert geometry == enc.geometry and enc.frame_rate == 13.0
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (27000, 9000)]
+    wav = torch.zeros(2, 27000)
+    for i, clip in enumerate(clips):
+        wav[i, : len(clip)] = torch.from_numpy(clip)
+    with torch.no_grad():
+        frames, lengths = enc(wav, torch.tensor([27000, 9000]))
+    # 168 mel frames: one chunk of 100 (13 frames) + 68 (9); 56 mel frames: 7
+    assert lengths.tolist() == [enc.num_frames(n) for n in (27000, 9000)] == [22, 7]
+    for i, clip in enumerate(clips):
+        feats = fe([clip], sampling_rate=16000, do_normalize=True, return_tensors="pt")[
+            "input_features"
+        ][0, :, : len(clip) // 160]
+        with torch.no_grad():
+            expected = reference(
+                feats, feature_lens=torch.tensor([feats.shape[1]])
+            ).last_hidden_state
+        got = frames[i, : lengths[i]]
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)

@@ -16,7 +16,10 @@ from espnet2.ualm.pretrained.load import build_model
 # model-part overrides that no builder may accept, and what both say
 BAD_CONFIGS = [
     ({"backbone": "rnn_lm"}, "backbone must be one of \\['hf_causal_lm'\\]"),
-    ({"audio_encoder": "wav2vec"}, "audio_encoder must be one of \\['whisper'\\]"),
+    (
+        {"audio_encoder": "wav2vec"},
+        "audio_encoder must be one of \\['qwen3_omni', 'whisper'\\]",
+    ),
     (
         {"audio_adapter": "linear", "audio_adapter_conf": {"type": "mlp"}},
         "audio_adapter linear but audio_adapter_conf has type mlp",
