@@ -29,7 +29,7 @@ ALL_CONFIGS = sorted(
 )
 # post-training configs (stages 15-16) hold training keys only: ualm.sh
 # completes them with stage 7's model part (factory.with_model_of)
-POST = ("train_winners.yaml", "train_dpo.yaml")
+POST = ("train_winners.yaml", "train_dpo.yaml", "train_dpo_ce2.yaml")
 POST_CONFIGS = [c for c in ALL_CONFIGS if os.path.basename(c) in POST]
 CONFIGS = [c for c in ALL_CONFIGS if c not in POST_CONFIGS]
 GPU_CONFIGS = [c for c in CONFIGS if "/ualm1/" in c]
