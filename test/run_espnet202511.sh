@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=venv-espnet202511
 make -s -C tools ESPNET=202511 VENV="${venv}" all >&2
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# shellcheck source=test/workers.sh
+. test/workers.sh
 export PYTHONNOUSERSITE=1
 export PATH="${PWD}/tools/${venv}/bin:${PATH}"
-exec python -m pytest -q --timeout=1800 \
+exec python -m pytest -q --timeout=1800 "${xdist[@]}" \
     test/test_install.py test/test_requirements.py \
     test/espnet2/tasks/test_ualm.py \
     test/espnet2/bin/test_ualm_inference.py test/espnet2/bin/test_ualm_pack.py "$@"
