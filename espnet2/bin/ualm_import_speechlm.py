@@ -16,6 +16,10 @@ Example (Bagpiper, files downloaded beforehand)::
 ``--encoder_dir`` needs only Qwen3-Omni's ``config.json`` and
 ``preprocessor_config.json``: the encoder's weights are in the checkpoint.
 The checkpoint is read as tensors only (``torch.load(weights_only=True)``).
+The packed model keeps the checkpoint's audio layout (the ``AudioLayout`` of
+its ``vocabulary.json``: delays, closing after the delayed block, the CFG
+branch's ``<cfg_null>``), so its text-to-audio is decoded, and stage 7 trains,
+as ESPnet-SpeechLM lays audio out.
 """
 
 import argparse

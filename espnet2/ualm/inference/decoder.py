@@ -39,7 +39,7 @@ from espnet2.ualm.inference.settings import BACKENDS
 from espnet2.ualm.inference.static_step import StaticStep, static_capacity
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.tokens.sequence import BuiltSequence
-from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+from espnet2.ualm.tokens.vocabulary import CFG_PROMPT, UALMVocabulary
 
 Prompt = Union[BuiltSequence, torch.Tensor]
 Waveforms = Union[Mapping[str, torch.Tensor], Sequence[Mapping[str, torch.Tensor]]]
@@ -56,15 +56,18 @@ def prompt_ids(prompt: Prompt) -> torch.Tensor:
 def check_prompt(prompt: Prompt, vocab: UALMVocabulary) -> torch.Tensor:
     """The prompt's ids; raises unless it ends with the ``<assistant>`` token.
 
-    An all-pad prompt (what the CFG branch sees) is accepted too: it asks
-    for unconditional generation.
+    An all-pad prompt (what the CFG branch sees: ``<pad>``, or the layout's
+    ``cfg_null`` in stream 0) is accepted too: it asks for unconditional
+    generation.
     """
     ids = prompt_ids(prompt)
     if ids.shape[1] != vocab.n_codebooks:
         raise ValueError(
             f"prompt has {ids.shape[1]} streams, the model {vocab.n_codebooks}"
         )
-    if bool(ids.any()) and int(ids[-1, 0]) != vocab.role_id("assistant"):
+    nulled = bool(((ids[:, 0] == 0) | (ids[:, 0] == vocab.cfg_null_id)).all())
+    nulled = nulled and not bool(ids[:, 1:].any())
+    if not nulled and int(ids[-1, 0]) != vocab.role_id("assistant"):
         raise ValueError(
             "a prompt must end with <assistant> (build it with "
             "add_generation_prompt=True or prompt_only=True)"
@@ -72,7 +75,9 @@ def check_prompt(prompt: Prompt, vocab: UALMVocabulary) -> torch.Tensor:
     return ids
 
 
-def unconditional_ids(prompt: Prompt) -> torch.Tensor:
+def unconditional_ids(
+    prompt: Prompt, vocab: Optional[UALMVocabulary] = None
+) -> torch.Tensor:
     """The CFG branch's prompt: the condition replaced by ``<pad>``.
 
     Training pads an example's ``condition_mask`` positions (role tokens and
@@ -80,11 +85,22 @@ def unconditional_ids(prompt: Prompt) -> torch.Tensor:
     of its positions in the condition, so this is the spec's all-pad prompt
     of the same length. A prompt without a condition mask (a raw tensor, or a
     task built without CFG) becomes all pad as well.
+
+    ``vocab``: its ``AudioLayout`` says what the nulled positions hold
+    (``cfg_null`` in stream 0, id 0 in the others) and which they are
+    (``cfg_extent``: the condition, or every position of the prompt);
+    ``None``: the default layout's (``<pad>``, the condition).
     """
     ids = prompt_ids(prompt)
-    if isinstance(prompt, BuiltSequence) and bool(prompt.condition_mask.any()):
-        return ids.masked_fill(prompt.condition_mask[:, None], 0)
-    return torch.zeros_like(ids)
+    null = torch.zeros_like(ids[0])
+    nulled = torch.ones(len(ids), dtype=torch.bool)
+    if vocab is not None:
+        null[0] = vocab.cfg_null_id
+    whole = vocab is not None and vocab.audio_layout.cfg_extent == CFG_PROMPT
+    if not whole and isinstance(prompt, BuiltSequence):
+        if bool(prompt.condition_mask.any()):
+            nulled = prompt.condition_mask
+    return torch.where(nulled[:, None], null, ids)
 
 
 @dataclasses.dataclass
@@ -122,6 +138,7 @@ def batch_prompts(
     with_unconditional: bool = False,
     device: Optional[torch.device] = None,
     left_pad: bool = True,
+    vocab: Optional[UALMVocabulary] = None,
 ) -> PromptBatch:
     """Pads ``prompts`` (and their unconditional copies) into one batch.
 
@@ -129,13 +146,14 @@ def batch_prompts(
     at the encoder's sample rate (one mapping for all prompts, or one per
     prompt). A placeholder span the unconditional prompt has padded is not
     encoded for that row. ``left_pad=False`` pads on the right (input
-    appended to a conversation, ``Decoder.extend``).
+    appended to a conversation, ``Decoder.extend``). ``vocab``: the model's,
+    whose ``AudioLayout`` makes the unconditional rows (``unconditional_ids``).
     """
     rows: List[torch.Tensor] = [prompt_ids(p) for p in prompts]
     if not rows:
         raise ValueError("no prompts to batch")
     if with_unconditional:
-        rows += [unconditional_ids(p) for p in prompts]
+        rows += [unconditional_ids(p, vocab) for p in prompts]
     n_streams = rows[0].shape[1]
     if any(r.shape[1] != n_streams for r in rows):
         raise ValueError("all prompts need the same number of streams")
@@ -153,7 +171,7 @@ def batch_prompts(
             continue
         source = _waveforms_of(waveforms, r % len(prompts), len(prompts))
         for span in prompt.audio_inputs:
-            if not bool((row_ids[span.start, 0] != 0).item()):
+            if int(row_ids[span.start, 0]) != int(prompt.ids[span.start, 0]):
                 continue  # dropped with the condition (CFG branch)
             if source is None or span.key not in source:
                 raise KeyError(f"no waveform for audio input {span.key!r}")

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from transformers.cache_utils import DynamicLayer
 
 from espnet2.ualm.model.ualm_model import UALMModel
+from espnet2.ualm.tokens.vocabulary import CLOSING_AFTER
 
 LinearFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -463,8 +464,9 @@ class AudioHeads:
     Column ``c`` of stream ``k``'s block: code ``c`` of codebook ``k``
     (``c < C``), its pad (``c == C``), then for stream 0 ``<eos>`` and
     ``<eot>``, for the others two unused columns. ``never`` marks the columns
-    no stream may sample (pads, unused); ``column_ids`` maps a flat column to
-    its vocabulary id.
+    no stream may sample (unused; pads, unless the vocabulary's
+    ``AudioLayout`` has every stream predict them); ``column_ids`` maps a
+    flat column to its vocabulary id.
     """
 
     def __init__(
@@ -494,7 +496,9 @@ class AudioHeads:
         )
         device = weight.device
         never = torch.zeros(k, self.width, dtype=torch.bool, device=device)
-        never[:, stride - 1] = True  # pads
+        # pads: the generator writes the holes itself, unless every stream
+        # predicts them (AudioLayout closing="after")
+        never[:, stride - 1] = vocab.audio_layout.closing != CLOSING_AFTER
         never[1:, stride:] = True  # unused columns of streams 1..K-1
         self.never = never
         ids = torch.zeros(k, self.width, dtype=torch.long, device=device)
@@ -507,8 +511,9 @@ class AudioHeads:
         self.stream_base = torch.arange(k, device=device) * self.width
         self.pad_ids = torch.tensor(vocab.audio_pad_ids(), device=device)
         self.streams = torch.arange(k, device=device)
+        # a stream's own ids, codes and pad: all that is not a closing token
         code_cols = torch.zeros(self.width, dtype=torch.bool, device=device)
-        code_cols[: self.codebook_size] = True
+        code_cols[:stride] = True
         self.code_columns = code_cols
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -8,11 +8,16 @@ out as the sequence builder does:
   forced by the caller's plan);
 * text: stream 0 over the text ids and the closing token, streams 1..K-1
   ``<pad>`` (id 0);
-* audio: one delayed frame per step (``tokens/delay.py``): stream ``k`` holds
-  its codebook pad where the delay pattern has a hole, each stream is masked
-  to its own codebook, and stream 0 may close the segment with
-  ``<eos>``/``<eot>``; the segment ends ``K - 1`` steps after the closing
-  token and de-interleaves to ``[T, K]`` codes;
+* audio: one delayed frame per step (``tokens/delay.py``, the vocabulary's
+  ``AudioLayout``): each stream is masked to its own codebook, and stream 0
+  may close the segment with ``<eos>``/``<eot>``. With the default layout
+  (``closing="frame"``) stream ``k`` holds its codebook pad where the delay
+  pattern has a hole, and the segment ends ``max(delays)`` steps after the
+  closing token; with ``closing="after"`` (ESPnet-SpeechLM's) every stream
+  samples its codebook, pad included, at every step, stream 0 may close
+  once the delay steps of the minimum length are written, and the closing
+  step ends the segment (id 0 in the other streams). Either de-interleaves
+  to ``[T, K]`` codes;
 * ``<eos>`` ends the reply; after ``<eot>`` the ``<assistant>`` role token
   is given and the model writes the next segment's marker.
 
@@ -34,10 +39,11 @@ cache: what self-reflection (``reflect.py``) and the clarifying dialogue
 (``dialogue.py``) need.
 
 Classifier-free guidance doubles the batch: row ``B + b`` is row ``b``'s
-prompt with its condition padded (``decoder.unconditional_ids``), fed the
-same generated tokens, except the role tokens between turns, which training
-pads with the condition. Audio tokens use ``uncond + s * (cond - uncond)``;
-markers and text use the conditional logits.
+prompt with its condition padded (``decoder.unconditional_ids``: the
+layout's ``cfg_null`` over its ``cfg_extent``), fed the same generated
+tokens, except the role tokens between turns, which training pads with the
+condition. Audio tokens use ``uncond + s * (cond - uncond)``; markers and
+text use the conditional logits.
 """
 
 import contextlib
@@ -63,8 +69,8 @@ from espnet2.ualm.inference.sampling import sample
 from espnet2.ualm.inference.settings import DecodeSettings, Plan, check_plan
 from espnet2.ualm.model.ualm_model import UALMModel
 from espnet2.ualm.text.tokenizer import TextTokenizer
-from espnet2.ualm.tokens.delay import delay_deinterleave, delay_holes, delay_length
-from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+from espnet2.ualm.tokens.delay import delay_deinterleave, delay_holes
+from espnet2.ualm.tokens.vocabulary import CLOSING_AFTER, UALMVocabulary
 
 _NEVER = 1 << 40  # closing step of a segment that has not closed
 
@@ -140,6 +146,34 @@ class UALMGenerator:
         self.n_streams = self.vocab.n_codebooks
         self.device = model.head_weight.device
         self.constraints = ReplyConstraints(self.vocab, self.device)
+        self._audio_layout()
+
+    def _audio_layout(self) -> None:
+        """The audio rules of the vocabulary's ``AudioLayout``, as the decode
+        loop uses them."""
+        vocab, device = self.vocab, self.device
+        self.delays = vocab.audio_delays
+        self.delay_shift = torch.tensor(self.delays, device=device)
+        delay = max(self.delays)
+        self.closing_after = vocab.audio_layout.closing == CLOSING_AFTER
+        # steps before stream 0 may close at the minimum length, and after it
+        self.close_lead = delay if self.closing_after else 0
+        self.close_tail = 0 if self.closing_after else delay
+        # the streams that take the closing frame's ids at stream 0's closing
+        # step: closed after the block, all others (id 0); in a closing frame,
+        # those not delayed (their pad; MusicGen's pattern has none)
+        streams = torch.arange(self.n_streams, device=device)
+        undelayed = self.delay_shift == 0
+        self.closing_streams = (streams > 0) & (
+            undelayed if not self.closing_after else torch.ones_like(undelayed)
+        )
+        self.has_closing_streams = bool(self.closing_streams.any())
+        pads = torch.tensor(vocab.audio_pad_ids(), device=device)
+        self.closing_fill = pads.masked_fill(
+            torch.tensor(self.closing_after, device=device), vocab.pad_id
+        )
+        self.null_frame = torch.zeros(self.n_streams, dtype=torch.long, device=device)
+        self.null_frame[0] = vocab.cfg_null_id
 
     def decoder(self, capacity: int) -> Decoder:
         """A decoder of this generator's backend with room for ``capacity``."""
@@ -246,8 +280,10 @@ class Conversation:
             self.frame_bounds = settings.audio_frame_bounds(gen.frame_rate)
         self.use_cfg = settings.cfg_scale is not None and audio
         self.n_rows = len(prompts)
-        self.longest = settings.longest_reply(self.plan, gen.frame_rate, gen.n_streams)
-        batch = batch_prompts(prompts, waveforms, self.use_cfg, gen.device)
+        self.longest = settings.longest_reply(
+            self.plan, gen.frame_rate, gen.n_streams, gen.delays
+        )
+        batch = batch_prompts(prompts, waveforms, self.use_cfg, gen.device, vocab=vocab)
         self.decoder = gen.decoder(batch.ids.shape[1] + self.longest)
         self.state = RowState(self.n_rows, gen.device)
         self._pending: Optional[Tuple[torch.Tensor, List[int]]] = None
@@ -291,7 +327,12 @@ class Conversation:
         filler = torch.zeros(1, k, dtype=torch.long)  # rows without input
         chunks = [x if x is not None else filler for x in inputs]
         batch = batch_prompts(
-            chunks, waveforms, self.use_cfg, self.gen.device, left_pad=False
+            chunks,
+            waveforms,
+            self.use_cfg,
+            self.gen.device,
+            left_pad=False,
+            vocab=self.gen.vocab,
         )
         none = torch.tensor([x is None for x in inputs] * (2 if self.use_cfg else 1))
         batch.attention_mask[none.to(batch.attention_mask.device)] = 0
@@ -475,8 +516,12 @@ class Conversation:
         then the columns no stream may take, stream 0's codes past the
         maximum length and its closing tokens before the minimum (or when
         the plan forbids them) are masked, the delay pattern's holes get flat
-        logits, and all ``A * K`` streams are sampled in one call.
+        logits (``closing="frame"``; closed after the block, every stream
+        samples its codebook, pad included), and all ``A * K`` streams are
+        sampled in one call. Closed after the block, the minimum and maximum
+        count frames: stream 0 closes ``max(delays)`` steps later.
         """
+        gen = self.gen
         state, s = self.state, self.settings
         hidden = self.hidden
         step, closed_at, n_seg = state.step, state.closed_at, state.n_segments
@@ -485,20 +530,25 @@ class Conversation:
             hidden = hidden.index_select(0, sel)
             step, closed_at, n_seg = step[index], closed_at[index], n_seg[index]
         n_audio = step.shape[0]
-        heads = self.gen.weights.audio_heads(hidden.shape[0])
+        heads = gen.weights.audio_heads(hidden.shape[0])
         logits = heads.logits(hidden)
         if self.use_cfg:
             logits = torch.lerp(logits[n_audio:], logits[:n_audio], s.cfg_scale)
         low, high = self.frame_bounds
-        holes = delay_holes(step, closed_at, heads.n_streams)
+        low, high = low + gen.close_lead, high + gen.close_lead
+        holes = None
+        if not gen.closing_after:
+            holes = delay_holes(step, closed_at, heads.n_streams, gen.delay_shift)
         close_ok = self._close_ok(n_seg, index)
         closes_ok = (step >= low)[:, None] & close_ok
-        # stream 0: codes unless past the maximum, closing tokens as allowed
+        # stream 0: codes (and its pad) unless past the maximum, closing
+        # tokens as allowed
         disallow0 = heads.code_columns & (step >= high)[:, None]
         disallow0[:, -2:] |= ~closes_ok
         logits = logits.masked_fill(heads.never, -math.inf)
         logits[:, 0].masked_fill_(disallow0, -math.inf)
-        logits.masked_fill_(holes[..., None], 0.0)  # any id; replaced below
+        if holes is not None:
+            logits.masked_fill_(holes[..., None], 0.0)  # any id; replaced below
         column = sample(
             logits.view(n_audio * heads.n_streams, heads.width),
             s.audio_sampling,
@@ -506,7 +556,13 @@ class Conversation:
             self.generator,
         ).view(n_audio, heads.n_streams)
         ids = heads.column_ids[column + heads.stream_base]
-        return torch.where(holes, heads.pad_ids, ids)
+        if holes is not None:
+            ids = torch.where(holes, heads.pad_ids, ids)
+        if gen.has_closing_streams:
+            c = gen.constraints
+            closing = (ids[:, :1] == c.eos_id) | (ids[:, :1] == c.eot_id)
+            ids = torch.where(closing & gen.closing_streams, gen.closing_fill, ids)
+        return ids
 
     def _advance(
         self, frame: torch.Tensor, pause_after_audio: bool, may_change: bool = True
@@ -535,8 +591,9 @@ class Conversation:
         st.closed_at = torch.where(newly, st.step, st.closed_at)
         st.close_id = torch.where(newly, token, st.close_id)
         st.step = st.step + (text & ~closing_token) + audio
-        # an audio segment ends once its frames and the closing one are delayed
-        steps = delay_length(st.closed_at + 1, self.gen.n_streams)
+        # an audio segment ends once its frames and the closing one are
+        # delayed (closed after the block: at the closing step)
+        steps = st.closed_at + 1 + self.gen.close_tail
         ended = (text & closing_token) | (audio & (st.step == steps))
         after = torch.full_like(phase, Phase.DONE)
         after = after.masked_fill(st.close_id == c.eot_id, Phase.ROLE)
@@ -566,9 +623,10 @@ class Conversation:
     def _horizon(self, view: List[List[int]]) -> int:
         """Steps after which some row's phase may change: 1 while a row is
         outside an audio segment; for audio rows, until the first could end
-        (``K - 1`` steps after its closing token, which comes at the earliest
-        at the minimum length)."""
-        k, low = self.gen.n_streams, self.frame_bounds[0]
+        (``max(delays)`` steps after its closing token, which comes at the
+        earliest at the minimum length; closed after the block, at it)."""
+        gen = self.gen
+        low = self.frame_bounds[0] + gen.close_lead
         phases, steps, closed_at = view[0], view[1], view[2]
         horizon = None
         for p, s, c in zip(phases, steps, closed_at):
@@ -577,7 +635,7 @@ class Conversation:
             if p != Phase.AUDIO:
                 return 1
             close = max(low, s) if c == _NEVER else c
-            h = delay_length(close + 1, k) - s
+            h = close + 1 + gen.close_tail - s
             horizon = h if horizon is None else min(horizon, h)
         return max(1, horizon or 1)
 
@@ -602,22 +660,29 @@ class Conversation:
                 segment = GeneratedSegment("text", _name(gen, close_id), ids, text=text)
             else:
                 close_id = int(self.state.close_id[b])
-                frames = delay_deinterleave(content)[:-1]
+                if gen.closing_after:  # the closing step, then the codes
+                    frames = delay_deinterleave(content[:-1], delays=gen.delays)
+                else:  # the codes and the closing frame
+                    frames = delay_deinterleave(content, delays=gen.delays)[:-1]
                 codes = gen.vocab.ids_to_codes(frames)
+                if gen.closing_after:  # a pad among the frames: code 0, as
+                    # ESPnet-SpeechLM's decode_batch clips it
+                    codes = codes.masked_fill(codes == gen.vocab.codebook_size, 0)
                 segment = GeneratedSegment("audio", _name(gen, close_id), codes=codes)
             self._segments[b].append(segment)
 
     def _feed(self, frame: torch.Tensor, phases: List[int]) -> None:
         """Steps the decoder on the frame made while the rows were in
         ``phases``. CFG: the unconditional rows get it too, without the role
-        tokens (training pads them). Paused rows skip the position."""
+        tokens (training pads them: the layout's null frame). Paused rows skip
+        the position."""
         device = frame.device
         if self.use_cfg:
             uncond = frame
             if any(p == Phase.ROLE for p in phases):
                 uncond = frame.clone()
                 role = torch.tensor([p == Phase.ROLE for p in phases], device=device)
-                uncond[role] = 0
+                uncond[role] = self.gen.null_frame
             frame = torch.cat([frame, uncond])
         hole = None
         if any(p == Phase.PAUSED for p in phases):

@@ -416,7 +416,7 @@ class UALM:
 
     def _reply_positions(self, plan) -> int:
         return self.settings.longest_reply(
-            plan, self.codec.frame_rate, self.vocab.n_codebooks
+            plan, self.codec.frame_rate, self.vocab.n_codebooks, self.vocab.audio_delays
         )
 
     def _run(self, requests: Sequence[Request], progress) -> List[UALMOutput]:
@@ -499,7 +499,10 @@ class UALM:
         """Most positions a dialogue's generated segments take (the user's
         answers come on top: the cache grows for them)."""
         s = dialogue_settings(self.settings, self.settings.dialogue_turns)
-        return s.longest_reply(None, self.codec.frame_rate, self.vocab.n_codebooks)
+        vocab = self.vocab
+        return s.longest_reply(
+            None, self.codec.frame_rate, vocab.n_codebooks, vocab.audio_delays
+        )
 
     def _dialogue(self, prepared: List[PreparedRequest]) -> List[UALMOutput]:
         """Clarifying dialogues of a batch; ``with_user``'s user answers."""

@@ -175,10 +175,16 @@ class DecodeSettings:
         return low, high
 
     def longest_reply(
-        self, plan: Plan, frame_rate: Optional[float], n_streams: int
+        self,
+        plan: Plan,
+        frame_rate: Optional[float],
+        n_streams: int,
+        delays: Optional[Sequence[int]] = None,
     ) -> int:
         """Most positions a reply can take: sizes the KV cache and bounds the
-        prompt length a request may have."""
+        prompt length a request may have. ``delays``: the vocabulary's
+        ``audio_delays`` (``None``: MusicGen's); either ``AudioLayout``
+        closing takes one position more than the delayed frames."""
         text = 1 + self.max_text_tokens + 1  # marker, tokens, close
         audio = 0
         if plan is None or "audio" in plan:
@@ -188,7 +194,7 @@ class DecodeSettings:
                 )
             # marker, then the code frames and the closing frame, delayed
             frames = self.audio_frame_bounds(frame_rate)[1] + 1
-            audio = 1 + delay_length(frames, n_streams)
+            audio = 1 + delay_length(frames, n_streams, delays)
         if plan is not None:
             kinds = [audio if m == "audio" else text for m in plan]
         else:

@@ -374,7 +374,11 @@ class UALMModel(AbsESPnetModel):
             position_ids = torch.arange(length, device=ids.device).expand(batch, length)
         if self.training and self.cfg_dropout_prob > 0 and condition_mask is not None:
             ids, dropped = drop_condition(
-                ids, condition_mask.bool() & valid, position_ids, self.cfg_dropout_prob
+                ids,
+                condition_mask.bool() & valid,
+                position_ids,
+                self.cfg_dropout_prob,
+                null_id=self.vocabulary.cfg_null_id,
             )
             loss_mask = loss_mask & ~dropped[..., None]
         autocast = self.autocast_dtype

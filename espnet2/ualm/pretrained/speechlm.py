@@ -30,12 +30,24 @@ What maps to what:
   ``<audio_placeholder>``; its task templates and inference config become a
   task file and ``decode.yaml``.
 
-What does not carry over: the peer's audio segments are delay-interleaved
-without our closing frame (``<|eos|>`` comes after the ``K - 1`` delay steps,
-ours at the last frame), so our generator's audio layout is not the one the
-checkpoint was trained on; its unconditional CFG branch is an all-``<|pad|>``
-prefix whose row is not zero, ours is zero. Text replies and the forward pass
-are the same model (``test_speechlm.py`` compares logits and generations).
+* the peer's audio layout is recorded in the vocabulary (``AudioLayout``,
+  ``vocabulary_of``): its delays (``delay_interleave``: stream ``k`` delayed
+  ``k`` steps; else parallel), the closing token after the delayed block
+  (``closing="after"``: every stream predicts its delay pads, the generator
+  samples them), and its unconditional CFG branch: every prompt position
+  (the ``<assistant>`` token included) nulled with ``<cfg_null>``, a special
+  token of ours whose row is the peer's ``<|pad|>`` row 0 (not zero: ESPnet
+  initialises it and never trains it; our ``<pad>`` stays zero). So the
+  sequence builder trains an import on the peer's layout (stage 7) and our
+  one generator decodes it as ESPnet's ``ParallelLLM.inference`` does.
+
+What does not carry over: with CFG, a second audio segment of one reply
+(after ``<eot>``) continues our unconditional branch, where ESPnet nulls the
+whole history again (``_prepare_cfg_cache`` per segment); ESPnet's CFG
+condition dropout in training keeps the audio turn's ``<|assistant|>``,
+ours drops the role tokens with the condition (and ``<cfg_null>``'s row is
+trained with the rest). ``test_speechlm.py`` compares logits, greedy
+captions and greedy text-to-audio codes with ESPnet's own code.
 """
 
 import logging
@@ -49,9 +61,20 @@ import torch
 import yaml
 
 from espnet2.ualm.data.safe_io import FileFormatError, read_json, read_yaml
-from espnet2.ualm.tokens.vocabulary import AUDIO, SPECIAL, TEXT, UALMVocabulary
+from espnet2.ualm.tokens.vocabulary import (
+    AUDIO,
+    CFG_PROMPT,
+    CLOSING_AFTER,
+    SPECIAL,
+    SPECIAL_TOKENS,
+    TEXT,
+    AudioLayout,
+    UALMVocabulary,
+)
 
 CHECKPOINT_KEY = "module"
+# the special token of an import's unconditional CFG branch (AudioLayout)
+CFG_NULL = "<cfg_null>"
 # ours -> the peer's special token whose row it takes
 SPECIAL_ROWS: Dict[str, str] = {
     "<pad>": "<|pad|>",
@@ -67,6 +90,8 @@ SPECIAL_ROWS: Dict[str, str] = {
     # (its id 0) where the encoder's features go
     "<audio_input>": "<|audio|>",
     "<audio_placeholder>": "<|pad|>",
+    # ESPnet's CFG branch is all <|pad|>: in stream 0 its row 0 (not zero)
+    CFG_NULL: "<|pad|>",
 }
 TEXT_IO, AUDIO_IO, ENCODER_IO = "text", "discrete_audio", "continuous_audio"
 ENCODER_PREFIXES = (
@@ -218,8 +243,24 @@ def row_map(
     return out
 
 
+def audio_layout_of(meta: Mapping[str, Any]) -> AudioLayout:
+    """The peer's audio layout (``meta["delay_interleave"]``, recorded by
+    ``peer_vocabulary``): ``multimodal_io/audio.py``'s delays,
+    ``speechlm_job.py``'s ``<|eos|>`` after the block, ``parallel.py``'s
+    all-``<|pad|>`` CFG cache of the whole prompt."""
+    n_streams = int(meta["num_stream"])
+    interleave = bool(meta["delay_interleave"])
+    return AudioLayout(
+        delays=tuple(range(n_streams)) if interleave else (0,) * n_streams,
+        closing=CLOSING_AFTER,
+        cfg_null=CFG_NULL,
+        cfg_extent=CFG_PROMPT,
+    )
+
+
 def vocabulary_of(meta: Mapping[str, Any], text_vocab_size: int) -> UALMVocabulary:
-    """Our layout for the peer's codec streams and our text tokenizer."""
+    """Our layout for the peer's codec streams, audio layout (``meta`` as
+    ``peer_vocabulary`` returns it) and our text tokenizer."""
     intervals = [tuple(x) for x in meta["vocab_intervals"][AUDIO_IO]]
     sizes = {end - start - 1 for start, end in intervals}  # pad first, then codes
     if len(sizes) != 1:
@@ -232,6 +273,8 @@ def vocabulary_of(meta: Mapping[str, Any], text_vocab_size: int) -> UALMVocabula
         text_vocab_size=int(text_vocab_size),
         n_codebooks=len(intervals),
         codebook_size=sizes.pop(),
+        special_tokens=SPECIAL_TOKENS + (CFG_NULL,),
+        audio_layout=audio_layout_of(meta),
     )
 
 
@@ -389,10 +432,12 @@ def task_templates(train_config: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def decode_settings(
-    inference_config: Mapping[str, Any], frame_rate: float
+    inference_config: Mapping[str, Any], frame_rate: float, delay_steps: int = 0
 ) -> Dict[str, Any]:
     """The peer's inference config as our ``decode.yaml`` (``DecodeSettings``):
-    its guidance ``logits * s + uncond * (1 - s)`` is our ``cfg_scale`` ``s``."""
+    its guidance ``logits * s + uncond * (1 - s)`` is our ``cfg_scale`` ``s``;
+    its audio ``max_step`` / ``min_step`` count delayed steps, ours seconds
+    of frames: ``delay_steps`` (``max(delays)``) fewer."""
 
     def sampling(conf: Mapping[str, Any]) -> Dict[str, Any]:
         if float(conf.get("temperature", 1.0)) == 0:
@@ -412,7 +457,11 @@ def decode_settings(
         out["audio_sampling"] = sampling(audio)
         cfg = float(audio.get("cfg", 1))
         out["cfg_scale"] = cfg if cfg > 1 else None
-        out["max_audio_seconds"] = float(audio.get("max_step", 500)) / frame_rate
+        steps = int(audio.get("max_step", 500))
+        out["max_audio_seconds"] = max(0, steps - delay_steps) / frame_rate
+        if "min_step" in audio:
+            steps = max(0, int(audio["min_step"]) - delay_steps)
+            out["min_audio_seconds"] = min(steps / frame_rate, out["max_audio_seconds"])
     if int(inference_config.get("num_hypo", 1)) > 1:
         out["best_of"] = int(inference_config["num_hypo"])
     return out
@@ -532,7 +581,9 @@ def import_checkpoint(
     decode = inference_config is not None
     if decode:
         frame_rate = float(codec.config.frame_rate)
-        settings = decode_settings(read_yaml(inference_config) or {}, frame_rate)
+        settings = decode_settings(
+            read_yaml(inference_config) or {}, frame_rate, max(vocab.audio_delays)
+        )
         with open(os.path.join(out_dir, "decode.yaml"), "w") as f:
             yaml.safe_dump(settings, f, sort_keys=False)
     write_model_card(out_dir, model_name=model_name, model=model, train_config={})

@@ -42,11 +42,16 @@ def save_tiny_qwen3(
 
 
 def speechlm_train_config(
-    qwen3_dir: str, codec_dir: str, encoder: bool = True, **data_loading: Any
+    qwen3_dir: str,
+    codec_dir: str,
+    encoder: bool = True,
+    delay_interleave: bool = True,
+    **data_loading: Any,
 ) -> Dict[str, Any]:
-    """Bagpiper's ``train.yaml`` shape (text, delay-interleaved X-codec
-    audio, Qwen3-Omni input audio when ``encoder``) over local directories,
-    sdpa and float32 so that it builds on a CPU."""
+    """Bagpiper's ``train.yaml`` shape (text, X-codec audio, delay-interleaved
+    unless ``delay_interleave`` is false, Qwen3-Omni input audio when
+    ``encoder``) over local directories, sdpa and float32 so that it builds
+    on a CPU."""
     ios: Dict[str, Any] = {
         "text": {"tokenizer_name": qwen3_dir},
         "discrete_audio": {
@@ -54,7 +59,7 @@ def speechlm_train_config(
             "codec_hf_model_tag": codec_dir,
             "ssl_choice": None,
             "ssl_hf_model_tag": None,
-            "delay_interleave": True,
+            "delay_interleave": delay_interleave,
             "stream_weights": [0.125] * 8,
         },
     }

@@ -12,7 +12,10 @@ whose embeddings the model overwrites with encoder features. Discrete audio
 ``[T_a, K]`` gets a closing frame (the turn's ``<eos>``/``<eot>`` in stream
 0, codebook pads elsewhere) and the whole block is delay-interleaved with
 each codebook's own pad: it takes ``T_a + K`` positions, stream 0 emits the
-closing token at ``T_a`` and the turn ends ``K - 1`` steps later.
+closing token at ``T_a`` and the turn ends ``K - 1`` steps later. That is
+the default ``AudioLayout`` of the vocabulary; another (an imported
+ESPnet-SpeechLM model's: the closing token after the delayed block, every
+stream's holes targets) is written as its layout says (``_audio_block``).
 
 ``loss_mask[t, k]`` marks ``ids[t, k]`` as a target (predicted from the
 positions before ``t``). Targets of a target turn: the modality marker, the
@@ -40,7 +43,7 @@ from espnet2.ualm.tokens.conversation import (
 from espnet2.ualm.tokens.delay import delay_interleave
 from espnet2.ualm.tokens.tasks import get_task_template
 from espnet2.ualm.tokens.templates import TaskTemplate
-from espnet2.ualm.tokens.vocabulary import UALMVocabulary
+from espnet2.ualm.tokens.vocabulary import CLOSING_AFTER, UALMVocabulary
 
 LOSS_REGIONS = ("assistant", "all")
 
@@ -224,14 +227,27 @@ class SequenceBuilder:
     def _audio_block(
         self, seg: AudioSegment, close: int, target: bool
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Codes + closing frame, delay-interleaved: ``[T_a + K, K]`` ids and mask."""
+        """The codes in the vocabulary's ``AudioLayout``: ``[T_a + D + 1, K]``
+        ids and mask (``D = max(delays)``).
+
+        ``closing="frame"``: codes + closing frame, delayed (holes no
+        targets); ``"after"``: the delayed codes (holes targets), then the
+        closing token in stream 0, id 0 in the other streams.
+        """
         vocab = self.vocab
+        delays, pads = vocab.audio_delays, vocab.audio_pad_ids()
         frames = vocab.codes_to_ids(seg.codes)
-        closing = torch.tensor([close, *vocab.audio_pad_ids()[1:]], dtype=torch.long)
-        frames = torch.cat([frames, closing[None]])
-        mask = torch.zeros(frames.shape, dtype=torch.bool)
-        if target:
-            mask[:-1] = True
-            mask[-1, 0] = True
-        ids = delay_interleave(frames, vocab.audio_pad_ids())
-        return ids, delay_interleave(mask, False)
+        closing = torch.tensor([close, *pads[1:]], dtype=torch.long)
+        after = vocab.audio_layout.closing == CLOSING_AFTER
+        if after:
+            closing[1:] = vocab.pad_id
+            ids = torch.cat([delay_interleave(frames, pads, delays), closing[None]])
+        else:
+            ids = torch.cat([frames, closing[None]])
+        # targets: every code (and, closed after, every hole), stream 0's close
+        mask = torch.ones(len(ids), vocab.n_codebooks, dtype=torch.bool)
+        mask[-1, 1:] = False
+        if not after:
+            ids = delay_interleave(ids, pads, delays)
+            mask = delay_interleave(mask, False, delays)
+        return ids, mask & target

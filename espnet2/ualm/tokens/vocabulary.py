@@ -13,6 +13,14 @@ from three integers (text vocabulary size, codebooks, codebook size); nothing
 depends on the key order of a config mapping. ESPnet-SpeechLM once derived
 its layout from YAML key order and silently corrupted resumed training; here
 the layout is saved as JSON next to the model and compared on resume.
+
+How a discrete audio segment is laid out over the streams (``AudioLayout``:
+the per-stream delays, where its closing token goes, what the unconditional
+CFG branch writes) belongs to the same saved layout: the sequence builder
+writes it for training, the generator decodes it. The default is UALM's own
+and is not written to ``vocabulary.json`` (so a vocabulary saved before the
+field existed loads, and keeps its fingerprint); an imported ESPnet-SpeechLM
+model records ESPnet's (``pretrained/speechlm.py``).
 """
 
 import dataclasses
@@ -20,7 +28,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, Dict, List, NamedTuple, Sequence, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -53,6 +61,15 @@ NUM_RESERVED = 256
 
 ROLES: Tuple[str, ...] = ("system", "user", "assistant")
 MODALITIES: Tuple[str, ...] = ("text", "audio", "speech", "audio_input")
+
+# AudioLayout.closing: where a discrete audio segment's closing token goes
+CLOSING_FRAME = "frame"  # a closing frame inside the delayed block (UALM)
+CLOSING_AFTER = "after"  # one position after the delayed block (ESPnet-SpeechLM)
+CLOSINGS = (CLOSING_FRAME, CLOSING_AFTER)
+# AudioLayout.cfg_extent: which prompt positions the unconditional branch nulls
+CFG_CONDITION = "condition"  # the builder's condition_mask (UALM)
+CFG_PROMPT = "prompt"  # every prompt position (ESPnet-SpeechLM's all-pad cache)
+CFG_EXTENTS = (CFG_CONDITION, CFG_PROMPT)
 
 # Kinds returned by UALMVocabulary.info
 SPECIAL = "special"
@@ -89,6 +106,87 @@ def _as_str_tuple(value: Any, what: str) -> Tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioLayout:
+    """How discrete audio segments sit in the streams (saved with the model).
+
+    ``delays``: stream ``k``'s frames are shifted right by ``delays[k]``
+    steps, each stream's own pad in the holes (``tokens/delay.py``, the
+    interleaving as data, like audiocraft's codebook patterns); ``None``:
+    MusicGen's ``(0, 1, ..., K - 1)``; all zero: the streams in parallel.
+    Stream 0 is never delayed (it carries the closing token).
+
+    ``closing``:
+
+    * ``"frame"`` (UALM): the codes get a closing frame (``<eos>``/``<eot>``
+      in stream 0, codebook pads elsewhere) and the whole block is delayed:
+      stream 0 closes right after the last frame's code and the segment ends
+      ``max(delays)`` steps later; delay holes are never targets, and the
+      generator forces them;
+    * ``"after"`` (ESPnet-SpeechLM): the delayed block of codes, holes
+      included, then one position with the closing token in stream 0 and id
+      0 in the others; every stream predicts its holes (they are targets,
+      and the generator samples every stream within its codebook, pad
+      included); a pad sampled inside the frames decodes as code 0, as
+      ESPnet's ``decode_batch`` clips it.
+
+    ``cfg_null``: the special token the unconditional CFG branch (and CFG
+    condition dropout in training) writes in stream 0, id 0 (zero) in the
+    others; ``cfg_extent``: the positions it replaces at inference, the
+    prompt's condition (``"condition"``) or every prompt position
+    (``"prompt"``: ESPnet's all-``<|pad|>`` cache of the prompt and the
+    ``<assistant>`` token).
+    """
+
+    delays: Optional[Tuple[int, ...]] = None
+    closing: str = CLOSING_FRAME
+    cfg_null: str = "<pad>"
+    cfg_extent: str = CFG_CONDITION
+
+    def __post_init__(self):
+        if self.delays is not None:
+            delays = tuple(self.delays)
+            if any(isinstance(d, bool) or not isinstance(d, int) for d in delays):
+                raise TypeError(f"audio_layout.delays must be ints, got {delays}")
+            if not delays or delays[0] != 0 or min(delays) < 0:
+                raise ValueError(
+                    f"audio_layout.delays {delays}: stream 0 must have delay 0 and "
+                    "none may be negative"
+                )
+            object.__setattr__(self, "delays", delays)
+        if self.closing not in CLOSINGS:
+            raise ValueError(
+                f"audio_layout.closing must be one of {CLOSINGS}, got {self.closing!r}"
+            )
+        if self.cfg_extent not in CFG_EXTENTS:
+            raise ValueError(
+                f"audio_layout.cfg_extent must be one of {CFG_EXTENTS}, got "
+                f"{self.cfg_extent!r}"
+            )
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The fields that differ from the default (JSON types)."""
+        out: Dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, conf: Mapping) -> "AudioLayout":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(conf) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown audio_layout keys {unknown}; known: {sorted(known)}"
+            )
+        conf = dict(conf)
+        if conf.get("delays") is not None:
+            conf["delays"] = tuple(conf["delays"])
+        return cls(**conf)
+
+
+@dataclasses.dataclass(frozen=True)
 class UALMVocabulary:
     """Token id layout of one model; immutable, saved with the model."""
 
@@ -97,6 +195,7 @@ class UALMVocabulary:
     codebook_size: int
     special_tokens: Tuple[str, ...] = SPECIAL_TOKENS
     num_reserved: int = NUM_RESERVED
+    audio_layout: AudioLayout = AudioLayout()
 
     def __post_init__(self):
         object.__setattr__(
@@ -118,6 +217,24 @@ class UALMVocabulary:
                 f"{len(self.special_tokens)} special tokens do not fit in "
                 f"num_reserved={self.num_reserved}"
             )
+        layout = self.audio_layout
+        if isinstance(layout, Mapping):
+            layout = AudioLayout.from_dict(layout)
+        if not isinstance(layout, AudioLayout):
+            raise TypeError(f"audio_layout must be an AudioLayout, got {layout!r}")
+        if layout.delays is not None:
+            if len(layout.delays) != self.n_codebooks:
+                raise ValueError(
+                    f"audio_layout.delays {layout.delays}: one per codebook "
+                    f"({self.n_codebooks})"
+                )
+            if layout.delays == tuple(range(self.n_codebooks)):  # the default
+                layout = dataclasses.replace(layout, delays=None)
+        if layout.cfg_null not in self.special_tokens:
+            raise ValueError(
+                f"audio_layout.cfg_null {layout.cfg_null!r} is not a special token"
+            )
+        object.__setattr__(self, "audio_layout", layout)
 
     # ----- construction and persistence -----------------------------------
 
@@ -131,7 +248,7 @@ class UALMVocabulary:
         )
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
+        out: Dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "text_vocab_size": self.text_vocab_size,
             "n_codebooks": self.n_codebooks,
@@ -139,6 +256,10 @@ class UALMVocabulary:
             "num_reserved": self.num_reserved,
             "special_tokens": list(self.special_tokens),
         }
+        layout = self.audio_layout.to_dict()
+        if layout:  # the default is not written: old files, old fingerprints
+            out["audio_layout"] = layout
+        return out
 
     @classmethod
     def from_dict(cls, conf: Mapping) -> "UALMVocabulary":
@@ -193,7 +314,9 @@ class UALMVocabulary:
             return
         mine, theirs = self.to_dict(), other.to_dict()
         diff = [
-            f"{k}: {mine[k]!r} != {theirs[k]!r}" for k in mine if mine[k] != theirs[k]
+            f"{k}: {mine.get(k)!r} != {theirs.get(k)!r}"
+            for k in {**mine, **theirs}
+            if mine.get(k) != theirs.get(k)
         ]
         raise ValueError(
             f"vocabulary of the {where} differs from the model's: " + "; ".join(diff)
@@ -263,6 +386,11 @@ class UALMVocabulary:
             )
         return self.special_id(f"<{modality}>")
 
+    @property
+    def cfg_null_id(self) -> int:
+        """What the unconditional branch writes in stream 0 (``AudioLayout``)."""
+        return self.special_id(self.audio_layout.cfg_null)
+
     # ----- text -------------------------------------------------------------
 
     def text_ids(self, token_ids: Sequence[int]) -> List[int]:
@@ -293,6 +421,12 @@ class UALMVocabulary:
 
     def audio_pad_ids(self) -> Tuple[int, ...]:
         return tuple(self.audio_pad_id(k) for k in range(self.n_codebooks))
+
+    @property
+    def audio_delays(self) -> Tuple[int, ...]:
+        """Stream ``k``'s delay in steps (``AudioLayout.delays``, resolved)."""
+        delays = self.audio_layout.delays
+        return tuple(range(self.n_codebooks)) if delays is None else delays
 
     def codebook_range(self, codebook: int) -> Tuple[int, int]:
         """``[start, stop)`` of codebook ``codebook``'s ids, its pad included."""

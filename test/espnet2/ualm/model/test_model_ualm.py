@@ -161,6 +161,12 @@ def test_condition_dropout_replaces_exactly_the_condition(builder, examples):
     assert torch.equal(dropped_ids[~cond], ids[~cond])
     same, none = drop_condition(ids, cond, pos, prob=0.0)
     assert torch.equal(same, ids) and not bool(none.any())
+    # an AudioLayout's cfg_null: in stream 0 only, id 0 in the others
+    nulled, _ = drop_condition(ids, cond, pos, prob=1.0, null_id=12)
+    assert bool((nulled[cond][:, 0] == 12).all()) and not bool(
+        nulled[cond][:, 1:].any()
+    )
+    assert torch.equal(nulled[~cond], ids[~cond])
     # packed examples are dropped independently, each one entirely or not at all
     index = example_index(pos)
     outcomes = set()

@@ -79,3 +79,22 @@ def test_holes_are_where_interleaving_puts_pads(n_frames):
     holes = delay_holes(steps, torch.full_like(steps, n_frames), k)
     assert pattern.shape[0] == delay_length(n_frames, k)
     assert torch.equal(holes, ~pattern)
+
+
+@pytest.mark.parametrize("delays", [(0, 0, 0), (0, 2, 1)])
+def test_other_delays(delays):
+    """Any per-stream delays (the interleaving is data): parallel streams,
+    or another order; the inverse and the holes follow."""
+    frames = torch.arange(1, 13).view(4, 3)
+    out = delay_interleave(frames, [-1, -2, -3], delays)
+    assert out.shape == (4 + max(delays), 3)
+    assert delay_length(4, 3, delays) == len(out)
+    for k, d in enumerate(delays):
+        assert out[d : d + 4, k].tolist() == frames[:, k].tolist()
+    assert torch.equal(delay_deinterleave(out, delays=delays), frames)
+    steps = torch.arange(len(out))
+    holes = delay_holes(steps, torch.full_like(steps, 4), 3, delays)
+    assert torch.equal(holes, out < 0)
+    assert torch.equal(
+        holes, delay_holes(steps, torch.full_like(steps, 4), 3, torch.tensor(delays))
+    )

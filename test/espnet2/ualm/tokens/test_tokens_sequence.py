@@ -1,5 +1,7 @@
 """Sequence builder: chat template, streams, delay pattern and masks per task."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from espnet2.ualm.tokens.conversation import (
 )
 from espnet2.ualm.tokens.delay import delay_deinterleave
 from espnet2.ualm.tokens.sequence import SequenceBuilder
+from espnet2.ualm.tokens.vocabulary import AudioLayout
 
 
 def names(vocab, seq, stream=0):
@@ -246,3 +249,30 @@ def test_every_builtin_task_builds_a_consistent_sequence(task, vocab, tokenizer)
     weight = float((seq.loss_mask & ~audio).sum()) + float(audio.sum()) / 3
     assert weight == pytest.approx(n0)
     assert bool(seq.condition_mask.any()) == TASKS.templates[task].cfg_dropout
+
+
+@pytest.mark.parametrize("delays", [None, (0, 0, 0)])
+def test_text_to_audio_layout_closed_after_the_block(vocab, tokenizer, delays):
+    """``AudioLayout(closing="after")`` (ESPnet-SpeechLM's): the delayed
+    codes, holes as targets, then ``<eos>`` with id 0 in the other streams;
+    the same positions as the default layout."""
+    layout = AudioLayout(delays=delays, closing="after")
+    after = dataclasses.replace(vocab, audio_layout=layout)
+    codes = torch.randint(0, 5, (4, 3), generator=torch.Generator().manual_seed(0))
+    example = {"caption": "hi", "audio": codes}
+    seq = SequenceBuilder(after, tokenizer).build_example("text_to_audio", example)
+    default = SequenceBuilder(vocab, tokenizer).build_example("text_to_audio", example)
+    start = seq.turns[-1].start + 2  # <assistant> <audio>
+    block, mask = seq.ids[start:], seq.loss_mask[start:]
+    delay = max(after.audio_delays)
+    assert len(block) == 4 + delay + 1
+    if delays is not None:
+        assert len(seq) == len(default) - (3 - 1)
+    else:
+        assert len(seq) == len(default)
+        assert not torch.equal(seq.ids, default.ids)
+    assert block[-1].tolist() == [vocab.eos_id, 0, 0]
+    frames = delay_deinterleave(block[:-1], delays=after.audio_delays)
+    assert torch.equal(vocab.ids_to_codes(frames), codes)
+    assert bool(mask[:-1].all()) and mask[-1].tolist() == [True, False, False]
+    assert torch.equal(seq.ids[:start], default.ids[:start])

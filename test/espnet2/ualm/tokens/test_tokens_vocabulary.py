@@ -1,5 +1,6 @@
 """Vocabulary layout: fixed order, round trips, persistence, no key-order effect."""
 
+import dataclasses
 import json
 import os
 import types
@@ -11,6 +12,7 @@ import yaml
 from espnet2.ualm.tokens.vocabulary import (
     NUM_RESERVED,
     SPECIAL_TOKENS,
+    AudioLayout,
     TokenInfo,
     UALMVocabulary,
     as_vocabulary,
@@ -153,3 +155,68 @@ def test_a_failed_save_leaves_the_saved_layout_whole(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["vocabulary.json"]
     new.save(path)
     assert UALMVocabulary.load(path) == new
+
+
+# ----- AudioLayout ------------------------------------------------------------
+
+ESPNET_LAYOUT = AudioLayout(
+    delays=(0, 0, 0), closing="after", cfg_null="<cfg_null>", cfg_extent="prompt"
+)
+
+
+def _espnet_vocab(vocab, layout=ESPNET_LAYOUT):
+    return dataclasses.replace(
+        vocab, special_tokens=SPECIAL_TOKENS + ("<cfg_null>",), audio_layout=layout
+    )
+
+
+def test_the_default_layout_is_not_written(vocab, tmp_path):
+    """A vocabulary saved before ``audio_layout`` existed loads as the
+    default one, with the same fingerprint (old packed models, old
+    checkpoints' ``vocabulary_fingerprint``)."""
+    conf = vocab.to_dict()
+    assert "audio_layout" not in conf
+    assert UALMVocabulary.from_dict(conf) == vocab
+    assert vocab.audio_delays == (0, 1, 2) and vocab.cfg_null_id == vocab.pad_id
+    # the fingerprint the code before the field gave this vocabulary
+    assert vocab.fingerprint() == (
+        "3df0583038e36b64ef1cc2c1a3b9f43cfd6f3a37567db459b948a6c034c9f456"
+    )
+
+
+def test_a_layout_round_trips_and_changes_the_fingerprint(vocab, tmp_path):
+    other = _espnet_vocab(vocab)
+    assert other.to_dict()["audio_layout"] == {
+        "delays": [0, 0, 0],
+        "closing": "after",
+        "cfg_null": "<cfg_null>",
+        "cfg_extent": "prompt",
+    }
+    path = other.save(str(tmp_path))
+    again = UALMVocabulary.load(path)
+    assert again == other and again.audio_layout == ESPNET_LAYOUT
+    assert again.fingerprint() != _espnet_vocab(vocab, AudioLayout()).fingerprint()
+    assert again.cfg_null_id == len(SPECIAL_TOKENS)
+    with pytest.raises(ValueError, match="audio_layout: .*closing"):
+        vocab.check_same(other)
+    # MusicGen's delays written out are the default: one canonical form
+    explicit = dataclasses.replace(vocab, audio_layout=AudioLayout(delays=(0, 1, 2)))
+    assert explicit == vocab and "audio_layout" not in explicit.to_dict()
+
+
+@pytest.mark.parametrize(
+    "layout,match",
+    [
+        (dict(delays=(0, 1)), "one per codebook"),
+        (dict(delays=(1, 0, 0)), "stream 0 must have delay 0"),
+        (dict(delays=(0, -1, 0)), "negative"),
+        (dict(closing="later"), "closing must be one of"),
+        (dict(cfg_extent="all"), "cfg_extent must be one of"),
+        (dict(cfg_null="<cfg_null>"), "not a special token"),
+        (dict(unknown=1), "unknown audio_layout keys"),
+    ],
+)
+def test_bad_layouts_are_refused(vocab, layout, match):
+    conf = {**vocab.to_dict(), "audio_layout": layout}
+    with pytest.raises((ValueError, TypeError), match=match):
+        UALMVocabulary.from_dict(conf)
