@@ -249,6 +249,8 @@ def run_shard(args: argparse.Namespace) -> None:
 
     from espnet2.ualm.inference.data_dir import read_requests
     from espnet2.ualm.inference.pipeline import UALM, dialogue_request
+    from espnet2.ualm.pretrained.layout import read_index
+    from espnet2.ualm.pretrained.load import resolve_source
     from espnet2.ualm.tokens.tasks import DIALOGUE_TEMPLATE, load_tasks
 
     decode = {}
@@ -259,7 +261,12 @@ def run_shard(args: argparse.Namespace) -> None:
         decode["batch_size"] = args.batch_size
     if args.max_turns is not None:
         decode["dialogue_turns"] = args.max_turns
+    # the model's own task file (an import's tasks) joins the registry
+    model_dir = resolve_source(args.model)
     tasks = load_tasks(args.task_templates)
+    own = read_index(model_dir).task_templates
+    if own:
+        tasks = tasks.extended(own)
     dialogue = tasks.get(args.task).template == DIALOGUE_TEMPLATE
     prompts: Dict[str, str] = {}
     if dialogue:  # the prompts of vague_text, the enrichment task's
@@ -283,7 +290,7 @@ def run_shard(args: argparse.Namespace) -> None:
     elif os.path.exists(rejected):
         os.remove(rejected)
     torch.set_num_threads(max(1, args.num_threads))
-    ualm = UALM.from_pretrained(args.model, args.device, decode=decode, tasks=tasks)
+    ualm = UALM.from_pretrained(model_dir, args.device, decode=decode, tasks=tasks)
     if dialogue:
         ualm = ualm.with_user(dialogue_user(args))
     write_geometry(out, codec_geometry(ualm.codec))

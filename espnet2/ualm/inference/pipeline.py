@@ -182,11 +182,17 @@ class UALM:
         ``.tar.gz`` from ``espnet2.bin.ualm_pack``) or a hub id
         ``owner/name[@revision]``. ``decode`` overrides the packed
         ``decode.yaml``'s settings; ``tasks``: the task registry (default:
-        the built-in tasks)."""
+        the built-in tasks), to which the model's own task file is added
+        (``task_templates.yaml``: an import's templates and tasks)."""
         from espnet2.ualm.pretrained.load import load_parts
+        from espnet2.ualm.tokens.tasks import TASKS
 
         parts = load_parts(source, device, cache_dir, local_files_only)
         settings = {**parts.decode, **(decode or {})}
+        if parts.files.task_templates:
+            tasks = (tasks if tasks is not None else TASKS).extended(
+                parts.files.task_templates
+            )
         return cls(
             parts.model,
             parts.tokenizer,

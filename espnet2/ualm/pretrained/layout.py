@@ -16,6 +16,8 @@ tokenizer, the codec config and fitted weights, the enhancer's experiment);
     enhancer/enhancer.yaml    {enhancer: name, enhancer_conf: {...}} (optional)
     enhancer/model.safetensors
     decode.yaml               the recipe's decoding settings (optional)
+    task_templates.yaml       the model's own templates and tasks (optional:
+                              an import's, ``speechlm.py``)
 
 ``ualm.yaml`` records the sha256 of every file but itself, the model card and
 the YAML settings (``sha256:``, path -> hex digest), and loading checks them
@@ -67,6 +69,9 @@ class PretrainedFiles:
     enhancer_config: Optional[str]
     enhancer_weights: Optional[str]
     decode_config: Optional[str]
+    # the model's own task file (``tokens/tasks.py`` format; an import's
+    # templates and tasks), added to the registry the model is used with
+    task_templates: Optional[str] = None
     # relative path -> sha256; None: packed before digests were recorded
     sha256: Optional[Dict[str, str]] = None
 
@@ -118,6 +123,7 @@ def read_index(root: str) -> PretrainedFiles:
         enhancer_config=part("enhancer", "config", required=False),
         enhancer_weights=part("enhancer", "weights", required=False),
         decode_config=part("decode", required=False),
+        task_templates=part("task_templates", required=False),
         sha256=digests,
     )
 

@@ -400,9 +400,13 @@ def model_config(
 
 def task_templates(train_config: Mapping[str, Any]) -> Dict[str, Any]:
     """The peer's task templates (``SPEECHLM_TASK_CONFIGS``) as our task
-    file's ``templates:`` (``--task_templates``), named ``speechlm_<task>``:
-    its ``textN`` / ``audioN`` entries become fields; user audio is encoder
-    input (``preprocessor.audio_input``), assistant audio codec codes."""
+    file (``tokens/tasks.py``; the packed model's ``task_templates.yaml``),
+    each a template and a task named ``speechlm_<task>``: its ``textN`` /
+    ``audioN`` entries become fields; user audio is encoder input
+    (``preprocessor.audio_input``), assistant audio codec codes. The tasks
+    read a data directory's ``text`` (the first text field; others their own
+    file), ``wav`` and ``codes``; an audio reply is scored as generation, a
+    text reply to audio as captioning."""
     from espnet2.speechlm.model.speechlm.task_conf_speechlm import (
         SPEECHLM_TASK_CONFIGS,
     )
@@ -410,6 +414,7 @@ def task_templates(train_config: Mapping[str, Any]) -> Dict[str, Any]:
     pre = train_config.get("preprocessor") or {}
     audio_input = pre.get("audio_input", ENCODER_IO)
     templates: Dict[str, Any] = {}
+    tasks: Dict[str, Any] = {}
     for task, entries in SPEECHLM_TASK_CONFIGS.items():
         messages: List[Dict[str, Any]] = []
         for role, entry in entries:
@@ -424,11 +429,37 @@ def task_templates(train_config: Mapping[str, Any]) -> Dict[str, Any]:
             else:
                 messages.append({"role": role, "content": [segment]})
         cfg = any("audio" in seg for m in messages for seg in m["content"])
-        templates[f"speechlm_{task}"] = {
+        name = f"speechlm_{task}"
+        templates[name] = {
             "messages": messages,
             "cfg_dropout": bool(cfg and float(pre.get("audio_cfg", 0.0)) > 0),
         }
-    return {"templates": templates}
+        tasks[name] = _task_of(name, messages)
+    return {"templates": templates, "tasks": tasks}
+
+
+def _task_of(template: str, messages: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The task declaration of one translated peer template (``task_templates``)."""
+    fields: Dict[str, str] = {}
+    files: List[str] = []
+    for m in messages:
+        for seg in m["content"]:
+            ((kind, value),) = seg.items()
+            if kind == "text":
+                field = value.strip("{}")
+                fields[field] = "text" if not fields else field
+                name = fields[field]
+            else:
+                name = "wav" if kind == "audio_input" else "codes"
+            files += [name] if name not in files else []
+    answer = [s for m in messages if m["role"] == "assistant" for s in m["content"]]
+    if any("audio" in seg for seg in answer):
+        kind = {"group": "generation", "scoring": "generation"}
+    elif "wav" in files:
+        kind = {"group": "understanding", "scoring": "captioning"}
+    else:
+        kind = {"group": "text"}
+    return {"template": template, "files": files, "fields": fields, **kind}
 
 
 def decode_settings(

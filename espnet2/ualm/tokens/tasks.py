@@ -285,7 +285,9 @@ class TaskRegistry:
 
     def extended(self, extra: Union[str, Mapping[str, Any]]) -> "TaskRegistry":
         """This registry plus the templates and tasks of ``extra``: a YAML file
-        or its mapping (module docstring). Names may not redefine ours."""
+        or its mapping (module docstring). Names may not redefine ours; the
+        same definition again is no change (a packed model's own task file,
+        also given as ``--task_templates``)."""
         if isinstance(extra, str):
             with open(extra, encoding="utf-8") as f:
                 extra = yaml.safe_load(f) or {}
@@ -296,16 +298,17 @@ class TaskRegistry:
             )
         templates = dict(self.templates)
         for name, conf in (extra.get("templates") or {}).items():
-            if name in templates:
+            template = task_template_from_dict(name, conf)
+            if templates.get(name, template) != template:
                 raise TemplateError(f"task template {name!r} is already defined")
-            templates[name] = task_template_from_dict(name, conf)
+            templates[name] = template
         tasks = dict(self.tasks)
         for name, conf in (extra.get("tasks") or {}).items():
-            if name in tasks:
-                raise TaskError(f"task {name!r} is already defined")
             spec, template = task_from_dict(name, conf, templates)
+            if tasks.get(name, spec) != spec:
+                raise TaskError(f"task {name!r} is already defined")
             if template is not None:
-                if template.name in templates:
+                if templates.get(template.name, template) != template:
                     raise TemplateError(
                         f"task template {template.name!r} is already defined"
                     )

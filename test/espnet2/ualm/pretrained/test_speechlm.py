@@ -621,6 +621,87 @@ def test_parallel_text_to_audio_is_the_peers(parallel_peer, cfg):
     assert segment.codes.shape == theirs.shape == (n, 8)
 
 
+def _fixed_length_greedy(ualm, n_steps, cfg):
+    """Decode settings of ESPnet's greedy fixed-length ``inference`` config."""
+    delay = max(ualm.vocab.audio_delays)
+    seconds = (n_steps - delay) / ualm.codec.frame_rate
+    return {
+        "audio_sampling": {"greedy": True},
+        "cfg_scale": float(cfg),
+        "min_audio_seconds": seconds,
+        "max_audio_seconds": seconds,
+        "enhancer": "none",
+    }
+
+
+def test_text_to_audio_through_the_api_is_the_peers(peer):
+    """The packed import through ``UALM``, the peer's own task (its task file
+    joins the registry), greedy, guided, fixed length: ESPnet's codes. (Our
+    built-in text_to_audio task has our instruction in the prompt, so it is
+    not the peer's prompt.)"""
+    from espnet2.ualm.inference.pipeline import UALM
+    from espnet2.ualm.inference.requests import Request
+
+    n, cfg = 14, 3
+    _, their_codes = _peer_text_to_audio(
+        peer, {"cfg": cfg, "min_step": n, "max_step": n}
+    )
+    ualm = UALM.from_pretrained(peer["out"])
+    assert "speechlm_text_to_audio" in ualm.requests.tasks
+    request = Request("u3", "speechlm_text_to_audio", {"text1": CAPTION})
+    (out,) = ualm.run([request], **_fixed_length_greedy(ualm, n, cfg))
+    assert out.error is None, out.error
+    assert torch.equal(out.codes, their_codes)
+
+
+def test_text_to_audio_through_stage10_is_the_peers(peer, tmp_path):
+    """Stage 10's entry point (``espnet2.bin.ualm_inference``) on a data
+    directory, the peer's task of the packed import: ESPnet's codes."""
+    from espnet2.bin.ualm_inference import main
+    from espnet2.ualm.data.codes_io import CodesReader
+    from espnet2.ualm.inference.pipeline import UALM
+
+    n, cfg = 14, 3
+    _, their_codes = _peer_text_to_audio(
+        peer, {"cfg": cfg, "min_step": n, "max_step": n}
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "text").write_text(f"u3 {CAPTION}\n")
+    settings = _fixed_length_greedy(UALM.from_pretrained(peer["out"]), n, cfg)
+    decode = tmp_path / "decode.yaml"
+    decode.write_text(yaml.safe_dump(settings))
+    out = str(tmp_path / "out")
+    args = ["--model", peer["out"], "--task", "speechlm_text_to_audio"]
+    args += [
+        "--data_dir",
+        str(data),
+        "--output_dir",
+        out,
+        "--decode_config",
+        str(decode),
+    ]
+    main(args + ["--job", "1", "--num_jobs", "1"])
+    main(["--merge", "--output_dir", out, "--num_jobs", "1"])
+    assert torch.equal(torch.as_tensor(CodesReader(out)["u3"]), their_codes)
+
+
+def test_ualm1_bagpiper_datasets_config_names_the_imports_tasks(peer):
+    """egs2/ualm/ualm1/conf/datasets_bagpiper.yaml (stages 10-11 with the
+    peer's prompts): its tasks are the import's, on datasets.yaml's test sets."""
+    from espnet2.ualm.data.datasets_config import decode_sets, load_datasets_config
+
+    conf_dir = os.path.join(
+        os.path.dirname(__file__), *[".."] * 4, "egs2", "ualm", "ualm1", "conf"
+    )
+    ours = load_datasets_config(os.path.join(conf_dir, "datasets_bagpiper.yaml"))
+    tasks = load_tasks(os.path.join(peer["out"], "task_templates.yaml"))
+    pairs = decode_sets(ours)
+    assert pairs and all(task in tasks for _, task in pairs)
+    default = load_datasets_config(os.path.join(conf_dir, "datasets.yaml"))
+    assert {d for d, _ in pairs} <= {d for d, _ in decode_sets(default)}
+
+
 def test_packed_model_loads_as_ualm(peer):
     """The converted directory is a packed model: UALM.from_pretrained, the
     peer's decoding settings and task templates with it."""

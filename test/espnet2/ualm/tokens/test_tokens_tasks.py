@@ -137,6 +137,17 @@ def test_duplicates_are_errors():
         load_tasks({"templates": {"tts": {"messages": DESCRIBE["messages"]}}})
 
 
+def test_the_same_task_file_twice_is_no_change():
+    """A packed model's own task file, also given as --task_templates."""
+    once = load_tasks({"tasks": {"describe_audio": DESCRIBE}})
+    twice = once.extended({"tasks": {"describe_audio": DESCRIBE}})
+    assert twice.get("describe_audio") == once.get("describe_audio")
+    assert sorted(twice.templates) == sorted(once.templates)
+    changed = {**DESCRIBE, "group": "generation"}
+    with pytest.raises(TaskError, match="'describe_audio' is already defined"):
+        once.extended({"tasks": {"describe_audio": changed}})
+
+
 @pytest.mark.parametrize(
     "conf, message",
     [
