@@ -24,7 +24,6 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import kaldiio
-import torch
 from tqdm import tqdm
 
 from espnet2.ualm.cli import positive_int, setup_logging
@@ -38,7 +37,6 @@ from espnet2.ualm.data.fingerprint import (
     tree_stamp,
     write_done,
 )
-from espnet2.ualm.data.io import AudioReadError, load_audio
 from espnet2.ualm.data.kaldi_dir import read_kv, write_kv
 from espnet2.ualm.data.rejects import RejectLog
 
@@ -97,7 +95,13 @@ def tokenize_shard(args: argparse.Namespace) -> None:
             args.num_jobs,
         )
         os.remove(done)
+    # torch, the codec and the audio reader only here: the merge and the skip
+    # of a finished shard need none of them (about 3 s of start-up per
+    # process, two or three per data directory)
+    import torch
+
     from espnet2.ualm.codec.config import codec_from_config
+    from espnet2.ualm.data.io import AudioReadError, load_audio
 
     torch.set_num_threads(args.num_threads)
     codec = codec_from_config(args.codec_config, model_dir=args.codec_model_dir)

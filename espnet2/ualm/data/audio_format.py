@@ -48,6 +48,7 @@ from espnet2.ualm.text.clarify import CLARIFY_FILE
 # meta.jsonl and clarify.jsonl are JSON lines keyed by their "id".
 KEYED_FILES = ("text", "rich_text", "vague_text", "utt2spk", "wav48.scp")
 JSONL_FILES = ("meta.jsonl", CLARIFY_FILE)
+_CHUNK = 16  # items a pool worker takes at a time
 
 
 @dataclass
@@ -291,13 +292,15 @@ def _format_audio(in_dir, out_dir, opts, nj, rejects, logger) -> Dict[str, int]:
         )
         for it in items
     ]
-    if nj > 1 and len(jobs) > 1:
+    # A pool pays for its start-up (each spawned worker imports torch, about
+    # 3 s) only when a second worker gets a chunk of items.
+    if nj > 1 and len(jobs) > _CHUNK:
         # spawn, not fork: a forked child inherits torch's thread pool and hangs.
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_one_thread) as pool:
             results = list(
                 tqdm(
-                    pool.map(_format_star, jobs, chunksize=16),
+                    pool.map(_format_star, jobs, chunksize=_CHUNK),
                     total=len(jobs),
                     desc=f"format {os.path.basename(in_dir)}",
                 )

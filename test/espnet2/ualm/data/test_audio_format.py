@@ -129,10 +129,21 @@ def test_bad_items_are_listed_and_good_ones_survive(corpus, tmp_path):
     assert [c["id"] for c in convs] == ["conv_good"]
 
 
-def test_parallel_run_gives_the_same_result(corpus, tmp_path):
+def test_parallel_run_gives_the_same_result(corpus, tmp_path, monkeypatch):
+    from espnet2.ualm.data import audio_format
+
     opts = FormatOptions(sample_rate=FS, min_input_sample_rate=FS, max_sec=2.0)
     format_data_dir(str(corpus), str(tmp_path / "a"), opts, nj=1)
+    pools = []
+    pool = audio_format.ProcessPoolExecutor
+    monkeypatch.setattr(audio_format, "_CHUNK", 1)  # a pool even for a few items
+    monkeypatch.setattr(
+        audio_format,
+        "ProcessPoolExecutor",
+        lambda *a, **k: pools.append(a) or pool(*a, **k),
+    )
     format_data_dir(str(corpus), str(tmp_path / "b"), opts, nj=2)
+    assert pools  # the parallel path ran
     for name in ("utt2num_samples", "text", "rejected.tsv"):
         assert (tmp_path / "a" / name).read_text() == (
             tmp_path / "b" / name
