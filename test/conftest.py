@@ -8,6 +8,13 @@ import pytest
 import torch
 
 
+def pytest_collection_modifyitems(config, items):
+    """The recipe runs (``integration``, minutes each) first: under test/run.sh's
+    scheduling (``test/workers.sh``) each worker starts with one of them and
+    the other tests fill in beside them."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+
+
 @pytest.fixture
 def one_torch_thread():
     """torch on one thread for the test (tiny models run faster so, and
