@@ -23,6 +23,15 @@
 #  17. DPO model evaluation      stages 9-11 for exp/ualm_dpo
 #  18. ablations                 decode settings x models on the test sets ->
 #                                exp/ablation/RESULTS.md (paired tests, timings)
+# Reasoning rounds (spec section 4, UALM-Reason), run when asked (--stage 19):
+#  19. reasoning SFT 1           enrichment + clarifying dialogues -> exp/ualm_reason
+#  20. self-reflection data      stage 19's model's own first attempts, judged and
+#                                critiqued -> dump/reflection/, dump/audio/<data>_reflect_*
+#  21. reasoning SFT 2           self-reflection rounds (+ round 1) -> exp/ualm_reflect
+#  22. final DPO                 pairs from stage 21's model scored against the plan,
+#                                CE on the winners, DPO -> exp/ualm_reason_dpo
+#  23. reasoning evaluation      enrichment, dialogue, reflection v1/v2, final model,
+#                                listening check -> exp/reason_eval/RESULTS.md
 #
 # Every stage that can drop an item writes rejected.tsv next to its output and
 # logs how many items it rejected. Stages are resumable: re-running stage 4 or
@@ -38,7 +47,7 @@ SECONDS=0
 
 # General
 stage=1               # first stage to run
-stop_stage=13         # last stage to run (14-18: post-training, when asked)
+stop_stage=13         # last stage to run (14-23: post-training, when asked)
 nj=2                  # parallel jobs for data processing
 python=python3        # python of tools/venv (activated by path.sh)
 
@@ -121,6 +130,31 @@ ablation_runs=""                # stage 18: "model/setting" runs decoded and sco
 ablation_rows=""                # stage 18: table rows "run[:baseline run]" (default:
                                 # every run against unified/base)
 
+# Reasoning rounds (stages 19-23)
+reason_datasets_config=conf/datasets_reason.yaml     # stage 19: enrichment and clarifying
+                                # dialogues (<data>_clarify_<split>, written from each
+                                # <data>_<split>'s clarify.jsonl), with replay
+reflect_datasets_config=conf/datasets_reflect.yaml   # stage 21: self-reflection rounds
+                                # (<data>_reflect_<split>, stage 20's), with replay
+reason_eval_datasets_config=conf/datasets_reason_eval.yaml  # stage 23: tasks decoded
+train_reason_config=conf/train_reason.yaml           # stage 19
+train_reflect_config=conf/train_reflect.yaml         # stage 21
+reason_init=""                  # stage 19's initial checkpoint (default: stage 16's DPO
+                                # model when it exists, else stage 7's)
+reason_exp=exp/ualm_reason
+reflect_exp=exp/ualm_reflect
+reflect_attempts=local/make_reflection_data.py  # stage 20: the setup's script that
+                                # writes and judges the first attempts (its --help)
+reflect_max_prompts=0           # stage 20: prompts per data dir (0: all)
+reason_pair_scorer_config=conf/pair_scorer_rich.yaml  # stage 22: pairs ranked by the plan
+reason_pair_max_prompts=0       # stage 22: prompts per data dir (0: --pair_max_prompts)
+reason_winners_exp=exp/ualm_reason_winners
+reason_dpo_exp=exp/ualm_reason_dpo
+reason_eval_dir=exp/reason_eval
+listen_silence_config=conf/listen_silence.yaml  # stage 23: the listening control
+listening_check=local/listening_agreement.py    # stage 23: the model's caption of its
+                                # attempt against the setup's judge ("": skipped)
+
 help_message=$(cat << EOF
 Usage: $0 [--stage N] [--stop_stage N] [--nj N] [--<option> <value>]
 
@@ -128,7 +162,10 @@ Stages: 1 data, 2 audio formatting, 3 text tokenizer, 4 codec fit + tokens,
 5 manifests, 6 modality alignment, 7 unified training, 8 enhancer,
 9 packed model dir, 10 inference, 11 scoring, 12 pack, 13 upload (--hf_repo);
 post-training when asked: 14 preference pairs, 15 CE on the winners, 16 DPO,
-17 DPO model evaluation, 18 ablations (exp/ablation/RESULTS.md).
+17 DPO model evaluation, 18 ablations (exp/ablation/RESULTS.md);
+reasoning rounds when asked: 19 SFT on enrichment and clarifying dialogues,
+20 self-reflection data, 21 SFT on it, 22 final DPO, 23 reasoning evaluation
+(exp/reason_eval/RESULTS.md).
 Outputs: data/,
 dump/audio/, ${text_tokenizer_dir}/, exp/codec/, dump/codec/, dump/manifests/,
 exp/ualm_align/, exp/ualm_unified/ (training curves in images/),
@@ -141,7 +178,7 @@ EOF
 
 # Values that bash would take for "no stage to run" (a test of a non-number is
 # false): checked before any work. Unknown option names are parse_options.sh's.
-last_stage=18
+last_stage=23
 [[ "${stage}" =~ ^[0-9]+$ ]] && [ "${stage}" -ge 1 ] && [ "${stage}" -le "${last_stage}" ] \
     || die "--stage must be a stage number from 1 to ${last_stage}, got '${stage}'"
 [[ "${stop_stage}" =~ ^[0-9]+$ ]] && [ "${stop_stage}" -ge "${stage}" ] \
@@ -202,6 +239,21 @@ data_dirs() {
 codec_model_opt() {
     # A fitted codec lives in ${codec_dir}; a pretrained one is named in the config.
     if [ -f "${codec_dir}/config.json" ]; then echo "--codec_model_dir ${codec_dir}"; fi
+}
+
+# Stage 4b (and 20): the codec codes of dump/audio/$1 in dump/codec/$1.
+tokenize_dir() {
+    local dset=$1 out=dump/codec/$1
+    # shellcheck disable=SC2046,SC2086
+    ${train_cmd} JOB=1:"${nj}" "${out}/log/tokenize.JOB.log" \
+        ${python} -m espnet2.bin.ualm_tokenize_audio \
+            --codec_config "${codec_config}" $(codec_model_opt) \
+            --wav_scp "dump/audio/${dset}/wav.scp" --output_dir "${out}" \
+            --batch_size "${tokenize_batch_size}" --device "${device}" \
+            --job JOB --num_jobs "${nj}" \
+        || die "tokenization of ${dset} failed; logs in ${out}/log (re-run resumes)"
+    ${python} -m espnet2.bin.ualm_tokenize_audio --merge \
+        --output_dir "${out}" --num_jobs "${nj}"
 }
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -292,17 +344,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     log "Stage 4b: tokenization (${nj} jobs per dataset, resumable)"
     for dset in $(data_dirs); do
         [ -f "dump/audio/${dset}/wav.scp" ] || continue
-        out=dump/codec/${dset}
-        # shellcheck disable=SC2046,SC2086
-        ${train_cmd} JOB=1:"${nj}" "${out}/log/tokenize.JOB.log" \
-            ${python} -m espnet2.bin.ualm_tokenize_audio \
-                --codec_config "${codec_config}" $(codec_model_opt) \
-                --wav_scp "dump/audio/${dset}/wav.scp" --output_dir "${out}" \
-                --batch_size "${tokenize_batch_size}" --device "${device}" \
-                --job JOB --num_jobs "${nj}" \
-            || die "tokenization of ${dset} failed; logs in ${out}/log (re-run resumes)"
-        ${python} -m espnet2.bin.ualm_tokenize_audio --merge \
-            --output_dir "${out}" --num_jobs "${nj}"
+        tokenize_dir "${dset}"
     done
 fi
 
@@ -509,7 +551,7 @@ pack_model() {
 # $1 packed dir, $2 decode config, $3 decode dir: every "<data dir> <task>"
 # of decode_pairs decoded into $3/<task>/<data dir>.
 decode_model() {
-    local packed=$1 config=$2 dir=$3 pair dset task out
+    local packed=$1 config=$2 dir=$3 pair dset task out opts
     [ -f "${packed}/ualm.yaml" ] || die "${packed}/ualm.yaml missing: run stage 9 (or 17) first"
     # An array, not a pipe into the loop: run.pl would read the loop's stdin.
     mapfile -t pairs < <(decode_pairs)
@@ -519,12 +561,16 @@ decode_model() {
         [ -d "dump/audio/${dset}" ] || die "test set dump/audio/${dset} missing (stage 2)"
         out=${dir}/${task}/${dset}
         log "  ${task} on ${dset} -> ${out}"
+        # the clarifying dialogue (tokens/tasks.py DIALOGUE_TEMPLATE): a batch job
+        # has no person to answer, the data dir's simulated user does
+        opts=""
+        case "${task}" in clarifying_dialogue|dialogue) opts="--simulated_user" ;; esac
         # shellcheck disable=SC2086
         ${train_cmd} JOB=1:"${inference_nj}" "${out}/logdir/inference.JOB.log" \
             ${python} -m espnet2.bin.ualm_inference --model "${packed}" \
                 --task "${task}" --data_dir "dump/audio/${dset}" --output_dir "${out}" \
                 --decode_config "${config}" --device "${device}" \
-                --job JOB --num_jobs "${inference_nj}" ${task_opts} \
+                --job JOB --num_jobs "${inference_nj}" ${task_opts} ${opts} \
             || die "inference of ${task} on ${dset} failed; logs in ${out}/logdir (re-run resumes)"
         ${python} -m espnet2.bin.ualm_inference --merge --output_dir "${out}" \
             --num_jobs "${inference_nj}"
@@ -592,9 +638,9 @@ fi
 pair_decode_config=${pair_decode_config:-${decode_config}}
 winners_best=${winners_exp}/valid.loss.best.pth
 
-# Data dirs of ${pairs_datasets_config}'s splits (prompts: dump/audio/<dir>/text).
-pair_sets() {
-    ${python} - "${pairs_datasets_config}" << 'PY'
+# The data dirs of every split of datasets config $1, sorted.
+config_dirs() {
+    ${python} - "$1" << 'PY'
 import sys
 from espnet2.ualm.data.datasets_config import load_datasets_config, split_dirs
 conf = load_datasets_config(sys.argv[1])
@@ -621,48 +667,69 @@ with open(sys.argv[3], "w", encoding="utf-8") as f:
 PY
 }
 
-if [ "${stop_stage}" -ge 14 ] && [ "${stage}" -le 18 ]; then
+# Stage 14 (and 22): $1 packed model, $2 pairs root, $3 scorer config, $4 most
+# prompts per data dir: preference pairs of the prompts of every data dir of
+# ${pairs_datasets_config} in $2/<dir> (prompts: dump/audio/<dir>/text).
+pairs_of() {
+    local packed=$1 root=$2 scorer=$3 max_prompts=$4 dset out
+    [ -f "${packed}/ualm.yaml" ] || die "${packed}/ualm.yaml missing: pack the model first"
+    [ -f "${scorer}" ] || die "pair scorer config ${scorer} not found"
+    for dset in $(config_dirs "${pairs_datasets_config}"); do
+        [ -s "dump/audio/${dset}/text" ] || die "dump/audio/${dset}/text missing (stage 2): no prompts"
+        out=${root}/${dset}
+        log "  ${dset} -> ${out}"
+        ${train_cmd} JOB=1:"${nj}" "${out}/logdir/pairs.JOB.log" \
+            ${python} -m espnet2.bin.ualm_make_pairs --model "${packed}" \
+                --data_dir "dump/audio/${dset}" --output_dir "${out}" \
+                --scorer_config "${scorer}" \
+                --decode_config "${pair_decode_config}" \
+                --num_candidates "${pair_num_candidates}" --margin "${pair_margin}" \
+                --max_prompts "${max_prompts}" --device "${device}" \
+                --job JOB --num_jobs "${nj}" \
+            || die "pairs of ${dset} failed; logs in ${out}/logdir (re-run skips finished shards)"
+        ${python} -m espnet2.bin.ualm_make_pairs --merge --output_dir "${out}" --num_jobs "${nj}"
+    done
+}
+
+# Stage 15 (and 22): $1 initial checkpoint, $2 pairs root, $3 their manifests
+# dir, $4 output dir: the manifests of the pairs, then CE on the winners.
+winners_of() {
+    make_manifests "${pairs_datasets_config}" "$2" "$2" "$3"
+    [ -f "${train_winners_config}" ] || die "training config ${train_winners_config} not found"
+    post_config "${train_winners_config}" "$4/train.yaml"
+    manifests=$3 train_stage "$4/train.yaml" "$4" --init_param "$1"
+}
+
+# Stage 16 (and 22): $1 the winners' model (initial weights and frozen
+# reference), $2 the pairs' manifests dir, $3 output dir: DPO.
+dpo_of() {
+    [ -f "$1" ] || die "$1 missing: train on the winners first"
+    [ -f "${train_dpo_config}" ] || die "training config ${train_dpo_config} not found"
+    post_config "${train_dpo_config}" "$3/train.yaml"
+    manifests=$2 train_stage "$3/train.yaml" "$3" \
+        --init_param "$1" --preference_conf "reference=$1"
+}
+
+if [ "${stop_stage}" -ge 14 ] && [ "${stage}" -le 22 ]; then
     [ -f "${pairs_datasets_config}" ] || die "pairs datasets config ${pairs_datasets_config} not found"
 fi
 
 if [ "${stage}" -le 14 ] && [ "${stop_stage}" -ge 14 ]; then
     log "Stage 14: preference pairs (${pair_num_candidates} candidates per prompt, ${pair_scorer_config}) -> dump/pairs"
     [ -f "${packed_dir}/ualm.yaml" ] || die "run stage 9 first: ${packed_dir}/ualm.yaml missing"
-    [ -f "${pair_scorer_config}" ] || die "pair scorer config ${pair_scorer_config} not found"
-    for dset in $(pair_sets); do
-        [ -s "dump/audio/${dset}/text" ] || die "dump/audio/${dset}/text missing (stage 2): no prompts"
-        out=dump/pairs/${dset}
-        log "  ${dset} -> ${out}"
-        ${train_cmd} JOB=1:"${nj}" "${out}/logdir/pairs.JOB.log" \
-            ${python} -m espnet2.bin.ualm_make_pairs --model "${packed_dir}" \
-                --data_dir "dump/audio/${dset}" --output_dir "${out}" \
-                --scorer_config "${pair_scorer_config}" \
-                --decode_config "${pair_decode_config}" \
-                --num_candidates "${pair_num_candidates}" --margin "${pair_margin}" \
-                --max_prompts "${pair_max_prompts}" --device "${device}" \
-                --job JOB --num_jobs "${nj}" \
-            || die "pairs of ${dset} failed; logs in ${out}/logdir (re-run skips finished shards)"
-        ${python} -m espnet2.bin.ualm_make_pairs --merge --output_dir "${out}" --num_jobs "${nj}"
-    done
+    pairs_of "${packed_dir}" dump/pairs "${pair_scorer_config}" "${pair_max_prompts}"
 fi
 
 if [ "${stage}" -le 15 ] && [ "${stop_stage}" -ge 15 ]; then
     log "Stage 15: manifests of the pairs -> dump/manifests_pairs; CE on the winners (${train_winners_config}) -> ${winners_exp}"
     [ -f "${unified_exp}/valid.loss.best.pth" ] || die "run stage 7 first: ${unified_exp}/valid.loss.best.pth missing"
-    make_manifests "${pairs_datasets_config}" dump/pairs dump/pairs dump/manifests_pairs
-    [ -f "${train_winners_config}" ] || die "training config ${train_winners_config} not found"
-    post_config "${train_winners_config}" "${winners_exp}/train.yaml"
-    manifests=dump/manifests_pairs train_stage "${winners_exp}/train.yaml" "${winners_exp}" \
-        --init_param "${unified_exp}/valid.loss.best.pth"
+    winners_of "${unified_exp}/valid.loss.best.pth" dump/pairs dump/manifests_pairs "${winners_exp}"
 fi
 
 if [ "${stage}" -le 16 ] && [ "${stop_stage}" -ge 16 ]; then
     log "Stage 16: DPO (${train_dpo_config}) against ${winners_best} -> ${dpo_exp}"
     [ -f "${winners_best}" ] || die "run stage 15 first: ${winners_best} missing"
-    [ -f "${train_dpo_config}" ] || die "training config ${train_dpo_config} not found"
-    post_config "${train_dpo_config}" "${dpo_exp}/train.yaml"
-    manifests=dump/manifests_pairs train_stage "${dpo_exp}/train.yaml" "${dpo_exp}" \
-        --init_param "${winners_best}" --preference_conf "reference=${winners_best}"
+    dpo_of "${winners_best}" dump/manifests_pairs "${dpo_exp}"
 fi
 
 # The tasks post-trained models are decoded on: those trained on the pairs.
@@ -726,6 +793,168 @@ if [ "${stage}" -le 18 ] && [ "${stop_stage}" -ge 18 ]; then
     ${python} -m espnet2.bin.ualm_ablation ${runs} --baseline unified/base ${rows} \
         $(for t in ${inference_tasks}; do echo "--task ${t}"; done) --output_dir exp/ablation
     cat exp/ablation/RESULTS.md
+fi
+
+# ----- reasoning rounds (stages 19-23, UALM-Reason) ------------------------------
+# The paper's post-training of reasoning (spec section 4): SFT on enrichment and
+# clarifying dialogues, self-reflection data from that model's own attempts (the
+# critique is about mistakes this model makes), a second SFT on it, and a final
+# DPO whose pairs are ranked by how well a clip matches the plan. Here the DPO
+# round of stages 14-16, when run, comes before round 1 (reason_init).
+reason_start() {
+    if [ -n "${reason_init}" ]; then
+        echo "${reason_init}"
+    elif [ -f "${dpo_exp}/valid.loss.best.pth" ]; then
+        echo "${dpo_exp}/valid.loss.best.pth"
+    else
+        echo "${unified_exp}/valid.loss.best.pth"
+    fi
+}
+
+# $1 datasets config, $2 the infix of the data dirs a stage writes (clarify,
+# reflect): each "<dir> <source dir>", <data>_<infix>_<split> from <data>_<split>.
+derived_dirs() {
+    local d
+    for d in $(config_dirs "$1"); do
+        case "${d}" in *_"$2"_*) echo "${d} ${d/_$2_/_}" ;; esac
+    done
+}
+
+if [ "${stage}" -le 19 ] && [ "${stop_stage}" -ge 19 ]; then
+    init=$(reason_start)
+    log "Stage 19: reasoning SFT 1 (${train_reason_config}: enrichment, clarifying dialogues) from ${init} -> ${reason_exp}"
+    [ -f "${init}" ] || die "${init} missing: run stage 7 (or give --reason_init)"
+    [ -f "${reason_datasets_config}" ] || die "reasoning datasets config ${reason_datasets_config} not found"
+    while read -r dset src; do
+        [ -f "dump/audio/${src}/clarify.jsonl" ] || die "dump/audio/${src}/clarify.jsonl missing: ${dset} is written from it"
+        ${python} -m espnet2.bin.ualm_prepare_corpus clarify \
+            --data_dir "dump/audio/${src}" --out_dir "dump/audio/${dset}"
+        # the dialogues' clips are the source's: its codes, by the same ids
+        [ ! -L "dump/codec/${dset}" ] || rm "dump/codec/${dset}"
+        [ ! -e "dump/codec/${dset}" ] || die "dump/codec/${dset} exists and is not stage 19's link"
+        ln -s "${src}" "dump/codec/${dset}"
+    done < <(derived_dirs "${reason_datasets_config}" clarify)
+    make_manifests "${reason_datasets_config}" dump/audio dump/codec dump/manifests_reason
+    [ -f "${train_reason_config}" ] || die "training config ${train_reason_config} not found"
+    post_config "${train_reason_config}" "${reason_exp}/train.yaml"
+    manifests=dump/manifests_reason train_stage "${reason_exp}/train.yaml" "${reason_exp}" \
+        --init_param "${init}"
+fi
+
+if [ "${stage}" -le 20 ] && [ "${stop_stage}" -ge 20 ]; then
+    log "Stage 20: self-reflection data from ${reason_exp}'s own first attempts (${reflect_attempts}) -> dump/reflection"
+    [ -f "${reason_exp}/valid.loss.best.pth" ] || die "run stage 19 first: ${reason_exp}/valid.loss.best.pth missing"
+    [ -f "${reflect_datasets_config}" ] || die "self-reflection datasets config ${reflect_datasets_config} not found"
+    [ -n "${reflect_attempts}" ] && [ -f "${reflect_attempts}" ] \
+        || die "--reflect_attempts '${reflect_attempts}' not found: the setup's script that writes and judges first attempts"
+    pack_model "${reason_exp}" "${reason_exp}/packed"
+    max_opt=""
+    [ "${reflect_max_prompts}" -eq 0 ] || max_opt="--max_items ${reflect_max_prompts}"
+    while read -r dset src; do
+        [ -s "dump/audio/${src}/rich_text" ] || die "dump/audio/${src}/rich_text missing: the plans of ${dset}"
+        out=dump/reflection/${dset}
+        if [ "${out}/data/dialogue.jsonl" -nt "${reason_exp}/valid.loss.best.pth" ]; then
+            log "  ${dset}: ${out} is newer than the model, kept (remove it to make it again)"
+        else
+            log "  ${dset}: first attempts at the prompts of ${src} -> ${out}"
+            # shellcheck disable=SC2086
+            ${python} "${reflect_attempts}" --model "${reason_exp}/packed" \
+                --data_dir "dump/audio/${src}" --out_dir "${out}" \
+                --decode_config "${pair_decode_config}" --device "${device}" \
+                --id_prefix "${dset}" ${max_opt} \
+                || die "self-reflection data of ${dset} failed"
+        fi
+        n_rej=$(($(wc -l < "${out}/rejected.tsv") - 1))
+        [ "${n_rej}" -eq 0 ] || log "  ${dset}: ${n_rej} rejected, see ${out}/rejected.tsv"
+        # formatted and tokenized as stages 2 and 4 do (the attempts and the clips)
+        ${python} -m espnet2.bin.ualm_format_audio \
+            --codec_config "${codec_config}" \
+            --in_dir "${out}/data" --out_dir "dump/audio/${dset}" \
+            --min_sec "${min_sec}" --max_sec "${max_sec}" \
+            --audio_format "${audio_format}" --nj "${nj}"
+        tokenize_dir "${dset}"
+    done < <(derived_dirs "${reflect_datasets_config}" reflect)
+fi
+
+if [ "${stage}" -le 21 ] && [ "${stop_stage}" -ge 21 ]; then
+    log "Stage 21: reasoning SFT 2 (${train_reflect_config}: self-reflection) from ${reason_exp} -> ${reflect_exp}"
+    [ -f "${reason_exp}/valid.loss.best.pth" ] || die "run stage 19 first: ${reason_exp}/valid.loss.best.pth missing"
+    make_manifests "${reflect_datasets_config}" dump/audio dump/codec dump/manifests_reflect
+    [ -f "${train_reflect_config}" ] || die "training config ${train_reflect_config} not found"
+    post_config "${train_reflect_config}" "${reflect_exp}/train.yaml"
+    manifests=dump/manifests_reflect train_stage "${reflect_exp}/train.yaml" "${reflect_exp}" \
+        --init_param "${reason_exp}/valid.loss.best.pth"
+fi
+
+if [ "${stage}" -le 22 ] && [ "${stop_stage}" -ge 22 ]; then
+    log "Stage 22: final DPO: pairs of ${reflect_exp} ranked by ${reason_pair_scorer_config} -> dump/pairs_reason, ${reason_winners_exp}, ${reason_dpo_exp}"
+    [ -f "${reflect_exp}/valid.loss.best.pth" ] || die "run stage 21 first: ${reflect_exp}/valid.loss.best.pth missing"
+    pack_model "${reflect_exp}" "${reflect_exp}/packed"
+    max_prompts=${reason_pair_max_prompts}
+    [ "${max_prompts}" -ne 0 ] || max_prompts=${pair_max_prompts}
+    pairs_of "${reflect_exp}/packed" dump/pairs_reason "${reason_pair_scorer_config}" "${max_prompts}"
+    winners_of "${reflect_exp}/valid.loss.best.pth" dump/pairs_reason dump/manifests_pairs_reason \
+        "${reason_winners_exp}"
+    dpo_of "${reason_winners_exp}/valid.loss.best.pth" dump/manifests_pairs_reason "${reason_dpo_exp}"
+fi
+
+if [ "${stage}" -le 23 ] && [ "${stop_stage}" -ge 23 ]; then
+    # the final model: stage 22's, else stage 21's; "before": where stage 19 began
+    final_exp=${reason_dpo_exp}
+    [ -f "${final_exp}/valid.loss.best.pth" ] || final_exp=${reflect_exp}
+    before_exp=$(dirname "$(reason_start)")
+    ev=${reason_eval_dir}
+    log "Stage 23: reasoning evaluation of ${final_exp} (before the rounds: ${before_exp}) -> ${ev}/RESULTS.md"
+    [ -f "${reason_eval_datasets_config}" ] || die "reasoning evaluation config ${reason_eval_datasets_config} not found"
+    datasets_config=${reason_eval_datasets_config}
+    for exp in "${final_exp}" "${before_exp}"; do
+        [ -f "${exp}/valid.loss.best.pth" ] || die "${exp}/valid.loss.best.pth missing: run stages 19-21 first"
+        [ -f "${exp}/packed/ualm.yaml" ] || pack_model "${exp}" "${exp}/packed"
+    done
+    inference_tasks=""
+    decode_model "${final_exp}/packed" "${decode_config}" "${ev}/final"
+    score_model "${final_exp}/packed" "${decode_config}" "${ev}/final" > "${ev}/final/score.log" 2>&1 \
+        || die "scoring ${ev}/final failed: see ${ev}/final/score.log"
+    inference_tasks="vague_text_to_audio text_to_audio"
+    decode_model "${before_exp}/packed" "${decode_config}" "${ev}/before"
+    score_model "${before_exp}/packed" "${decode_config}" "${ev}/before" > "${ev}/before/score.log" 2>&1 \
+        || die "scoring ${ev}/before failed: see ${ev}/before/score.log"
+    inference_tasks=self_reflection
+    decode_model "${final_exp}/packed" "${listen_silence_config}" "${ev}/silence"
+    # every attempt of the reflection a run of its own (reflection/v<n>/)
+    runs="--run final=${ev}/final --run before=${ev}/before"
+    rows="--row final@enrichment:final@vague_text_to_audio"
+    rows+=" --row final@clarifying_dialogue:final@vague_text_to_audio"
+    listen_runs=""
+    while read -r dset task; do
+        [ "${task}" = self_reflection ] || continue
+        for v in 1 2; do
+            hyp=${ev}/final/self_reflection/${dset}/reflection/v${v}
+            [ -f "${hyp}/wav.scp" ] || continue
+            # shellcheck disable=SC2086
+            ${python} -m espnet2.bin.ualm_score --output_dir "${ev}/reflect_v${v}/scores" \
+                --decode_config "${decode_config}" \
+                --eval self_reflection "${hyp}" "dump/audio/${dset}" ${task_opts} ${score_opts} \
+                > "${ev}/reflect_v${v}.score.log" 2>&1 \
+                || die "scoring ${hyp} failed: see ${ev}/reflect_v${v}.score.log"
+            runs+=" --run v${v}=${ev}/reflect_v${v}"
+        done
+        [ ! -f "${ev}/reflect_v2/scores/scores.json" ] || rows+=" --row v2:v1"
+        listen_runs+=" --run heard=${ev}/final/self_reflection/${dset}"
+        listen_runs+=" --run silence=${ev}/silence/self_reflection/${dset}"
+    done < <(decode_pairs)
+    rows+=" --row final@text_to_audio:before@text_to_audio"
+    rows+=" --row final@vague_text_to_audio:before@vague_text_to_audio"
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.ualm_ablation ${runs} --baseline before ${rows} \
+        --output_dir "${ev}/ablation"
+    cp "${ev}/ablation/RESULTS.md" "${ev}/RESULTS.md"
+    if [ -n "${listening_check}" ] && [ -n "${listen_runs}" ]; then
+        # shellcheck disable=SC2086
+        ${python} "${listening_check}" ${listen_runs} --output_dir "${ev}/listening" > /dev/null
+        { echo; cat "${ev}/listening/RESULTS.md"; } >> "${ev}/RESULTS.md"
+    fi
+    cat "${ev}/RESULTS.md"
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

@@ -96,25 +96,36 @@ def _sets(run_dir: str) -> List[Tuple[str, str]]:
     )
 
 
+def _row(spec: str, baseline: str, runs: Dict[str, str]) -> Tuple[str, ...]:
+    """``NAME[@TASK][:BASELINE[@TASK]]`` -> (name, its task or "", baseline,
+    its task or ""): a row compares two runs on the same task unless a side
+    names its own (enrichment against vague_text_to_audio)."""
+    mine, _, theirs = spec.partition(":")
+    name, _, task = mine.partition("@")
+    base, _, base_task = (theirs or baseline).partition("@")
+    for r in (name, base):
+        if r not in runs:
+            sys.exit(f"ualm_ablation: row {spec!r}: no --run named {r!r}")
+    return name, task, base, base_task
+
+
 def ablation(args: argparse.Namespace) -> dict:
     runs = dict(r.split("=", 1) for r in args.run)
-    rows = []
-    for spec in args.row or [f"{name}:{args.baseline}" for name in runs]:
-        name, _, base = spec.partition(":")
-        base = base or args.baseline
-        for r in (name, base):
-            if r not in runs:
-                sys.exit(f"ualm_ablation: row {spec!r}: no --run named {r!r}")
-        rows.append((name, base))
+    specs = args.row or [f"{name}:{args.baseline}" for name in runs]
+    rows = [_row(spec, args.baseline, runs) for spec in specs]
     table = []
-    for task, test_set in _sets(runs[args.baseline]):
-        if args.task and task not in args.task:
-            continue
-        for name, base in rows:
-            mine = _per_item(runs[name], task, test_set)
+    for name, name_task, base, base_task in rows:
+        for task, test_set in _sets(runs[base]):
+            if base_task and task != base_task:
+                continue
+            if not base_task and args.task and task not in args.task:
+                continue
+            mine_task = name_task or task
+            mine = _per_item(runs[name], mine_task, test_set)
             theirs = _per_item(runs[base], task, test_set)
             ids = sorted(set(mine) & set(theirs))
-            entry = {"row": name, "baseline": base, "task": task, "test_set": test_set}
+            shown = task if mine_task == task else f"{mine_task} vs {task}"
+            entry = {"row": name, "baseline": base, "task": shown, "test_set": test_set}
             entry["prompts"] = len(ids)
             for label, keys in (("metric", [args.metric]), ("held_out", args.held_out)):
                 a = [_value(mine[k], keys) for k in ids]
@@ -128,8 +139,10 @@ def ablation(args: argparse.Namespace) -> dict:
                     "p_value": p,
                     "paired_items": n,
                 }
-            entry.update(_run_info(runs[name], task, test_set))
+            entry.update(_run_info(runs[name], mine_task, test_set))
             table.append(entry)
+    # grouped by task and test set, the rows in the order given (stable sort)
+    table.sort(key=lambda e: (e["task"], e["test_set"]))
     return {"metric": args.metric, "held_out": args.held_out, "rows": table}
 
 
@@ -160,7 +173,7 @@ def write_markdown(result: dict, path: str, runs: Dict[str, str]) -> None:
     ]
     for e in result["rows"]:
         m, h = e["metric"], e["held_out"]
-        same = e["row"] == e["baseline"]
+        same = e["row"] == e["baseline"] and " vs " not in e["task"]
         lines.append(
             f"| {e['task']} / {e['test_set']} | {e['row']} | {e['baseline']} "
             f"| {e['prompts']} | {_fmt(m['mean'])}{_ci(m['interval'])} "
@@ -220,7 +233,9 @@ def get_parser() -> argparse.ArgumentParser:
         "--row",
         action="append",
         default=[],
-        help="NAME[:BASELINE], in table order (default: every run, in order)",
+        help="NAME[@TASK][:BASELINE[@TASK]], in table order (default: every "
+        "run, in order); @TASK compares that task of the run (default: the "
+        "baseline's tasks, each against itself)",
     )
     parser.add_argument("--task", action="append", default=[], help="default: all")
     parser.add_argument("--metric", default="judge.overall")

@@ -6,6 +6,10 @@
 #   ./run.sh --local_data_opts "--scale 0.05" # a tiny corpus (the integration test)
 #   ./run.sh --stage 14 --stop_stage 18       # then post-training: preference pairs,
 #                                             # CE on the winners, DPO, ablations
+#   ./run.sh --stage 19 --stop_stage 23       # the reasoning rounds (UALM-Reason):
+#                                             # SFT on enrichment and dialogues,
+#                                             # self-reflection data and SFT, final
+#                                             # DPO, exp/reason_eval/RESULTS.md
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,6 +24,8 @@ cd "$(dirname "$0")"
     --enhancer_in_background true \
     --pair_decode_config conf/decode_pairs.yaml \
     --pair_max_prompts 1000 \
+    --reflect_max_prompts 600 \
+    --reason_pair_max_prompts 300 \
     --ablation_models "winners=exp/ualm_winners dpo=exp/ualm_dpo" \
     --ablation_configs "cfg1=conf/ablation/cfg1.yaml cfg2=conf/ablation/cfg2.yaml cfg5=conf/ablation/cfg5.yaml best_of4=conf/ablation/best_of4.yaml best_of8=conf/ablation/best_of8.yaml" \
     --ablation_runs "unified/cfg1 unified/cfg2 unified/cfg5 unified/best_of4 unified/best_of8 winners/base dpo/base winners/cfg2 dpo/cfg2" \

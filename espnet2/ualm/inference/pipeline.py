@@ -571,6 +571,8 @@ class UALM:
 
         def listen(codes: torch.Tensor) -> torch.Tensor:
             wav = decoded[id(codes)] = self.decode_codes(codes)
+            if s.reflection_listens_to == "silence":  # the control
+                wav = np.zeros_like(wav)
             return read_audio((wav, rate), encoder.sample_rate, "reflection attempt")
 
         results = reflect(

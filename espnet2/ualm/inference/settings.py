@@ -31,6 +31,8 @@ BACKENDS: Tuple[str, ...] = (
     "compile+cuda_graph",
 )
 ENHANCERS: Tuple[str, ...] = ("packed", "none", "resample")
+# What self-reflection hears of an attempt (DecodeSettings.reflection_listens_to).
+LISTENS_TO: Tuple[str, ...] = ("attempt", "silence")
 # Settings that change the decode step itself (a new generator is built).
 STEP_KEYS: Tuple[str, ...] = ("backend", "linear_weight_dtype")
 _EPS = 1e-9
@@ -91,6 +93,9 @@ class DecodeSettings:
         (``UALM.reflect``): each hears the last attempt, captions and
         critiques it and, unless the critique finds no mismatch, makes
         another attempt.
+    reflection_listens_to: ``attempt`` (the attempt's waveform) or
+        ``silence`` (a silent clip of the same length: the control that shows
+        the caption of an attempt comes from hearing it).
     dialogue_turns: most questions the model asks in a clarifying dialogue
         (``UALM.dialogue``); after the last answer it writes the rich
         caption and the audio.
@@ -118,6 +123,7 @@ class DecodeSettings:
     best_of: int = 1
     best_of_scorer: Optional[Any] = None
     reflection_rounds: int = 1
+    reflection_listens_to: str = "attempt"
     dialogue_turns: int = 3
 
     def __post_init__(self):
@@ -131,6 +137,11 @@ class DecodeSettings:
             )
         if self.reflection_rounds < 0:
             raise ValueError("reflection_rounds must be >= 0")
+        if self.reflection_listens_to not in LISTENS_TO:
+            raise ValueError(
+                f"reflection_listens_to must be one of {LISTENS_TO}, "
+                f"got {self.reflection_listens_to!r}"
+            )
         if self.dialogue_turns < 0:
             raise ValueError("dialogue_turns must be >= 0")
         if not 0 <= self.min_audio_seconds <= self.max_audio_seconds:

@@ -557,6 +557,19 @@ BUILTIN_TASKS: Tuple[TaskSpec, ...] = (
         aliases=("enrich",),
         description="vague caption -> rich caption -> sound",
     ),
+    # The baseline of enrichment and dialogue (an evaluation task): the vague
+    # prompt straight to audio, judged against the clip's hidden parameters.
+    TaskSpec(
+        "vague_text_to_audio",
+        "text_to_audio",
+        ("vague_text", "codes"),
+        "generation",
+        ("audio",),
+        "generation",
+        prompt_file="vague_text",
+        fields={"caption": "vague_text"},
+        description="vague caption -> sound (the reasoning flows' baseline)",
+    ),
     TaskSpec(
         DIALOGUE_TEMPLATE,
         DIALOGUE_TEMPLATE,

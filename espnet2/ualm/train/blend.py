@@ -305,6 +305,12 @@ class Blend:
         kept = []
         for src in self.sources:
             keep = src.lengths <= max_length
+            if len(keep) and not keep.any():
+                raise ValueError(
+                    f"{src.name}: every example is longer than {max_length} tokens "
+                    f"(the shortest: {int(src.lengths.min())}); raise "
+                    "max_tokens_per_row or drop the source"
+                )
             rejected.extend(
                 make_key(src.name, i) for i, k in zip(src.ids, keep) if not k
             )

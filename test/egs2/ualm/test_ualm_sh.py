@@ -38,9 +38,9 @@ def _run(setup, *args):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--stage", "abc"], "--stage must be a stage number from 1 to 18, got 'abc'"),
-        (["--stage", "0"], "--stage must be a stage number from 1 to 18, got '0'"),
-        (["--stage", "19"], "got '19'"),
+        (["--stage", "abc"], "--stage must be a stage number from 1 to 23, got 'abc'"),
+        (["--stage", "0"], "--stage must be a stage number from 1 to 23, got '0'"),
+        (["--stage", "24"], "got '24'"),
         (["--stop_stage", "x"], "--stop_stage must be a stage number"),
         (["--stage", "5", "--stop_stage", "3"], "from --stage (5) on, got '3'"),
         (["--nj", "0"], "--nj must be a positive integer, got '0'"),

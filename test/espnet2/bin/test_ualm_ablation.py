@@ -10,20 +10,20 @@ import pytest
 from espnet2.bin import ualm_ablation
 
 
-def _run(root, name, overall, pitch, seconds=None):
+def _run(root, name, overall, pitch, seconds=None, task="text_to_audio"):
     d = os.path.join(root, name)
     per_item = {
         f"u{i}": {"judge": {"overall": o, "pitch_band": p}}
         for i, (o, p) in enumerate(zip(overall, pitch))
     }
     os.makedirs(os.path.join(d, "scores", "per_item"))
-    with open(os.path.join(d, "scores", "per_item", "text_to_audio.t.json"), "w") as f:
+    with open(os.path.join(d, "scores", "per_item", f"{task}.t.json"), "w") as f:
         json.dump(per_item, f)
     with open(os.path.join(d, "scores", "scores.json"), "w") as f:
-        json.dump({"text_to_audio/t": {"metrics": {"fd": 12.5}}}, f)
+        json.dump({f"{task}/t": {"metrics": {"fd": 12.5}}}, f)
     if seconds is not None:
-        os.makedirs(os.path.join(d, "text_to_audio", "t"))
-        with open(os.path.join(d, "text_to_audio", "t", "timing.json"), "w") as f:
+        os.makedirs(os.path.join(d, task, "t"))
+        with open(os.path.join(d, task, "t", "timing.json"), "w") as f:
             json.dump({"wall_seconds": seconds}, f)
     return d
 
@@ -64,3 +64,29 @@ def test_table_rows_against_their_baselines(tmp_path):
         ualm_ablation.main(
             ["--output_dir", out, "--run", f"a={a}", "--baseline", "a", "--row", "c"]
         )
+
+
+def test_a_row_may_compare_two_tasks(tmp_path):
+    """NAME@TASK:BASE@TASK: enrichment's clips against the vague prompt's
+    direct generation, the same items of two tasks."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 0.5, 40)
+    direct = _run(tmp_path, "direct", base, base, task="vague_text_to_audio")
+    enrich = _run(tmp_path, "enrich", base + 0.1, base, 7.0, task="enrichment")
+    out = str(tmp_path / "out")
+    result = ualm_ablation.main(
+        ["--output_dir", out, "--run", f"direct={direct}", "--run", f"enrich={enrich}",
+         "--baseline", "direct",
+         "--row", "enrich@enrichment:direct@vague_text_to_audio"]
+    )  # fmt: skip
+    (row,) = result["rows"]
+    assert row["task"] == "enrichment vs vague_text_to_audio"
+    assert row["metric"]["diff"] == pytest.approx(0.1) and row["prompts"] == 40
+    assert row["seconds"] == 7.0  # the row's own task's timing
+    table = open(os.path.join(out, "RESULTS.md")).read()
+    assert "| enrich | direct | 40 |" in table and "| 0.100 [" in table
+    with pytest.raises(FileNotFoundError, match="enrichment.t.json"):
+        ualm_ablation.main(
+            ["--output_dir", out, "--run", f"direct={direct}",
+             "--baseline", "direct", "--row", "direct@enrichment"]
+        )  # fmt: skip

@@ -119,9 +119,8 @@ def make_attempts(
     ids = ids[:max_items] if max_items is not None else ids
     os.makedirs(os.path.join(out_dir, ATTEMPTS), exist_ok=True)
     path = os.path.join(out_dir, "attempts.jsonl")
-    outputs = ualm.generate_audio_with_reasoning([captions[u] for u in ids])
     with open(path, "w", encoding="utf-8") as f:
-        for utt, out in zip(ids, outputs):
+        for utt, out in _attempt_outputs(ualm, [captions[u] for u in ids], ids):
             if not out.ok or out.audio is None:
                 rejects.add(utt, "generation", out.error or "no audio generated")
                 continue
@@ -142,6 +141,18 @@ def make_attempts(
             }
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
     return path
+
+
+def _attempt_outputs(ualm: Any, captions: list[str], ids: list[str], chunk: int = 32):
+    """(id, first attempt) of every prompt, generated ``chunk`` prompts at a
+    time (the model batches within) with a progress bar."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(ids), desc="first attempts", unit="prompt") as bar:
+        for i in range(0, len(ids), chunk):
+            outputs = ualm.generate_audio_with_reasoning(captions[i : i + chunk])
+            yield from zip(ids[i : i + chunk], outputs)
+            bar.update(len(outputs))
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from espnet2.ualm.data.corpora.af3 import prepare_af3
 from espnet2.ualm.data.corpora.audiocaps import prepare_audiocaps
+from espnet2.ualm.data.corpora.clarify import prepare_clarify
 from espnet2.ualm.data.corpora.clotho import prepare_clotho
 from espnet2.ualm.data.corpora.common import BadItem, CorpusError
 from espnet2.ualm.data.corpora.etta import prepare_etta
@@ -35,6 +36,7 @@ CORPORA: Dict[str, PrepareFn] = {
     "text_instruct": prepare_text_instruct,
     "rich_captions": prepare_rich_captions,
     "reflection": prepare_reflection,
+    "clarify": prepare_clarify,
 }
 
 

@@ -203,6 +203,9 @@ def test_mini_recipe_end_to_end(tmp_path):
         assert row in table, table
     assert os.path.exists(f"{setup}/exp/ablation/ablation.png")
 
+    # stages 19-23: the reasoning rounds (one short epoch each, 4 prompts)
+    _reasoning_rounds(setup)
+
     metrics = json.load(open(f"{setup}/exp/codec/metrics.json"))
     assert metrics["valid"]["summary"]["lsd_db"]["mean"] < 6.0
 
@@ -246,3 +249,61 @@ def test_mini_recipe_end_to_end(tmp_path):
     time.sleep(3)  # a surviving job would have started its trainer by now
     assert _processes_mentioning("exp/enhancer_stopped") == []
     assert not os.path.exists(f"{setup}/exp/enhancer_stopped/RESULTS.md")
+
+
+def _shorten(config: str) -> None:
+    """One short epoch of a post-training config of the copied setup."""
+    conf = yaml.safe_load(open(config))
+    conf["max_epoch"] = 1
+    conf["blend"]["epoch_tokens"] = 2048
+    conf["valid_blend"]["epoch_tokens"] = 1024
+    yaml.safe_dump(conf, open(config, "w"), sort_keys=False)
+
+
+def _reasoning_rounds(setup: str) -> None:
+    """Stages 19-23 after stages 1-18: SFT on enrichment and clarifying
+    dialogues, self-reflection data from that model's attempts, SFT on it,
+    the final DPO and the evaluation table with the listening check."""
+    for name in ("train_reason.yaml", "train_reflect.yaml"):
+        _shorten(f"{setup}/conf/{name}")
+    log = _run(
+        setup,
+        "--stage", "19", "--stop_stage", "23",
+        "--train_unified_config", "conf/train_unified_fast.yaml",
+        "--reflect_max_prompts", "4", "--reason_pair_max_prompts", "4",
+        "--pair_num_candidates", "2", "--pair_margin", "-1",
+    )  # fmt: skip
+    assert "Successfully finished stages 19-23" in log
+    # round 1 started from stage 16's DPO model (it exists here)
+    conf = yaml.safe_load(open(f"{setup}/exp/ualm_reason/config.yaml"))
+    assert conf["init_param"][0].endswith("exp/ualm_dpo/valid.loss.best.pth")
+    # one clarifying dialogue per training clip, its codes the clip's
+    clarify = f"{setup}/dump/audio/mini_sound_clarify_train"
+    clips = open(f"{setup}/dump/audio/mini_sound_train/clarify.jsonl").readlines()
+    dialogues = open(f"{clarify}/dialogue.jsonl").readlines()
+    assert len(dialogues) == len(clips) > 0
+    assert os.path.realpath(f"{setup}/dump/codec/mini_sound_clarify_train") == (
+        os.path.realpath(f"{setup}/dump/codec/mini_sound_train")
+    )
+    # self-reflection rounds from the model's own attempts, tokenized
+    reflect = f"{setup}/dump/reflection/mini_sound_reflect_train"
+    kept = len(open(f"{reflect}/attempts.jsonl").readlines())
+    rejected = RejectLog.read(f"{reflect}/rejected.tsv")
+    assert kept + len(rejected) == 4
+    if kept:
+        codes = CodesReader(f"{setup}/dump/codec/mini_sound_reflect_train")
+        assert any(k.endswith("_v1") for k in codes.keys())
+    for exp in ("ualm_reason", "ualm_reflect", "ualm_reason_dpo"):
+        assert os.path.exists(f"{setup}/exp/{exp}/valid.loss.best.pth"), exp
+    table = open(f"{setup}/exp/reason_eval/RESULTS.md").read()
+    for row in (
+        "| enrichment vs vague_text_to_audio / mini_sound_test | final | final |",
+        "| clarifying_dialogue vs vague_text_to_audio / mini_sound_test | final |",
+        "| self_reflection / mini_sound_test | v2 | v1 |",
+        "| text_to_audio / mini_sound_test | final | before |",
+        "| heard |",
+        "| silence |",
+    ):
+        assert row in table, table
+    dialogue = f"{setup}/exp/reason_eval/final/clarifying_dialogue/mini_sound_test"
+    assert os.path.exists(f"{dialogue}/dialogue/dialogue.jsonl")

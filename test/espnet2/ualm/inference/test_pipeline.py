@@ -285,6 +285,10 @@ def test_reflect_hears_the_codec_waveform_decoded_once(ualm, monkeypatch):
 
     monkeypatch.setattr(Decoder, "extend", spy)
     heard = ualm.reflect(captions, max_rounds=1)
+    # the control setting hears silence in place of each attempt (and still
+    # delivers the attempt's own audio)
+    control = ualm.reflect(captions, max_rounds=1, reflection_listens_to="silence")
+    assert all(c.attempts[0].audio.any() for c in control)
     calls = []
     real = UALM.decode_codes
 
@@ -299,9 +303,10 @@ def test_reflect_hears_the_codec_waveform_decoded_once(ualm, monkeypatch):
         v1 = a.reflection.attempts[0].codes
         assert torch.equal(v1, b.reflection.attempts[0].codes)
         assert not b.attempts[0].audio.any() and a.attempts[0].audio.any()
-    with_audio, with_silence = after_turn
+    with_audio, with_control, with_silence = after_turn
     for row in range(len(captions)):  # the conditional rows
         assert not torch.allclose(with_audio[row], with_silence[row])
+        assert torch.equal(with_control[row], with_silence[row])
 
 
 def test_enrich_and_dialogue(ualm):

@@ -139,6 +139,11 @@ def test_pack_budget_coverage_and_rejects(caplog):
     assert set(counts) == expected and set(counts.values()) == {1}
     assert sampler.last_stats.real_fraction > 0.9
     assert len(sampler) == len(sampler.generate(sampler.seed))
+    # a source none of whose examples fits is named, with its shortest
+    only_long = _source("reflect", "reasoning", [1500, 2000])
+    with pytest.raises(ValueError, match="reflect: every example is longer than 1024 "
+                       r"tokens \(the shortest: 1500\)"):  # fmt: skip
+        PackedBatchSampler(Blend([*sources, only_long]), 1024, 4)
 
 
 def test_bucket_budget_and_coverage():
