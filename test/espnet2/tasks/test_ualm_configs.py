@@ -27,9 +27,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)
 ALL_CONFIGS = sorted(
     glob.glob(os.path.join(ROOT, "egs2", "ualm", "*", "conf", "train_*.yaml"))
 )
-# post-training configs (stages 15-16) hold training keys only: ualm.sh
+# post-training configs (stages 15-16, 19, 21) hold training keys only: ualm.sh
 # completes them with stage 7's model part (factory.with_model_of)
-POST = ("train_winners.yaml", "train_dpo.yaml", "train_dpo_ce2.yaml")
+POST = (
+    "train_winners.yaml",
+    "train_dpo.yaml",
+    "train_dpo_ce2.yaml",
+    "train_reason.yaml",
+    "train_reflect.yaml",
+)
 POST_CONFIGS = [c for c in ALL_CONFIGS if os.path.basename(c) in POST]
 CONFIGS = [c for c in ALL_CONFIGS if c not in POST_CONFIGS]
 GPU_CONFIGS = [c for c in CONFIGS if "/ualm1/" in c]

@@ -203,9 +203,6 @@ def test_mini_recipe_end_to_end(tmp_path):
         assert row in table, table
     assert os.path.exists(f"{setup}/exp/ablation/ablation.png")
 
-    # stages 19-23: the reasoning rounds (one short epoch each, 4 prompts)
-    _reasoning_rounds(setup)
-
     metrics = json.load(open(f"{setup}/exp/codec/metrics.json"))
     assert metrics["valid"]["summary"]["lsd_db"]["mean"] < 6.0
 
@@ -218,6 +215,11 @@ def test_mini_recipe_end_to_end(tmp_path):
         for f in os.listdir(os.path.join(d, "log"))
     ]
     assert shard_logs and all("already done, skipping" in s for s in shard_logs)
+
+    # stages 19-23: the reasoning rounds (one short epoch each, 4 prompts); after
+    # the stage-4 rerun, whose check reads every shard log under dump/codec and
+    # stage 20 tokenizes its rounds there
+    _reasoning_rounds(setup)
 
     # The background enhancer's failure paths (stage 7 resumes its finished run).
     # It fails: stage 8 stops the recipe and names its log.

@@ -78,6 +78,7 @@ def test_every_manifest_task_builds_and_collates(manifests, dataset, builder):
         # corpus's; the tiny corpus has none
         "enrichment",
         "clarifying_dialogue",
+        "vague_text_to_audio",
     }
     assert {m["task"] for m in manifests.values()} == set(TASKS) - no_tiny_data
     collate = UALMCollateFn()
