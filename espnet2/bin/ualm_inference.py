@@ -27,6 +27,9 @@ decoded again from scratch. ``--merge`` writes ESPnet's layout:
 * ``codes.scp`` / ``codes.ark`` + ``codec.json``: generated codec codes
   ``[T, K]`` in stage 4's format (``espnet2.ualm.data.codes_io.CodesReader``);
 * ``errors.tsv``: items that got no answer, and why (also counted in the log);
+* ``truncated.tsv``: items with a segment cut at its length bound
+  (``max_text_tokens``, ``max_audio_seconds``) and the modalities cut, in
+  reply order (also counted in the log);
 * ``best_of.tsv`` (with ``best_of`` > 1 in the decoding settings): per item
   the index of the candidate kept and every candidate's score;
 * ``timing.json``: items and seconds per shard, and the wall time of the
@@ -55,6 +58,7 @@ corpus's hidden parameters); ``--max_turns`` bounds the questions.
 """
 
 import argparse
+import collections
 import io
 import json
 import logging
@@ -307,6 +311,7 @@ def run_shard(args: argparse.Namespace) -> None:
     ark = os.path.join(out, "codes.ark")
     start = time.time()
     size = max(1, ualm.settings.batch_size)
+    truncated = collections.Counter()
     with tqdm(
         total=len(todo), desc=f"{args.task} shard {args.job}/{args.num_jobs}"
     ) as bar:
@@ -321,6 +326,7 @@ def run_shard(args: argparse.Namespace) -> None:
                 if o.codes is not None and not row["error"]:
                     codes[o.id] = flatten_codes(o.codes.cpu().numpy())
                 rows.append(row)
+                truncated.update(set(o.truncated))
             for utt, pointer in _append_codes(kaldiio, ark, codes).items():
                 next(r for r in rows if r["id"] == utt)["codes"] = pointer
             # Last: a kill before this line leaves this batch unrecorded, so a
@@ -339,12 +345,20 @@ def run_shard(args: argparse.Namespace) -> None:
         seconds=seconds,
     )
     logging.info(f"shard {args.job}: {len(todo)} items in {seconds:.1f} s")
+    for modality, n in sorted(truncated.items()):
+        bound = "max_text_tokens" if modality == "text" else "max_audio_seconds"
+        logging.warning(
+            f"shard {args.job}: {n} of {len(todo)} items have a {modality} segment "
+            f"cut at {bound} (their results.jsonl rows list it under 'truncated')"
+        )
 
 
 def _output_row(o, out: str) -> dict:
     """The results record of one output, its audio written; a write that
     fails (or an id that cannot be a file name) is that item's error."""
     row = {"id": o.id, "text": o.text, "error": o.error}
+    if o.truncated:
+        row["truncated"] = o.truncated
     if o.candidate_scores is not None:
         row["best_of"] = {"chosen": o.chosen_candidate, "scores": o.candidate_scores}
     if o.audio is None:
@@ -543,9 +557,11 @@ def merge(args: argparse.Namespace) -> None:
     token_lines = [
         f"{utt} {row['codes']}\n" for utt, row in rows.items() if "codes" in row
     ]
-    texts, wavs, codec_wavs, best = [], [], [], []
+    texts, wavs, codec_wavs, best, cut = [], [], [], [], []
     for utt in sorted(rows):
         row = rows[utt]
+        if row.get("truncated"):
+            cut.append((utt, " ".join(row["truncated"])))
         if row.get("best_of"):
             shown = " ".join(f"{v:.4f}" for v in row["best_of"]["scores"])
             best.append((utt, f"{row['best_of']['chosen']} {shown}"))
@@ -563,6 +579,7 @@ def merge(args: argparse.Namespace) -> None:
         ("wav.scp", wavs),
         ("codec_wav.scp", codec_wavs),
         ("best_of.tsv", best),
+        ("truncated.tsv", cut),
     ):
         path = os.path.join(out, name)
         if items:
@@ -597,6 +614,11 @@ def merge(args: argparse.Namespace) -> None:
         f"merged {len(rows)} items: {len(texts)} text, {len(wavs)} audio"
         + (f", {n_reflected} with reflection/" if n_reflected else "")
         + (f", {n_dialogues} with dialogue/" if n_dialogues else "")
+        + (
+            f", {len(cut)} with a segment cut at its length bound (truncated.tsv)"
+            if cut
+            else ""
+        )
         + "; "
         f"{errors.summary(len(rows) + n_unread)}"
     )

@@ -134,5 +134,14 @@ def beam_search_text(
         score, ids = max(hyps, key=lambda h: h[0] / (len(h[1]) + 1) ** length_penalty)
         token_ids = [i - vocab.text_offset for i in ids]
         text = tokenizer.decode(token_ids) if tokenizer is not None else None
-        out.append(GeneratedSegment("text", "<eos>", token_ids, text=text, score=score))
+        out.append(
+            GeneratedSegment(
+                "text",
+                "<eos>",
+                token_ids,
+                text=text,
+                score=score,
+                truncated=len(token_ids) >= max_tokens,
+            )
+        )
     return out

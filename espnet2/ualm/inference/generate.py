@@ -657,7 +657,10 @@ class Conversation:
             if kind == "text":
                 ids = [int(i) - gen.vocab.text_offset for i in content[:-1, 0]]
                 text = gen.tokenizer.decode(ids) if gen.tokenizer is not None else None
-                segment = GeneratedSegment("text", _name(gen, close_id), ids, text=text)
+                segment = GeneratedSegment(
+                    "text", _name(gen, close_id), ids, text=text,
+                    truncated=len(ids) >= self.settings.max_text_tokens,
+                )  # fmt: skip
             else:
                 close_id = int(self.state.close_id[b])
                 if gen.closing_after:  # the closing step, then the codes
@@ -668,7 +671,10 @@ class Conversation:
                 if gen.closing_after:  # a pad among the frames: code 0, as
                     # ESPnet-SpeechLM's decode_batch clips it
                     codes = codes.masked_fill(codes == gen.vocab.codebook_size, 0)
-                segment = GeneratedSegment("audio", _name(gen, close_id), codes=codes)
+                segment = GeneratedSegment(
+                    "audio", _name(gen, close_id), codes=codes,
+                    truncated=codes.shape[0] >= self.frame_bounds[1],
+                )  # fmt: skip
             self._segments[b].append(segment)
 
     def _feed(self, frame: torch.Tensor, phases: List[int]) -> None:

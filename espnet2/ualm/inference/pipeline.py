@@ -100,6 +100,12 @@ class UALMOutput:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def truncated(self) -> List[str]:
+        """The modalities of the reply's segments cut at their length bound
+        (``max_text_tokens``, ``max_audio_seconds``), in order."""
+        return [s.modality for s in self.segments if getattr(s, "truncated", False)]
+
 
 def _user_turn(question: str) -> Dict[str, Any]:
     """A user message: the clip ``clip``, then the question."""

@@ -17,6 +17,8 @@ class GeneratedSegment:
     ``token_ids`` and, when a tokenizer was given, the decoded ``text``;
     audio segments hold the codec ``codes`` ``[T, K]``. ``score``: the
     sum of the chosen tokens' log-probabilities (beam search only).
+    ``truncated``: the segment reached its length bound (``max_text_tokens``
+    or ``max_audio_seconds``) and was closed there, not by the model.
     """
 
     modality: str
@@ -25,6 +27,7 @@ class GeneratedSegment:
     text: Optional[str] = None
     codes: Optional[torch.Tensor] = None
     score: Optional[float] = None
+    truncated: bool = False
 
     @property
     def value(self) -> Union[str, List[int], torch.Tensor]:

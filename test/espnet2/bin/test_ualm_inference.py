@@ -102,6 +102,19 @@ def test_understanding_tasks_write_text(packed_dir, audio_root, tmp_path):
         assert sorted(hyps) == ids, task
 
 
+def test_replies_cut_at_their_length_bound_are_listed(packed_dir, audio_root, tmp_path):
+    decode = tmp_path / "short.yaml"
+    decode.write_text("min_text_tokens: 2\nmax_text_tokens: 2\nbeam_size: 1\n")
+    data = os.path.join(audio_root, "tiny_sound_test")
+    out = str(tmp_path / "cut")
+    _run(packed_dir, "audio_caption", data, out, decode_config=str(decode))
+    cut = read_kv(os.path.join(out, "truncated.tsv"))
+    assert cut == {utt: "text" for utt in read_kv(os.path.join(data, "text"))}
+    # a later run whose replies fit removes the stale list
+    _run(packed_dir, "text_to_audio", data, out)
+    assert not os.path.exists(os.path.join(out, "truncated.tsv"))
+
+
 def test_resume_redoes_only_unfinished_items(packed_dir, audio_root, tmp_path):
     data = os.path.join(audio_root, "tiny_speech_test")
     out = str(tmp_path / "asr")

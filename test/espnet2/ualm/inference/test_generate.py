@@ -260,6 +260,11 @@ def test_min_and_max_seconds_bound_the_length(gen, t2a_prompts):
             generator=_seed(seed),
         )
         lengths += [r.segments[0].codes.shape[0] for r in results]
+        # a clip closed by the maximum is marked cut; one the model closed is not
+        assert all(
+            r.segments[0].truncated == (r.segments[0].codes.shape[0] == 7)
+            for r in results
+        )
     assert min(lengths) >= 2 and max(lengths) <= 7
 
 
@@ -317,6 +322,22 @@ def test_text_bounds(gen, t2a_prompts):
         generator=_seed(9),
     )
     assert all(3 <= len(r.segments[0].token_ids) <= 4 for r in results)
+    assert [r.segments[0].truncated for r in results] == [
+        len(r.segments[0].token_ids) == 4 for r in results
+    ]
+
+
+def test_a_segment_cut_at_its_bound_is_marked(gen, t2a_prompts):
+    """min == max: every segment is closed by its bound, not by the model."""
+    text = gen.generate(
+        t2a_prompts, modalities="text", min_text_tokens=3, max_text_tokens=3,
+        text_sampling=HOT, generator=_seed(9),
+    )  # fmt: skip
+    audio = gen.generate(
+        t2a_prompts, modalities="audio", min_audio_seconds=0.2,
+        max_audio_seconds=0.2, audio_sampling=HOT, generator=_seed(9),
+    )  # fmt: skip
+    assert all(r.segments[0].truncated for r in text + audio)
 
 
 def test_refusals(gen, model, t2a_prompts):
