@@ -87,6 +87,8 @@ train_unified_config=conf/train_unified.yaml
 align_exp=exp/ualm_align
 unified_exp=exp/ualm_unified
 train_args=""                   # extra ualm_train options for both stages
+train_unified_args=""           # extra ualm_train options for stage 7 only (the mini's
+                                # longer setting: "--max_epoch 240", run.sh's header)
 
 # Enhancer (stage 8), through ESPnet's GANTrainer (espnet2.bin.ualm_enhancer_train)
 enhancer_config=conf/enhancer.yaml
@@ -496,8 +498,9 @@ fi
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     log "Stage 7: unified training (${train_unified_config}) -> ${unified_exp}"
     [ -f "${align_exp}/valid.loss.best.pth" ] || die "run stage 6 first: ${align_exp}/valid.loss.best.pth missing"
+    # shellcheck disable=SC2086
     train_stage "${train_unified_config}" "${unified_exp}" \
-        --init_param "${align_exp}/valid.loss.best.pth"
+        --init_param "${align_exp}/valid.loss.best.pth" ${train_unified_args}
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
