@@ -6,7 +6,8 @@
 #   ./run.sh --local_data_opts "--scale 0.05" # a tiny corpus (the integration test)
 #   ./run.sh --train_unified_args "--max_epoch 240"
 #                                             # the longer setting: stage 7 trains
-#                                             # 3.3x as long (RESULTS.md, doc/mini_competence.md)
+#                                             # 3.3x as long, about 60 min on 2 cores
+#                                             # (RESULTS.md, doc/mini_competence.md)
 #   ./run.sh --stage 14 --stop_stage 18       # then post-training: preference pairs,
 #                                             # CE on the winners, DPO, ablations
 #   ./run.sh --stage 19 --stop_stage 23       # the reasoning rounds (UALM-Reason):
