@@ -86,6 +86,7 @@ def build(args, root: str):
     from espnet2.ualm.model.factory import build_ualm_model
     from espnet2.ualm.pretrained.speechlm import (
         convert_state,
+        peer_vocabulary,
         row_map,
         vocabulary_of,
     )
@@ -113,7 +114,8 @@ def build(args, root: str):
     peer = job.build_model()
     with torch.no_grad():
         peer.stream_emb.weight.normal_(std=0.02)
-    meta = job.vocab_meta
+    # the importer's reading of the peer's vocabulary (its audio layout included)
+    meta = peer_vocabulary(config, dirs["qwen3"], dirs["codec"])
     # the bench's text ids are the peer's own (its padded text range)
     vocab = vocabulary_of(meta, meta["text_end"] - meta["text_start"])
     names = list(meta["vocab"][meta["text_start"] : meta["text_end"]])

@@ -55,3 +55,23 @@ def test_a_benchmark_script_runs_on_a_tiny_shape(tmp_path):
     )
     report = json.load(open(out))
     assert report["results"][0]["shape"] == [256, 128] and "machine" in report
+
+
+@pytest.mark.slow
+def test_the_peer_benchmark_runs_on_a_tiny_shape(tmp_path):
+    # it builds ESPnet-SpeechLM's model and imports it with our converter, so it
+    # breaks when the importer's interface moves (it did once, unnoticed)
+    out = str(tmp_path / "peer.json")
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCH, "bench_peer.py"),
+            *("--hidden", "64", "--layers", "1", "--text_vocab", "1000"),
+            *("--length", "128", "--frames", "4", "--repeats", "1", "--json", out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    report = json.load(open(out))
+    assert report["train_ratio_speechlm_over_ualm"] > 0
+    assert report["decode"]["ualm"]["forwards"] > 4
