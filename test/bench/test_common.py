@@ -36,24 +36,22 @@ def test_report_names_the_machine(tmp_path):
     assert common.default_json("x").endswith(os.path.join("bench", "results", "x.json"))
 
 
-@pytest.mark.slow
-def test_a_benchmark_script_runs_on_a_tiny_shape(tmp_path):
-    out = str(tmp_path / "matmul.json")
+def run_bench(script: str, out: str, *args: str) -> dict:
+    """Run ``bench/<script>`` with ``args`` and ``--json out``; its report."""
     subprocess.run(
-        [
-            sys.executable,
-            os.path.join(BENCH, "bench_decode_matmul.py"),
-            "--shapes",
-            "256x128",
-            "--repeats",
-            "2",
-            "--json",
-            out,
-        ],
+        [sys.executable, os.path.join(BENCH, script), *args, "--json", out],
         check=True,
         capture_output=True,
     )
-    report = json.load(open(out))
+    return json.load(open(out))
+
+
+@pytest.mark.slow
+def test_a_benchmark_script_runs_on_a_tiny_shape(tmp_path):
+    out = str(tmp_path / "matmul.json")
+    report = run_bench(
+        "bench_decode_matmul.py", out, "--shapes", "256x128", "--repeats", "2"
+    )
     assert report["results"][0]["shape"] == [256, 128] and "machine" in report
 
 
@@ -61,17 +59,11 @@ def test_a_benchmark_script_runs_on_a_tiny_shape(tmp_path):
 def test_the_peer_benchmark_runs_on_a_tiny_shape(tmp_path):
     # it builds ESPnet-SpeechLM's model and imports it with our converter, so it
     # breaks when the importer's interface moves (it did once, unnoticed)
-    out = str(tmp_path / "peer.json")
-    subprocess.run(
-        [
-            sys.executable,
-            os.path.join(BENCH, "bench_peer.py"),
-            *("--hidden", "64", "--layers", "1", "--text_vocab", "1000"),
-            *("--length", "128", "--frames", "4", "--repeats", "1", "--json", out),
-        ],
-        check=True,
-        capture_output=True,
+    report = run_bench(
+        "bench_peer.py",
+        str(tmp_path / "peer.json"),
+        *("--hidden", "64", "--layers", "1", "--text_vocab", "1000"),
+        *("--length", "128", "--frames", "4", "--repeats", "1"),
     )
-    report = json.load(open(out))
     assert report["train_ratio_speechlm_over_ualm"] > 0
     assert report["decode"]["ualm"]["forwards"] > 4
